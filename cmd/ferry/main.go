@@ -1,0 +1,132 @@
+// Command ferry is a WhatsApp proxy split in two: an edge that users'
+// phones connect to, and an origin on an unblocked network, joined by a
+// tunnel. `ferry help` lists the roles and their variables.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/ferryproxy/ferry/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+const usage = `ferry: a WhatsApp proxy that splits into a disposable edge and a hidden origin
+
+Usage:
+  ferry edge          run an edge: client listeners, tunnels to origins
+  ferry origin        run an origin: accepts tunnels, dials allowed targets
+  ferry standalone    client listeners that dial the targets directly
+  ferry version       print the version
+  ferry help [ROLE]   list the environment variables, with forms and defaults
+
+Configuration is read from FERRY_* environment variables only.
+`
+
+// Exit statuses, as ../shared/CONTRACT.md fixes them.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitConfig  = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitConfig
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		// The first signal starts the drain; a second one kills at once.
+		<-ctx.Done()
+		stop()
+	}()
+
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "edge":
+		err = runEdge(ctx, stderr)
+	case "origin":
+		err = runOrigin(ctx, stderr)
+	case "standalone":
+		err = runStandalone(ctx, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	case "help", "--help", "-h":
+		return help(rest, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", cmd, usage)
+		return exitConfig
+	}
+	var cerr *config.Error
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &cerr):
+		fmt.Fprintf(stderr, "ferry: bad configuration: %v\n", err)
+		return exitConfig
+	default:
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailure
+	}
+}
+
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "dev"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return fmt.Sprintf("ferry %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func help(args []string, stdout, stderr io.Writer) int {
+	roles := map[string]any{"edge": &config.Edge{}, "origin": &config.Origin{}, "standalone": &config.Standalone{}}
+	order := []string{"edge", "origin", "standalone"}
+	if len(args) > 0 {
+		if _, ok := roles[args[0]]; !ok {
+			fmt.Fprintf(stderr, "ferry: unknown role %q: want edge, origin or standalone\n", args[0])
+			return exitConfig
+		}
+		order = args[:1]
+	} else {
+		fmt.Fprint(stdout, usage)
+	}
+	for _, role := range order {
+		fmt.Fprintf(stdout, "\nEnvironment of ferry %s:\n", role)
+		for _, v := range config.Vars(roles[role]) {
+			fmt.Fprintf(stdout, "\n  %s\n      %s\n      form:    %s\n", v.Key, v.Desc, v.Form)
+			if v.Default != "" {
+				fmt.Fprintf(stdout, "      default: %s\n", v.Default)
+			}
+		}
+	}
+	return exitOK
+}
+
+// newLogger writes logs to w in the configured level and format.
+func newLogger(c config.Common, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.Level(c.LogLevel)}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferryproxy/ferry/cert"
+	"github.com/ferryproxy/ferry/config"
+	"github.com/ferryproxy/ferry/edge"
+	"github.com/ferryproxy/ferry/origin"
+	"github.com/ferryproxy/ferry/tunnel"
+	"github.com/ferryproxy/ferry/upstream"
+)
+
+func runEdge(ctx context.Context, logw io.Writer) error {
+	var cfg config.Edge
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	log := newLogger(cfg.Common, logw)
+	tunnels := &edge.Tunnels{Log: log}
+	var names []string
+	for _, o := range cfg.Origins {
+		d, err := tunnel.NewWSDialer(o.URL(), o.Connect, o.SNI, string(cfg.Secret), log)
+		if err != nil {
+			return &config.Error{Var: "FERRY_EDGE_ORIGINS", Err: err}
+		}
+		tunnels.Origins = append(tunnels.Origins, edge.Origin{Name: o.String(), Dialer: d})
+		names = append(names, o.String())
+	}
+	lns, err := listenClients(cfg.Clients)
+	if err != nil {
+		return err
+	}
+	log.Info("ferry edge starting", "version", versionString(), "listen", cfg.Listen, "origins", names,
+		"max_conns", cfg.MaxConns, "grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
+
+	// Sessions outlive the client listeners: they carry the draining clients.
+	tctx, stopTunnels := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tunnels.Run(tctx)
+	}()
+	srv := &edge.Server{Listeners: lns, Connect: tunnels.Connect, MaxConns: int(cfg.MaxConns), Log: log}
+	err = srv.Run(ctx, time.Duration(cfg.Grace))
+	stopTunnels()
+	wg.Wait()
+	log.Info("ferry edge stopped")
+	return err
+}
+
+func runStandalone(ctx context.Context, logw io.Writer) error {
+	var cfg config.Standalone
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	log := newLogger(cfg.Common, logw)
+	lns, err := listenClients(cfg.Clients)
+	if err != nil {
+		return err
+	}
+	log.Info("ferry standalone starting", "version", versionString(), "listen", cfg.Listen,
+		"max_conns", cfg.MaxConns, "grace", time.Duration(cfg.Grace))
+	up := &upstream.Dialer{Targets: cfg.Targets}
+	connect := func(ctx context.Context, route string, _ net.Addr) (net.Conn, error) {
+		return up.Dial(ctx, route)
+	}
+	srv := &edge.Server{Listeners: lns, Connect: connect, MaxConns: int(cfg.MaxConns), Log: log}
+	err = srv.Run(ctx, time.Duration(cfg.Grace))
+	log.Info("ferry standalone stopped")
+	return err
+}
+
+func runOrigin(ctx context.Context, logw io.Writer) error {
+	var cfg config.Origin
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	log := newLogger(cfg.Common, logw)
+	var tlsConf *tls.Config
+	for _, u := range cfg.Listen {
+		if u.TLS() && tlsConf == nil {
+			c, err := cert.Load(cfg.TLSCert, cfg.TLSKey)
+			if err != nil {
+				return &config.Error{Var: "FERRY_ORIGIN_TLS_CERT", Err: err}
+			}
+			// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
+			tlsConf = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+		}
+	}
+	var lns []origin.Listener
+	for _, u := range cfg.Listen {
+		ln, err := listen(u.Host, "FERRY_ORIGIN_LISTEN")
+		if err != nil {
+			closeAll(lns)
+			return err
+		}
+		if u.TLS() {
+			ln = tls.NewListener(ln, tlsConf)
+		}
+		lns = append(lns, origin.Listener{Listener: ln, Path: u.Path})
+	}
+	log.Info("ferry origin starting", "version", versionString(), "listen", cfg.Listen, "targets", cfg.Targets,
+		"grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
+	srv := &origin.Server{
+		Listeners: lns,
+		Verifier:  tunnel.NewVerifier(string(cfg.Secret)),
+		Upstream:  &upstream.Dialer{Targets: cfg.Targets},
+		Decoy:     origin.NewDecoy(cfg.Decoy.URL, cfg.Decoy.Dir),
+		Log:       log,
+	}
+	err := srv.Run(ctx, time.Duration(cfg.Grace))
+	log.Info("ferry origin stopped")
+	return err
+}
+
+// listenClients opens the client listeners of an edge or standalone.
+func listenClients(c config.Clients) ([]edge.Listener, error) {
+	var lns []edge.Listener
+	for _, l := range c.Listen {
+		if l.TLS() || l.ProxyProtocol() {
+			closeAll(lns)
+			return nil, &config.Error{Var: "FERRY_EDGE_LISTEN", Err: fmt.Errorf("%s: scheme %s is not supported by this build yet; use tcp://", l, l.Scheme)}
+		}
+		ln, err := listen(l.Addr, "FERRY_EDGE_LISTEN")
+		if err != nil {
+			closeAll(lns)
+			return nil, err
+		}
+		lns = append(lns, edge.Listener{Listener: ln, Route: l.Route})
+	}
+	return lns, nil
+}
+
+// listen binds addr, and says how to fix the common failures.
+func listen(addr, variable string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	switch {
+	case errors.Is(err, syscall.EACCES) && port < 1024:
+		return nil, fmt.Errorf("%w: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability "+
+			"(sudo setcap cap_net_bind_service=+ep $(command -v ferry)), or choose other ports with %s", err, variable)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("%w: another program already listens on port %d (see: ss -ltnp 'sport = :%d'); stop it or choose another port with %s", err, port, port, variable)
+	}
+	return nil, fmt.Errorf("listen %s: %w", addr, err)
+}
+
+func closeAll[L interface{ Close() error }](ls []L) {
+	for _, l := range ls {
+		l.Close()
+	}
+}

@@ -1,0 +1,237 @@
+// Package config reads ferry's configuration from the environment.
+//
+// Every role has its own spec struct. Each field names its variable in an
+// `envconfig` tag and carries `desc` (what it is), `form` (what a value looks
+// like, quoted in errors) and `default` tags, so the struct is the one place
+// where a variable, its help text and its error message are defined.
+// ../shared/CONTRACT.md lists the names; they are kept as written there.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Error is a configuration error. It names the variable and the form a value
+// must have, and never quotes a secret.
+type Error struct {
+	Var  string // the environment variable, e.g. FERRY_EDGE_LISTEN
+	Form string // the expected form, from the field's form tag
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Form == "" {
+		return fmt.Sprintf("%s: %v", e.Var, e.Err)
+	}
+	return fmt.Sprintf("%s: %v (want %s)", e.Var, e.Err, e.Form)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Common holds the settings every role shares.
+type Common struct {
+	Admin     Address   `envconfig:"FERRY_ADMIN" default:"127.0.0.1:8199" form:"HOST:PORT, or empty to disable" desc:"admin HTTP address serving /metrics, /healthz, /readyz and a stats page at /"`
+	LogLevel  LogLevel  `envconfig:"FERRY_LOG_LEVEL" default:"info" form:"debug, info, warn or error" desc:"least severe log level written"`
+	LogFormat LogFormat `envconfig:"FERRY_LOG_FORMAT" default:"text" form:"text or json" desc:"log line format"`
+	Grace     Duration  `envconfig:"FERRY_GRACE" default:"30s" form:"a duration such as 30s or 2m" desc:"on SIGTERM or SIGINT, how long live connections may finish before they are closed"`
+}
+
+// Auth holds the secret shared by edges and origins.
+type Auth struct {
+	Secret Secret `envconfig:"FERRY_SECRET" form:"at least 32 characters, e.g. from: openssl rand -base64 33" desc:"shared secret of edges and origins (required)"`
+}
+
+// Clients holds the client-facing listeners of an edge or of standalone.
+type Clients struct {
+	Listen   Listeners `envconfig:"FERRY_EDGE_LISTEN" default:"tls://:443/chat,tcp://:80/chat80,tcp://:5222/chat,tcp://:587/media,tcp://:7777/media,proxy+tls://:8443/chat,proxy+tcp://:8080/chat80,proxy+tcp://:8222/chat" form:"comma-separated SCHEME://[HOST]:PORT/ROUTE with SCHEME tcp, tls, proxy+tcp or proxy+tls" desc:"client listeners; ROUTE names a target of the origin"`
+	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners (default: self-signed ECDSA P-256 with a random name, made at start)"`
+	TLSKey   string    `envconfig:"FERRY_EDGE_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_EDGE_TLS_CERT"`
+	MaxConns Count     `envconfig:"FERRY_EDGE_MAX_CONNS" default:"27500" form:"a whole number from 1 to 10000000" desc:"concurrent client connections at most; more are closed at once"`
+}
+
+// Upstream holds what an origin or standalone may dial.
+type Upstream struct {
+	Targets Targets `envconfig:"FERRY_ORIGIN_TARGETS" default:"chat=g.whatsapp.net:5222|g-fallback.whatsapp.net:5222,chat80=g.whatsapp.net:80|g-fallback.whatsapp.net:80,media=whatsapp.net:443" form:"comma-separated ROUTE=HOST:PORT[|HOST:PORT...]" desc:"the only destinations that will be dialled; a route's alternatives are tried in order"`
+}
+
+// Edge is the configuration of `ferry edge`.
+type Edge struct {
+	Common
+	Auth
+	Clients
+	Origins TunnelURLs `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH, with optional ?connect=IP:PORT&sni=NAME" desc:"origins to tunnel to, in order of preference (required)"`
+}
+
+// Origin is the configuration of `ferry origin`.
+type Origin struct {
+	Common
+	Auth
+	Upstream
+	Listen  TunnelListeners `envconfig:"FERRY_ORIGIN_LISTEN" default:"ws://:8080/tunnel" form:"comma-separated ws://[HOST]:PORT/PATH or wss://[HOST]:PORT/PATH" desc:"tunnel listeners that edges connect to"`
+	TLSCert string          `envconfig:"FERRY_ORIGIN_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for wss listeners (default: self-signed, made at start)"`
+	TLSKey  string          `envconfig:"FERRY_ORIGIN_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_ORIGIN_TLS_CERT"`
+	Decoy   Decoy           `envconfig:"FERRY_ORIGIN_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"what visitors without the secret see: a built-in web page, a site reverse-proxied, or files served"`
+}
+
+// Standalone is the configuration of `ferry standalone`.
+type Standalone struct {
+	Common
+	Clients
+	Upstream
+}
+
+// Load fills spec (a *Edge, *Origin or *Standalone) from the environment and
+// checks it. Every error it returns is an *Error.
+func Load(spec any) error {
+	if err := checkUnknown(os.Environ()); err != nil {
+		return err
+	}
+	if err := envconfig.Process("", spec); err != nil {
+		var perr *envconfig.ParseError
+		if errors.As(err, &perr) {
+			return &Error{Var: perr.KeyName, Form: formOf(spec, perr.KeyName), Err: perr.Err}
+		}
+		return &Error{Var: "environment", Err: err}
+	}
+	switch s := spec.(type) {
+	case *Edge:
+		return s.check()
+	case *Origin:
+		return s.check()
+	case *Standalone:
+		return s.check()
+	}
+	return nil
+}
+
+func (e *Edge) check() error {
+	if err := e.Auth.check(); err != nil {
+		return err
+	}
+	if len(e.Origins) == 0 {
+		return &Error{Var: "FERRY_EDGE_ORIGINS", Form: formOf(e, "FERRY_EDGE_ORIGINS"), Err: errors.New("is required for an edge")}
+	}
+	return e.Clients.check()
+}
+
+func (o *Origin) check() error {
+	if err := o.Auth.check(); err != nil {
+		return err
+	}
+	return checkKeyPair("FERRY_ORIGIN_TLS_CERT", o.TLSCert, "FERRY_ORIGIN_TLS_KEY", o.TLSKey)
+}
+
+func (s *Standalone) check() error {
+	for _, l := range s.Listen {
+		if _, ok := s.Targets[l.Route]; !ok {
+			return &Error{Var: "FERRY_EDGE_LISTEN", Err: fmt.Errorf("route %q of %s is not in FERRY_ORIGIN_TARGETS", l.Route, l)}
+		}
+	}
+	return s.Clients.check()
+}
+
+func (a *Auth) check() error {
+	if a.Secret == "" {
+		return &Error{Var: "FERRY_SECRET", Form: formOf(a, "FERRY_SECRET"), Err: errors.New("is required")}
+	}
+	return nil
+}
+
+func (c *Clients) check() error {
+	return checkKeyPair("FERRY_EDGE_TLS_CERT", c.TLSCert, "FERRY_EDGE_TLS_KEY", c.TLSKey)
+}
+
+func checkKeyPair(certVar, cert, keyVar, key string) error {
+	switch {
+	case cert != "" && key == "":
+		return &Error{Var: keyVar, Err: fmt.Errorf("is required when %s is set", certVar)}
+	case cert == "" && key != "":
+		return &Error{Var: certVar, Err: fmt.Errorf("is required when %s is set", keyVar)}
+	}
+	return nil
+}
+
+// Var describes one environment variable, for `ferry help`.
+type Var struct {
+	Key, Desc, Form, Default string
+}
+
+// Vars lists the variables of spec (a *Edge, *Origin or *Standalone) in the
+// order they are declared.
+func Vars(spec any) []Var {
+	var vars []Var
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous {
+				walk(f.Type)
+				continue
+			}
+			vars = append(vars, Var{
+				Key:     f.Tag.Get("envconfig"),
+				Desc:    f.Tag.Get("desc"),
+				Form:    f.Tag.Get("form"),
+				Default: f.Tag.Get("default"),
+			})
+		}
+	}
+	walk(reflect.TypeOf(spec).Elem())
+	return vars
+}
+
+func formOf(spec any, key string) string {
+	for _, v := range Vars(spec) {
+		if v.Key == key {
+			return v.Form
+		}
+	}
+	return ""
+}
+
+// checkUnknown refuses FERRY_ variables that no role reads, so that a typo
+// is not silently ignored. Any role's variables are allowed in any role: one
+// environment file may serve an edge and an origin.
+func checkUnknown(environ []string) error {
+	known := map[string]bool{}
+	for _, spec := range []any{&Edge{}, &Origin{}, &Standalone{}} {
+		for _, v := range Vars(spec) {
+			known[v.Key] = true
+		}
+	}
+	for _, kv := range environ {
+		key, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(key, "FERRY_") && !known[key] {
+			names := make([]string, 0, len(known))
+			for k := range known {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			return &Error{Var: key, Err: fmt.Errorf("is not a ferry variable (known: %s)", strings.Join(names, ", "))}
+		}
+	}
+	return nil
+}
+
+// Duration is a time.Duration that must be positive.
+type Duration time.Duration
+
+func (d *Duration) Decode(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration", s)
+	}
+	if v <= 0 {
+		return fmt.Errorf("%q is not positive", s)
+	}
+	*d = Duration(v)
+	return nil
+}

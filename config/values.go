@@ -1,0 +1,407 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Secret is the shared secret. It never prints itself.
+type Secret string
+
+// MinSecretLen is the shortest secret accepted: 32 characters of a random
+// base64 string carry about 190 bits.
+const MinSecretLen = 32
+
+func (s *Secret) Decode(v string) error {
+	if len(v) < MinSecretLen {
+		// The value is never quoted: even a wrong secret is a secret.
+		return fmt.Errorf("is %d characters long, shorter than %d", len(v), MinSecretLen)
+	}
+	*s = Secret(v)
+	return nil
+}
+
+func (s Secret) String() string               { return "[redacted]" }
+func (s Secret) GoString() string             { return "[redacted]" }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Address is a HOST:PORT to listen on, or empty for none.
+type Address string
+
+func (a *Address) Decode(v string) error {
+	if v != "" {
+		if err := checkHostPort(v, true); err != nil {
+			return err
+		}
+	}
+	*a = Address(v)
+	return nil
+}
+
+// LogLevel is a slog level by name.
+type LogLevel slog.Level
+
+func (l *LogLevel) Decode(v string) error {
+	levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+	lv, ok := levels[strings.ToLower(v)]
+	if !ok {
+		return fmt.Errorf("%q is not a level", v)
+	}
+	*l = LogLevel(lv)
+	return nil
+}
+
+// LogFormat is "text" or "json".
+type LogFormat string
+
+func (f *LogFormat) Decode(v string) error {
+	if v != "text" && v != "json" {
+		return fmt.Errorf("%q is not a format", v)
+	}
+	*f = LogFormat(v)
+	return nil
+}
+
+// Count is a positive whole number.
+type Count int
+
+func (c *Count) Decode(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 10_000_000 {
+		return fmt.Errorf("%q is out of range", v)
+	}
+	*c = Count(n)
+	return nil
+}
+
+// Listener is one client listener: SCHEME://[HOST]:PORT/ROUTE.
+type Listener struct {
+	Scheme string // tcp, tls, proxy+tcp or proxy+tls
+	Addr   string // [HOST]:PORT; an empty host means every address, IPv4 and IPv6
+	Route  string
+}
+
+// TLS reports whether the listener terminates TLS.
+func (l Listener) TLS() bool { return strings.HasSuffix(l.Scheme, "tls") }
+
+// ProxyProtocol reports whether a PROXY protocol header precedes each connection.
+func (l Listener) ProxyProtocol() bool { return strings.HasPrefix(l.Scheme, "proxy+") }
+
+func (l Listener) String() string { return l.Scheme + "://" + l.Addr + "/" + l.Route }
+
+// ParseListener parses one SCHEME://[HOST]:PORT/ROUTE.
+func ParseListener(s string) (Listener, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return Listener{}, fmt.Errorf("%q is not a listener URL", s)
+	}
+	switch u.Scheme {
+	case "tcp", "tls", "proxy+tcp", "proxy+tls":
+	default:
+		return Listener{}, fmt.Errorf("%q: scheme %q is not tcp, tls, proxy+tcp or proxy+tls", s, u.Scheme)
+	}
+	if err := checkHostPort(u.Host, true); err != nil {
+		return Listener{}, fmt.Errorf("%q: %w", s, err)
+	}
+	route := strings.TrimPrefix(u.Path, "/")
+	if err := checkRoute(route); err != nil {
+		return Listener{}, fmt.Errorf("%q: %w", s, err)
+	}
+	return Listener{Scheme: u.Scheme, Addr: u.Host, Route: route}, nil
+}
+
+// Listeners is a comma-separated list of Listener.
+type Listeners []Listener
+
+func (ls *Listeners) Decode(v string) error {
+	var out Listeners
+	seen := map[string]bool{}
+	for _, part := range splitList(v) {
+		l, err := ParseListener(part)
+		if err != nil {
+			return err
+		}
+		if seen[l.Addr] {
+			return fmt.Errorf("%s is listed twice", l.Addr)
+		}
+		seen[l.Addr] = true
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		return errors.New("no listener given")
+	}
+	*ls = out
+	return nil
+}
+
+// TunnelURL is where a tunnel runs: an origin an edge dials, or a listener.
+type TunnelURL struct {
+	Scheme  string // ws or wss
+	Host    string // HOST:PORT, the port filled in from the scheme when a dial URL leaves it out
+	Path    string // the HTTP path of the WebSocket, starting with /
+	Connect string // dial this IP:PORT instead of resolving Host (dial URLs only)
+	SNI     string // the TLS server name to send (dial URLs only)
+}
+
+// URL returns the URL without ferry's options: what is dialled or served.
+func (u TunnelURL) URL() string { return u.Scheme + "://" + u.Host + u.Path }
+
+func (u TunnelURL) String() string {
+	s := u.URL()
+	q := url.Values{}
+	if u.Connect != "" {
+		q.Set("connect", u.Connect)
+	}
+	if u.SNI != "" {
+		q.Set("sni", u.SNI)
+	}
+	if len(q) > 0 {
+		s += "?" + q.Encode()
+	}
+	return s
+}
+
+// TLS reports whether the tunnel runs over TLS.
+func (u TunnelURL) TLS() bool { return u.Scheme == "wss" }
+
+// ParseTunnelURL parses an origin URL as an edge dials it:
+// ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH with the query options
+// connect=IP:PORT and sni=NAME.
+func ParseTunnelURL(s string) (TunnelURL, error) {
+	u, err := parseTunnel(s)
+	if err != nil {
+		return TunnelURL{}, err
+	}
+	if u.Hostname() == "" {
+		return TunnelURL{}, fmt.Errorf("%q has no host", s)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "wss" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	if err := checkHostPort(host, false); err != nil {
+		return TunnelURL{}, fmt.Errorf("%q: %w", s, err)
+	}
+	t := TunnelURL{Scheme: u.Scheme, Host: host, Path: u.Path}
+	for k, vs := range u.Query() {
+		if len(vs) != 1 {
+			return TunnelURL{}, fmt.Errorf("%q: option %s is given %d times", s, k, len(vs))
+		}
+		switch v := vs[0]; k {
+		case "connect":
+			if err := checkHostPort(v, false); err != nil {
+				return TunnelURL{}, fmt.Errorf("%q: connect: %w", s, err)
+			}
+			t.Connect = v
+		case "sni":
+			if v == "" || strings.ContainsAny(v, ":/ ") {
+				return TunnelURL{}, fmt.Errorf("%q: sni %q is not a server name", s, v)
+			}
+			t.SNI = v
+		default:
+			return TunnelURL{}, fmt.Errorf("%q: unknown option %q (known: connect, sni)", s, k)
+		}
+	}
+	return t, nil
+}
+
+// ParseTunnelListener parses a tunnel listener: ws://[HOST]:PORT/PATH or
+// wss://[HOST]:PORT/PATH.
+func ParseTunnelListener(s string) (TunnelURL, error) {
+	u, err := parseTunnel(s)
+	if err != nil {
+		return TunnelURL{}, err
+	}
+	if u.RawQuery != "" {
+		return TunnelURL{}, fmt.Errorf("%q: a listener takes no options", s)
+	}
+	if err := checkHostPort(u.Host, true); err != nil {
+		return TunnelURL{}, fmt.Errorf("%q: %w", s, err)
+	}
+	return TunnelURL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil
+}
+
+func parseTunnel(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.User != nil || u.Fragment != "" {
+		return nil, fmt.Errorf("%q is not a tunnel URL", s)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return nil, fmt.Errorf("%q: scheme %q is not ws or wss", s, u.Scheme)
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	if u.RawPath != "" {
+		return nil, fmt.Errorf("%q: the path must not be escaped", s)
+	}
+	return u, nil
+}
+
+// TunnelURLs is a comma-separated list of origins to dial, in order of preference.
+type TunnelURLs []TunnelURL
+
+func (ts *TunnelURLs) Decode(v string) error {
+	var out TunnelURLs
+	for _, part := range splitList(v) {
+		t, err := ParseTunnelURL(part)
+		if err != nil {
+			return err
+		}
+		out = append(out, t)
+	}
+	*ts = out
+	return nil
+}
+
+// TunnelListeners is a comma-separated list of tunnel listeners.
+type TunnelListeners []TunnelURL
+
+func (ts *TunnelListeners) Decode(v string) error {
+	var out TunnelListeners
+	seen := map[string]bool{}
+	for _, part := range splitList(v) {
+		t, err := ParseTunnelListener(part)
+		if err != nil {
+			return err
+		}
+		if seen[t.Host] {
+			return fmt.Errorf("%s is listed twice", t.Host)
+		}
+		seen[t.Host] = true
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return errors.New("no listener given")
+	}
+	*ts = out
+	return nil
+}
+
+// Targets maps each route to its alternatives, HOST:PORT each, in the order
+// they are tried.
+type Targets map[string][]string
+
+// ParseTargets parses ROUTE=HOST:PORT[|HOST:PORT...],...
+func ParseTargets(v string) (Targets, error) {
+	out := Targets{}
+	for _, part := range splitList(v) {
+		route, alts, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q has no =", part)
+		}
+		if err := checkRoute(route); err != nil {
+			return nil, fmt.Errorf("%q: %w", part, err)
+		}
+		if _, dup := out[route]; dup {
+			return nil, fmt.Errorf("route %q is listed twice", route)
+		}
+		for _, alt := range strings.Split(alts, "|") {
+			if err := checkHostPort(alt, false); err != nil {
+				return nil, fmt.Errorf("%q: %w", part, err)
+			}
+			out[route] = append(out[route], alt)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no target given")
+	}
+	return out, nil
+}
+
+func (t *Targets) Decode(v string) error {
+	out, err := ParseTargets(v)
+	if err != nil {
+		return err
+	}
+	*t = out
+	return nil
+}
+
+// Decoy is what the origin shows visitors without the secret: the built-in
+// page when both fields are empty, else a site to reverse-proxy, else a
+// directory to serve.
+type Decoy struct {
+	URL *url.URL
+	Dir string
+}
+
+func (d *Decoy) Decode(v string) error {
+	switch {
+	case v == "":
+		*d = Decoy{}
+	case strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://"):
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("%q is not a URL", v)
+		}
+		*d = Decoy{URL: u}
+	default:
+		fi, err := os.Stat(v)
+		if err != nil {
+			return fmt.Errorf("%q: %w", v, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%q is not a directory", v)
+		}
+		*d = Decoy{Dir: v}
+	}
+	return nil
+}
+
+// splitList splits a comma-separated list, dropping blanks around items.
+func splitList(v string) []string {
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// checkRoute allows short names of letters, digits, '.', '_' and '-'; they
+// travel in every stream header.
+func checkRoute(r string) error {
+	if r == "" || len(r) > MaxRouteLen {
+		return fmt.Errorf("route %q must be 1 to %d characters", r, MaxRouteLen)
+	}
+	for _, c := range r {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("route %q may hold only letters, digits, '.', '_' and '-'", r)
+		}
+	}
+	return nil
+}
+
+// MaxRouteLen is the longest route name.
+const MaxRouteLen = 64
+
+// checkHostPort checks HOST:PORT; emptyHost allows ":PORT" for listeners.
+func checkHostPort(hp string, emptyHost bool) error {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT", hp)
+	}
+	if host == "" && !emptyHost {
+		return fmt.Errorf("%q has no host", hp)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("%q: bad host", hp)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port must be 1 to 65535", hp)
+	}
+	return nil
+}

@@ -1,0 +1,9 @@
+module github.com/ferryproxy/ferry
+
+go 1.26.8
+
+require (
+	github.com/coder/websocket v1.8.15
+	github.com/hashicorp/yamux v0.1.2
+	github.com/kelseyhightower/envconfig v1.4.0
+)

@@ -1,0 +1,180 @@
+// Package relay copies bytes between two connections, both ways: the one
+// copy loop of ferry, used by edge, origin and standalone alike.
+package relay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options tune a relay. The zero value holds the defaults.
+type Options struct {
+	// Idle closes both connections once no byte has moved either way for
+	// this long. Zero means DefaultIdle, the official proxy's value.
+	Idle time.Duration
+	// HalfClosedIdle replaces Idle once one direction has ended, like
+	// HAProxy's client-fin and server-fin timeouts: a peer that half-closed
+	// and then went silent is not kept for the whole Idle. Zero means
+	// DefaultHalfClosedIdle.
+	HalfClosedIdle time.Duration
+}
+
+const (
+	DefaultIdle           = 200 * time.Second
+	DefaultHalfClosedIdle = 10 * time.Second
+)
+
+func (o Options) idle() time.Duration {
+	if o.Idle > 0 {
+		return o.Idle
+	}
+	return DefaultIdle
+}
+
+func (o Options) halfClosedIdle() time.Duration {
+	if o.HalfClosedIdle > 0 {
+		return o.HalfClosedIdle
+	}
+	return DefaultHalfClosedIdle
+}
+
+// Result says what a relay moved and why it ended.
+type Result struct {
+	AToB, BToA int64 // bytes copied from a to b and from b to a
+	// Err is the first failure, or nil when both directions ended with EOF.
+	// It is ErrIdle after an idle timeout and the context's error when ctx
+	// ended the relay.
+	Err error
+}
+
+// ErrIdle is the Result.Err of a relay closed for idleness.
+var ErrIdle = errors.New("idle timeout")
+
+// BufferSize is the size of a copy buffer; buffers are pooled.
+const BufferSize = 32 << 10
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
+
+// Pipe relays between a and b until both directions have ended, then closes
+// both. EOF read from one side ends only that direction: the other side's
+// writing is closed (CloseWrite) and the opposite direction goes on. A
+// failure either way, the idle timeout or the end of ctx closes both at once;
+// a TCP connection is then reset, so its peer sees an error, not an EOF.
+func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
+	p := &pipe{a: a, b: b, opts: o}
+	p.touch()
+	p.timer = time.AfterFunc(o.idle(), p.checkIdle)
+	stop := context.AfterFunc(ctx, func() { p.abort(ctx.Err()) })
+
+	var ab int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ab = p.copy(b, a)
+	}()
+	ba := p.copy(a, b)
+	<-done
+
+	stop()
+	p.finished.Store(true)
+	p.timer.Stop()
+	a.Close()
+	b.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Result{AToB: ab, BToA: ba, Err: p.err}
+}
+
+type pipe struct {
+	a, b  net.Conn
+	opts  Options
+	timer *time.Timer
+
+	last       atomic.Int64 // unix nanoseconds of the last byte read either way
+	halfClosed atomic.Bool
+	finished   atomic.Bool
+
+	mu  sync.Mutex
+	err error // the first failure
+}
+
+func (p *pipe) touch() { p.last.Store(time.Now().UnixNano()) }
+
+// copy moves src to dst until EOF or failure, and returns the bytes moved.
+// It is a named function so that stack dumps show it.
+func (p *pipe) copy(dst, src net.Conn) int64 {
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			p.touch()
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				p.abort(werr)
+				return total
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				if !p.halfClosed.Swap(true) {
+					p.timer.Reset(p.opts.halfClosedIdle())
+				}
+				if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+					if err := cw.CloseWrite(); err != nil {
+						p.abort(err)
+					}
+				}
+			} else {
+				p.abort(rerr)
+			}
+			return total
+		}
+	}
+}
+
+// abort records err, if it is the first, and unblocks and closes both sides.
+func (p *pipe) abort(err error) {
+	p.mu.Lock()
+	first := p.err == nil
+	if first {
+		p.err = err
+	}
+	p.mu.Unlock()
+	if !first {
+		return
+	}
+	for _, c := range []net.Conn{p.a, p.b} {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		// A deadline wakes reads and writes blocked in any net.Conn,
+		// including stream types whose Close only ends one direction.
+		c.SetDeadline(time.Unix(1, 0))
+		c.Close()
+	}
+}
+
+func (p *pipe) checkIdle() {
+	if p.finished.Load() {
+		return
+	}
+	limit := p.opts.idle()
+	if p.halfClosed.Load() {
+		limit = p.opts.halfClosedIdle()
+	}
+	quiet := time.Duration(time.Now().UnixNano() - p.last.Load())
+	if quiet >= limit {
+		p.abort(ErrIdle)
+		return
+	}
+	p.timer.Reset(limit - quiet)
+}
