@@ -6,4 +6,5 @@ require (
 	github.com/coder/websocket v1.8.15
 	github.com/hashicorp/yamux v0.1.2
 	github.com/kelseyhightower/envconfig v1.4.0
+	go.uber.org/goleak v1.3.0
 )

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"maps"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ferryproxy/ferry/tunnel"
+)
+
+// response is what a prober sees of one HTTP request, Date aside.
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func get(t *testing.T, client *http.Client, url string, header http.Header) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps.Copy(req.Header, header)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Header.Del("Date")
+	return response{resp.StatusCode, resp.Header, string(body)}
+}
+
+func upgradeHeader(token string) http.Header {
+	h := http.Header{}
+	h.Set("Connection", "Upgrade")
+	h.Set("Upgrade", "websocket")
+	h.Set("Sec-WebSocket-Version", "13")
+	h.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return h
+}
+
+// TestDecoy checks that every request without a valid token, on the tunnel
+// path or any other, gets the same ordinary page, and opens no session.
+func TestDecoy(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"chat": {"127.0.0.1:1"}})
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr}
+		base := strings.Replace(strings.TrimSuffix(o.url, "/tunnel"), "ws", "http", 1)
+
+		now := time.Now()
+		replayed := tunnel.Token(secret, now)
+		// A real edge's dial with this token succeeds, once.
+		c, _, err := websocket.Dial(context.Background(), o.url, &websocket.DialOptions{
+			HTTPClient: client,
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + replayed}},
+		})
+		if err != nil {
+			t.Fatalf("dial with a good token: %v", err)
+		}
+		c.CloseNow()
+
+		want := get(t, client, base+"/", nil)
+		if want.status != http.StatusOK || !strings.Contains(want.body, "<html") {
+			t.Fatalf("decoy is %d %q", want.status, want.body)
+		}
+		cases := []struct {
+			name, path string
+			header     http.Header
+		}{
+			{"other path", "/index.html", nil},
+			{"tunnel path, plain GET", "/tunnel", nil},
+			{"no token", "/tunnel", upgradeHeader("")},
+			{"garbage token", "/tunnel", upgradeHeader("hello")},
+			{"wrong secret", "/tunnel", upgradeHeader(tunnel.Token("another-secret-0123456789-0123456789", now))},
+			{"expired", "/tunnel", upgradeHeader(tunnel.Token(secret, now.Add(-2*tunnel.MaxSkew)))},
+			{"from the future", "/tunnel", upgradeHeader(tunnel.Token(secret, now.Add(2*tunnel.MaxSkew)))},
+			{"replayed", "/tunnel", upgradeHeader(replayed)},
+			{"good token, other path", "/other", upgradeHeader(tunnel.Token(secret, now))},
+		}
+		before := o.srv.Stats()
+		for _, tc := range cases {
+			got := get(t, client, base+tc.path, tc.header)
+			if got.status != want.status || got.body != want.body || !maps.EqualFunc(got.header, want.header, func(a, b []string) bool {
+				return strings.Join(a, ",") == strings.Join(b, ",")
+			}) {
+				t.Errorf("%s: got %d %v, want the decoy's %d %v", tc.name, got.status, got.header, want.status, want.header)
+			}
+		}
+		after := o.srv.Stats()
+		if after.Sessions != 0 {
+			t.Errorf("%d sessions open after refused requests", after.Sessions)
+		}
+		if n := after.AuthFailures - before.AuthFailures; n != 6 {
+			t.Errorf("%d authentication failures counted, want 6", n)
+		}
+	})
+}

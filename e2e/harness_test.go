@@ -1,0 +1,172 @@
+// Package e2e runs edges and origins together on loopback, with fake
+// WhatsApp servers behind them, and checks what clients see.
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ferryproxy/ferry/cert"
+	"github.com/ferryproxy/ferry/edge"
+	"github.com/ferryproxy/ferry/origin"
+	"github.com/ferryproxy/ferry/tunnel"
+	"github.com/ferryproxy/ferry/upstream"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const secret = "test-secret-0123456789-0123456789-abcdef"
+
+// transports are the tunnel schemes every end-to-end case runs over.
+var transports = []string{"ws", "wss"}
+
+// forEachTransport runs f as a subtest per transport.
+func forEachTransport(t *testing.T, f func(t *testing.T, scheme string)) {
+	for _, scheme := range transports {
+		t.Run(scheme, func(t *testing.T) { f(t, scheme) })
+	}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("FERRY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// originProc is a running origin.
+type originProc struct {
+	srv    *origin.Server
+	addr   string // HOST:PORT of its tunnel listener
+	url    string // the URL edges dial
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startOrigin runs an origin on addr ("127.0.0.1:0" for any port) with the
+// given targets.
+func startOrigin(t testing.TB, scheme, addr string, targets map[string][]string) *originProc {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scheme == "wss" {
+		c, err := cert.SelfSigned()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{c}, NextProtos: []string{"http/1.1"}})
+	}
+	srv := &origin.Server{
+		Listeners: []origin.Listener{{Listener: ln, Path: "/tunnel"}},
+		Verifier:  tunnel.NewVerifier(secret),
+		Upstream:  &upstream.Dialer{Targets: targets, Timeout: time.Second},
+		Decoy:     origin.NewDecoy(nil, ""),
+		Log:       testLogger(t),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &originProc{srv: srv, addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	p.url = scheme + "://" + p.addr + "/tunnel"
+	go func() {
+		defer close(p.done)
+		srv.Run(ctx, time.Second)
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// stop stops the origin and waits for it; it may be called more than once.
+func (p *originProc) stop() {
+	p.cancel()
+	<-p.done
+}
+
+// edgeProc is a running edge.
+type edgeProc struct {
+	srv     *edge.Server
+	tunnels *edge.Tunnels
+	addrs   map[string]string // route → client listener HOST:PORT
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// startEdge runs an edge with a client listener per route, tunnelling to
+// the origin URL.
+func startEdge(t testing.TB, originURL string, routes ...string) *edgeProc {
+	t.Helper()
+	d, err := tunnel.NewWSDialer(originURL, "", "", secret, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tunnels := &edge.Tunnels{
+		Origins: []edge.Origin{{Name: originURL, Dialer: d}},
+		Backoff: edge.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond},
+		Log:     testLogger(t),
+	}
+	e := &edgeProc{tunnels: tunnels, addrs: map[string]string{}, done: make(chan struct{})}
+	var lns []edge.Listener
+	for _, r := range routes {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, edge.Listener{Listener: ln, Route: r})
+		e.addrs[r] = ln.Addr().String()
+	}
+	e.srv = &edge.Server{Listeners: lns, Connect: tunnels.Connect, Log: testLogger(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	tctx, stopTunnels := context.WithCancel(context.Background())
+	e.cancel = cancel
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tunnels.Run(tctx)
+	}()
+	go func() {
+		defer close(e.done)
+		e.srv.Run(ctx, time.Second)
+		stopTunnels()
+		wg.Wait()
+	}()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *edgeProc) stop() {
+	e.cancel()
+	<-e.done
+}
+
+// dial connects a client to the edge's listener for route.
+func (e *edgeProc) dial(t testing.TB, route string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", e.addrs[route])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// echoOnce writes msg on c and reads the same number of bytes back.
+func echoOnce(c net.Conn, msg []byte) ([]byte, error) {
+	if _, err := c.Write(msg); err != nil {
+		return nil, err
+	}
+	got := make([]byte, len(msg))
+	_, err := io.ReadFull(c, got)
+	return got, err
+}
