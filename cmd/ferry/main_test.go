@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/ferryproxy/ferry/config"
+	"github.com/ferryproxy/ferry/internal/fake"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const secret = "0123456789abcdef0123456789abcdef-test"
+
+// clearEnv removes every FERRY_ variable for the test.
+func clearEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "FERRY_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// TestBadConfig checks that each bad value exits with status 2 and a
+// message naming the variable.
+func TestBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		role string
+		env  map[string]string
+		want string
+	}{
+		{"edge", map[string]string{"FERRY_EDGE_ORIGINS": "ws://o.example/t"}, "FERRY_SECRET"},
+		{"edge", map[string]string{"FERRY_SECRET": "short", "FERRY_EDGE_ORIGINS": "ws://o.example/t"}, "FERRY_SECRET"},
+		{"edge", map[string]string{"FERRY_SECRET": secret}, "FERRY_EDGE_ORIGINS"},
+		{"edge", map[string]string{"FERRY_SECRET": secret, "FERRY_EDGE_ORIGINS": "ftp://o.example/t"}, "FERRY_EDGE_ORIGINS"},
+		{"edge", map[string]string{"FERRY_SECRET": secret, "FERRY_EDGE_ORIGINS": "ws://o.example/t", "FERRY_EDGE_LISTEN": "tcp://:80"}, "FERRY_EDGE_LISTEN"},
+		{"origin", map[string]string{"FERRY_SECRET": secret, "FERRY_ORIGIN_LISTEN": "quic:/x"}, "FERRY_ORIGIN_LISTEN"},
+		{"origin", map[string]string{"FERRY_SECRET": secret, "FERRY_ORIGIN_TARGETS": "chat"}, "FERRY_ORIGIN_TARGETS"},
+		{"origin", map[string]string{"FERRY_SECRET": secret, "FERRY_LOG_LEVEL": "loud"}, "FERRY_LOG_LEVEL"},
+		{"standalone", map[string]string{"FERRY_EDGE_MAX_CONNS": "-1"}, "FERRY_EDGE_MAX_CONNS"},
+		{"standalone", map[string]string{"FERRY_GRACE": "forever"}, "FERRY_GRACE"},
+	} {
+		clearEnv(t)
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		var stderr bytes.Buffer
+		if code := run([]string{tc.role}, io.Discard, &stderr); code != exitConfig {
+			t.Errorf("%s %v: exit %d, want %d (%s)", tc.role, tc.env, code, exitConfig, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), tc.want+":") {
+			t.Errorf("%s %v: %q does not name %s", tc.role, tc.env, stderr.String(), tc.want)
+		}
+		if strings.Contains(stderr.String(), secret) {
+			t.Errorf("%s %v: the secret is printed", tc.role, tc.env)
+		}
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"sail"}, io.Discard, &stderr); code != exitConfig {
+		t.Errorf("unknown command: exit %d", code)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"help"}, &out, io.Discard); code != exitOK {
+		t.Fatalf("help: exit %d", code)
+	}
+	for _, spec := range []any{&config.Edge{}, &config.Origin{}, &config.Standalone{}} {
+		for _, v := range config.Vars(spec) {
+			if !strings.Contains(out.String(), v.Key) || v.Desc == "" || v.Form == "" {
+				t.Errorf("help lacks %s, or it has no description or form", v.Key)
+			}
+		}
+	}
+	out.Reset()
+	run([]string{"help", "origin"}, &out, io.Discard)
+	if !strings.Contains(out.String(), "FERRY_ORIGIN_DECOY") || strings.Contains(out.String(), "FERRY_EDGE_ORIGINS") {
+		t.Errorf("help origin:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run([]string{"version"}, &out, io.Discard); code != exitOK || !strings.HasPrefix(out.String(), "ferry ") {
+		t.Errorf("version: %d %q", code, out.String())
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a ferry process started by a test.
+type proc struct {
+	cmd   *exec.Cmd
+	lines chan string // stderr, line by line
+}
+
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ferry")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// start runs bin with args and env, and waits for its log line containing
+// ready.
+func start(t *testing.T, bin string, env []string, ready string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, lines: make(chan string, 100)}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		for range p.lines {
+		}
+		cmd.Wait()
+	})
+	p.waitFor(t, ready)
+	return p
+}
+
+func (p *proc) waitFor(t *testing.T, s string) {
+	t.Helper()
+	for line := range p.lines {
+		if strings.Contains(line, s) {
+			return
+		}
+	}
+	t.Fatalf("process ended before logging %q", s)
+}
+
+// TestSignalDrains runs the binary: an edge and an origin relay a client;
+// on SIGTERM the edge stops accepting, lets the live client finish, and
+// exits 0; so does the origin.
+func TestSignalDrains(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := build(t)
+	echo := fake.Start(t, fake.Echo)
+	originAddr, edgeAddr := freeAddr(t), freeAddr(t)
+	common := []string{"FERRY_SECRET=" + secret, "FERRY_ADMIN=", "FERRY_LOG_LEVEL=debug"}
+	org := start(t, bin, append(common, "FERRY_ORIGIN_LISTEN=ws://"+originAddr+"/t", "FERRY_ORIGIN_TARGETS=chat="+echo.Addr()),
+		"ferry origin starting", "origin")
+	edg := start(t, bin, append(common, "FERRY_EDGE_LISTEN=tcp://"+edgeAddr+"/chat", "FERRY_EDGE_ORIGINS=ws://"+originAddr+"/t"),
+		"tunnel up", "edge")
+
+	c, err := net.Dial("tcp", edgeAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echoLine := func(msg string) {
+		t.Helper()
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo %q, %v", buf, err)
+		}
+	}
+	echoLine("before")
+
+	edg.cmd.Process.Signal(syscall.SIGTERM)
+	edg.waitFor(t, "draining")
+	if c2, err := net.Dial("tcp", edgeAddr); err == nil {
+		c2.Close()
+		t.Error("edge accepted a client while draining")
+	}
+	echoLine("during the drain") // the live client still works
+	c.Close()
+	if err := edg.cmd.Wait(); err != nil {
+		t.Errorf("edge exit: %v", err)
+	}
+
+	org.cmd.Process.Signal(syscall.SIGTERM)
+	if err := org.cmd.Wait(); err != nil {
+		t.Errorf("origin exit: %v", err)
+	}
+}

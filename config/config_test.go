@@ -1,0 +1,190 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodSecret = "0123456789abcdef0123456789abcdef"
+
+// setenv sets vars for the test, and clears every other FERRY_ variable.
+func setenv(t *testing.T, vars map[string]string) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "FERRY_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_EDGE_ORIGINS": "wss://origin.example/t?connect=192.0.2.1:443&sni=cdn.example"})
+	var e Edge
+	if err := Load(&e); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Listen) != 8 || e.Listen[0] != (Listener{Scheme: "tls", Addr: ":443", Route: "chat"}) {
+		t.Errorf("listen %v", e.Listen)
+	}
+	if e.MaxConns != 27500 || time.Duration(e.Grace) != 30*time.Second || e.Admin != "127.0.0.1:8199" {
+		t.Errorf("defaults %+v", e.Common)
+	}
+	want := TunnelURL{Scheme: "wss", Host: "origin.example:443", Path: "/t", Connect: "192.0.2.1:443", SNI: "cdn.example"}
+	if len(e.Origins) != 1 || e.Origins[0] != want {
+		t.Errorf("origins %+v, want %+v", e.Origins, want)
+	}
+
+	setenv(t, nil)
+	var s Standalone
+	if err := Load(&s); err != nil {
+		t.Fatalf("standalone needs no configuration: %v", err)
+	}
+	if got := s.Targets["chat"]; len(got) != 2 || got[1] != "g-fallback.whatsapp.net:5222" {
+		t.Errorf("targets %v", s.Targets)
+	}
+
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_ADMIN": ""})
+	var o Origin
+	if err := Load(&o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Admin != "" || o.Listen[0].Host != ":8080" || o.Listen[0].Path != "/tunnel" {
+		t.Errorf("origin %+v", o)
+	}
+}
+
+// TestLoadErrors checks that each bad value is refused with an error that
+// names its variable, and never quotes the secret.
+func TestLoadErrors(t *testing.T) {
+	base := map[string]string{"FERRY_SECRET": goodSecret, "FERRY_EDGE_ORIGINS": "ws://o.example/t"}
+	for _, tc := range []struct{ key, value string }{
+		{"FERRY_SECRET", "too-short-secret-but-secret"},
+		{"FERRY_SECRET", ""},
+		{"FERRY_EDGE_ORIGINS", ""},
+		{"FERRY_EDGE_ORIGINS", "http://o.example/t"},
+		{"FERRY_EDGE_ORIGINS", "ws://o.example/t?insecure=1"},
+		{"FERRY_EDGE_ORIGINS", "ws://o.example/t?connect=nowhere"},
+		{"FERRY_EDGE_LISTEN", "udp://:443/chat"},
+		{"FERRY_EDGE_LISTEN", "tcp://:443"},
+		{"FERRY_EDGE_LISTEN", "tcp://:99999/chat"},
+		{"FERRY_EDGE_LISTEN", "tcp://:443/chat,tcp://:443/media"},
+		{"FERRY_EDGE_LISTEN", "tcp://:443/chat room"},
+		{"FERRY_EDGE_MAX_CONNS", "0"},
+		{"FERRY_EDGE_MAX_CONNS", "lots"},
+		{"FERRY_LOG_LEVEL", "verbose"},
+		{"FERRY_LOG_FORMAT", "xml"},
+		{"FERRY_GRACE", "soon"},
+		{"FERRY_ADMIN", "8199"},
+		{"FERRY_EDGE_TLS_CERT", "/etc/cert.pem"},
+		{"FERRY_EDGE_ORIGNS", "ws://typo.example/t"},
+	} {
+		vars := map[string]string{}
+		for k, v := range base {
+			vars[k] = v
+		}
+		vars[tc.key] = tc.value
+		setenv(t, vars)
+		if tc.key == "FERRY_SECRET" && tc.value == "" {
+			os.Unsetenv("FERRY_SECRET")
+		}
+		var e Edge
+		err := Load(&e)
+		var cerr *Error
+		if !errors.As(err, &cerr) {
+			t.Errorf("%s=%q: err %v, want a *config.Error", tc.key, tc.value, err)
+			continue
+		}
+		want := tc.key
+		if tc.key == "FERRY_EDGE_TLS_CERT" {
+			want = "FERRY_EDGE_TLS_KEY" // the missing half is named
+		}
+		if !strings.HasPrefix(err.Error(), want+":") {
+			t.Errorf("%s=%q: %q does not start with the variable", tc.key, tc.value, err)
+		}
+		if strings.Contains(err.Error(), goodSecret) || (tc.key == "FERRY_SECRET" && tc.value != "" && strings.Contains(err.Error(), tc.value)) {
+			t.Errorf("%s=%q: error quotes the secret: %q", tc.key, tc.value, err)
+		}
+	}
+
+	setenv(t, map[string]string{"FERRY_EDGE_LISTEN": "tcp://:5222/nowhere"})
+	var s Standalone
+	if err := Load(&s); err == nil || !strings.HasPrefix(err.Error(), "FERRY_EDGE_LISTEN:") {
+		t.Errorf("standalone listener of an unknown route: %v", err)
+	}
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_ORIGIN_TARGETS": "chat=g.whatsapp.net"})
+	var o Origin
+	if err := Load(&o); err == nil || !strings.HasPrefix(err.Error(), "FERRY_ORIGIN_TARGETS:") {
+		t.Errorf("target without a port: %v", err)
+	}
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_ORIGIN_DECOY": "/nonexistent/dir"})
+	if err := Load(&o); err == nil || !strings.HasPrefix(err.Error(), "FERRY_ORIGIN_DECOY:") {
+		t.Errorf("missing decoy directory: %v", err)
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	s := Secret(goodSecret)
+	for _, f := range []string{"%v", "%s", "%+v", "%#v", "%q"} {
+		if strings.Contains(fmt.Sprintf(f, s), goodSecret) {
+			t.Errorf("%s prints the secret", f)
+		}
+	}
+}
+
+func FuzzParseListener(f *testing.F) {
+	for _, s := range []string{"tls://:443/chat", "proxy+tcp://[::1]:8080/chat80", "tcp://127.0.0.1:5222/chat", "tcp://:0/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseListener(s)
+		if err != nil {
+			return
+		}
+		// What parses prints back to something that parses the same.
+		l2, err := ParseListener(l.String())
+		if err != nil || l2 != l {
+			t.Fatalf("%q parsed as %+v, which prints as %q and parses as %+v, %v", s, l, l.String(), l2, err)
+		}
+	})
+}
+
+func FuzzParseTunnelURL(f *testing.F) {
+	for _, s := range []string{"wss://a.example/t?connect=1.2.3.4:443&sni=b.example", "ws://[::1]:8080/", "ws://h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseTunnelURL(s)
+		if err != nil {
+			return
+		}
+		u2, err := ParseTunnelURL(u.String())
+		if err != nil || u2 != u {
+			t.Fatalf("%q parsed as %+v, which prints as %q and parses as %+v, %v", s, u, u.String(), u2, err)
+		}
+		ParseTunnelListener(s)
+	})
+}
+
+func FuzzParseTargets(f *testing.F) {
+	for _, s := range []string{"chat=g.whatsapp.net:5222|g-fallback.whatsapp.net:5222,media=whatsapp.net:443", "a=[::1]:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ts, err := ParseTargets(s)
+		if err != nil {
+			return
+		}
+		for route, alts := range ts {
+			if checkRoute(route) != nil || len(alts) == 0 {
+				t.Fatalf("%q: accepted route %q with %v", s, route, alts)
+			}
+		}
+	})
+}

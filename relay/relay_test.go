@@ -1,0 +1,133 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestIdle checks, in fake time, that a relay with no traffic closes after
+// Idle and not before, and that traffic pushes the deadline back.
+func TestIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, a := net.Pipe()
+		b, server := net.Pipe()
+		res := make(chan Result, 1)
+		go func() { res <- Pipe(context.Background(), a, b, Options{}) }()
+
+		time.Sleep(DefaultIdle / 2)
+		go io.ReadFull(server, make([]byte, 5))
+		client.Write([]byte("hello")) // traffic at Idle/2
+		time.Sleep(DefaultIdle - time.Second)
+		synctest.Wait()
+		select {
+		case <-res:
+			t.Fatal("closed before Idle had passed since the last byte")
+		default:
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		select {
+		case r := <-res:
+			if !errors.Is(r.Err, ErrIdle) || r.AToB != 5 {
+				t.Fatalf("result %+v, want ErrIdle after 5 bytes", r)
+			}
+		default:
+			t.Fatal("still open after Idle")
+		}
+		client.Close()
+		server.Close()
+	})
+}
+
+// TestCancel checks that the end of the context closes both sides.
+func TestCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, a := net.Pipe()
+		b, server := net.Pipe()
+		ctx, cancel := context.WithCancel(context.Background())
+		res := make(chan Result, 1)
+		go func() { res <- Pipe(ctx, a, b, Options{}) }()
+		cancel()
+		if r := <-res; !errors.Is(r.Err, context.Canceled) {
+			t.Fatalf("result %+v", r)
+		}
+		if _, err := client.Read(make([]byte, 1)); err == nil {
+			t.Fatal("client still open")
+		}
+		if _, err := server.Read(make([]byte, 1)); err == nil {
+			t.Fatal("server still open")
+		}
+	})
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// TestHalfClose checks that EOF one way half-closes only that way, and that
+// a relay left half-closed and silent ends after HalfClosedIdle.
+func TestHalfClose(t *testing.T) {
+	client, a := tcpPair(t)
+	b, server := tcpPair(t)
+	res := make(chan Result, 1)
+	go func() { res <- Pipe(context.Background(), a, b, Options{HalfClosedIdle: 50 * time.Millisecond}) }()
+
+	client.Write([]byte("question"))
+	client.CloseWrite()
+	got, err := io.ReadAll(server)
+	if err != nil || string(got) != "question" {
+		t.Fatalf("server read %q, %v", got, err)
+	}
+	server.Write([]byte("answer"))
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "answer" {
+		t.Fatalf("client read %q, %v", buf, err)
+	}
+	// The server neither closes nor writes: the relay gives up.
+	if r := <-res; !errors.Is(r.Err, ErrIdle) || r.AToB != 8 || r.BToA != 6 {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// TestFailureResets checks that a failure on one side resets the other, so
+// that its peer sees an error rather than a clean end.
+func TestFailureResets(t *testing.T) {
+	client, a := tcpPair(t)
+	b, server := tcpPair(t)
+	res := make(chan Result, 1)
+	go func() { res <- Pipe(context.Background(), a, b, Options{}) }()
+
+	server.SetLinger(0)
+	server.Close() // the relay's read from b fails with a reset
+	<-res
+	_, err := client.Read(make([]byte, 1))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read: %v, want a reset", err)
+	}
+}
