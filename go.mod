@@ -6,5 +6,7 @@ require (
 	github.com/coder/websocket v1.8.15
 	github.com/hashicorp/yamux v0.1.2
 	github.com/kelseyhightower/envconfig v1.4.0
+	github.com/pires/go-proxyproto v0.15.0
 	go.uber.org/goleak v1.3.0
+	rsc.io/qr v0.2.0
 )

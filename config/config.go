@@ -55,11 +55,16 @@ type Clients struct {
 	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners (default: self-signed ECDSA P-256 with a random name, made at start)"`
 	TLSKey   string    `envconfig:"FERRY_EDGE_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_EDGE_TLS_CERT"`
 	MaxConns Count     `envconfig:"FERRY_EDGE_MAX_CONNS" default:"27500" form:"a whole number from 1 to 10000000" desc:"concurrent client connections at most; more are closed at once"`
+	// Many mobile users share one address behind carrier-grade NAT, so the
+	// default is far above what one phone opens (a handful).
+	MaxConnsPerIP    Limit    `envconfig:"FERRY_EDGE_MAX_CONNS_PER_IP" default:"200" form:"a whole number; 0 for no cap" desc:"concurrent client connections from one IPv4 address or IPv6 /64 at most"`
+	HandshakeTimeout Duration `envconfig:"FERRY_EDGE_HANDSHAKE_TIMEOUT" default:"20s" form:"a duration such as 20s" desc:"how long a new client may take to send its PROXY header, finish TLS and send its first byte"`
 }
 
 // Upstream holds what an origin or standalone may dial.
 type Upstream struct {
-	Targets Targets `envconfig:"FERRY_ORIGIN_TARGETS" default:"chat=g.whatsapp.net:5222|g-fallback.whatsapp.net:5222,chat80=g.whatsapp.net:80|g-fallback.whatsapp.net:80,media=whatsapp.net:443" form:"comma-separated ROUTE=HOST:PORT[|HOST:PORT...]" desc:"the only destinations that will be dialled; a route's alternatives are tried in order"`
+	Targets       Targets       `envconfig:"FERRY_ORIGIN_TARGETS" default:"chat=g.whatsapp.net:5222|g-fallback.whatsapp.net:5222,chat80=g.whatsapp.net:80|g-fallback.whatsapp.net:80,media=whatsapp.net:443" form:"comma-separated ROUTE=HOST:PORT[|HOST:PORT...]" desc:"the only destinations that will be dialled; a route's alternatives are tried in order"`
+	ProxyProtocol ProxyProtocol `envconfig:"FERRY_ORIGIN_PROXY_PROTOCOL" default:"off" form:"off, v1 or v2" desc:"send a PROXY protocol header with the client's address to the target, as the official proxy does; only then do edges send client addresses through the tunnel"`
 }
 
 // Edge is the configuration of `ferry edge`.

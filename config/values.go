@@ -81,6 +81,31 @@ func (c *Count) Decode(v string) error {
 	return nil
 }
 
+// Limit is a whole number, zero for no limit.
+type Limit int
+
+func (l *Limit) Decode(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 10_000_000 {
+		return fmt.Errorf("%q is out of range", v)
+	}
+	*l = Limit(n)
+	return nil
+}
+
+// ProxyProtocol is a PROXY protocol version to send: 0 for none, 1 or 2.
+type ProxyProtocol byte
+
+func (p *ProxyProtocol) Decode(v string) error {
+	versions := map[string]ProxyProtocol{"off": 0, "v1": 1, "v2": 2}
+	pv, ok := versions[strings.ToLower(v)]
+	if !ok {
+		return fmt.Errorf("%q is not a PROXY protocol setting", v)
+	}
+	*p = pv
+	return nil
+}
+
 // Listener is one client listener: SCHEME://[HOST]:PORT/ROUTE.
 type Listener struct {
 	Scheme string // tcp, tls, proxy+tcp or proxy+tls

@@ -134,9 +134,11 @@ func TestHalfClose(t *testing.T) {
 			}
 		})
 		// The server half-closes first: the client reads to EOF, then sends.
+		// (Clients speak first: an edge connects nobody who says nothing.)
 		t.Run("server", func(t *testing.T) {
 			received := make(chan string, 1)
 			srv := fake.Start(t, func(c net.Conn) {
+				io.ReadFull(c, make([]byte, 2))
 				io.WriteString(c, "hello")
 				c.(*net.TCPConn).CloseWrite()
 				b, _ := io.ReadAll(c)
@@ -145,6 +147,7 @@ func TestHalfClose(t *testing.T) {
 			o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"chat": {srv.Addr()}})
 			e := startEdge(t, o.url, "chat")
 			c := e.dial(t, "chat")
+			io.WriteString(c, "hi")
 			greeting, err := io.ReadAll(c)
 			if err != nil || string(greeting) != "hello" {
 				t.Fatalf("greeting %q, %v", greeting, err)

@@ -58,6 +58,12 @@ type originProc struct {
 // given targets.
 func startOrigin(t testing.TB, scheme, addr string, targets map[string][]string) *originProc {
 	t.Helper()
+	return startOriginWith(t, scheme, addr, &upstream.Dialer{Targets: targets, Timeout: time.Second})
+}
+
+// startOriginWith runs an origin that dials with up.
+func startOriginWith(t testing.TB, scheme, addr string, up *upstream.Dialer) *originProc {
+	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +78,7 @@ func startOrigin(t testing.TB, scheme, addr string, targets map[string][]string)
 	srv := &origin.Server{
 		Listeners: []origin.Listener{{Listener: ln, Path: "/tunnel"}},
 		Verifier:  tunnel.NewVerifier(secret),
-		Upstream:  &upstream.Dialer{Targets: targets, Timeout: time.Second},
+		Upstream:  up,
 		Decoy:     origin.NewDecoy(nil, ""),
 		Log:       testLogger(t),
 	}
@@ -102,30 +108,62 @@ type edgeProc struct {
 	done    chan struct{}
 }
 
-// startEdge runs an edge with a client listener per route, tunnelling to
-// the origin URL.
+// startEdge runs an edge with a plain client listener per route, each
+// named for its route, tunnelling to the origin URL.
 func startEdge(t testing.TB, originURL string, routes ...string) *edgeProc {
 	t.Helper()
-	d, err := tunnel.NewWSDialer(originURL, "", "", secret, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
+	var ls []lspec
+	for _, r := range routes {
+		ls = append(ls, lspec{name: r, route: r})
 	}
-	tunnels := &edge.Tunnels{
-		Origins: []edge.Origin{{Name: originURL, Dialer: d}},
+	return startEdgeWith(t, originURL, &edge.Server{}, ls...)
+}
+
+// lspec is a client listener of a test edge.
+type lspec struct {
+	name, route string
+	tls, proxy  bool
+}
+
+// startEdgeWith runs an edge with srv's limits and the given listeners.
+// With an empty originURL it dials the targets of up directly, as
+// standalone does.
+func startEdgeWith(t testing.TB, originURL string, srv *edge.Server, ls ...lspec) *edgeProc {
+	t.Helper()
+	e := &edgeProc{addrs: map[string]string{}, done: make(chan struct{})}
+	e.tunnels = &edge.Tunnels{
 		Backoff: edge.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond},
 		Log:     testLogger(t),
 	}
-	e := &edgeProc{tunnels: tunnels, addrs: map[string]string{}, done: make(chan struct{})}
-	var lns []edge.Listener
-	for _, r := range routes {
+	if originURL != "" {
+		d, err := tunnel.NewWSDialer(originURL, "", "", secret, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.tunnels.Origins = []edge.Origin{{Name: originURL, Dialer: d}}
+	}
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		lns = append(lns, edge.Listener{Listener: ln, Route: r})
-		e.addrs[r] = ln.Addr().String()
+		el := edge.Listener{Listener: ln, Route: l.route, ProxyProtocol: l.proxy}
+		if l.tls {
+			el.TLS = &tls.Config{Certificates: []tls.Certificate{crt}}
+		}
+		srv.Listeners = append(srv.Listeners, el)
+		e.addrs[l.name] = ln.Addr().String()
 	}
-	e.srv = &edge.Server{Listeners: lns, Connect: tunnels.Connect, Log: testLogger(t)}
+	if srv.Connect == nil {
+		srv.Connect = e.tunnels.Connect
+	}
+	srv.Log = testLogger(t)
+	e.srv = srv
+	tunnels := e.tunnels
 	ctx, cancel := context.WithCancel(context.Background())
 	tctx, stopTunnels := context.WithCancel(context.Background())
 	e.cancel = cancel

@@ -5,12 +5,16 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 
 	"github.com/ferryproxy/ferry/relay"
 )
@@ -19,11 +23,20 @@ import (
 type Listener struct {
 	net.Listener
 	Route string
+	// TLS, when set, is terminated on each connection.
+	TLS *tls.Config
+	// ProxyProtocol requires a PROXY protocol header (v1 or v2) first, and
+	// takes the client's address from it.
+	ProxyProtocol bool
 }
 
 // ConnectFunc connects a client of route to its destination. client is the
 // client's address, for the destination's PROXY header when one is sent.
-type ConnectFunc func(ctx context.Context, route string, client net.Addr) (net.Conn, error)
+type ConnectFunc func(ctx context.Context, route string, client netip.AddrPort) (net.Conn, error)
+
+// DefaultHandshakeTimeout is how long a new client may take to send its
+// PROXY header, finish its TLS handshake and send its first byte.
+const DefaultHandshakeTimeout = 20 * time.Second
 
 // Server accepts clients on its listeners and relays each to its route.
 type Server struct {
@@ -32,19 +45,33 @@ type Server struct {
 	// MaxConns caps concurrent clients; more are closed at once. Zero means
 	// no cap.
 	MaxConns int
+	// MaxConnsPerIP caps concurrent clients from one IPv4 address or one
+	// IPv6 /64. Zero means no cap.
+	MaxConnsPerIP int
+	// HandshakeTimeout bounds a new client's PROXY header, TLS handshake and
+	// first byte; zero means DefaultHandshakeTimeout. WhatsApp clients speak
+	// first, so a client that sends nothing is a scanner or a dead peer.
+	HandshakeTimeout time.Duration
 	// Relay tunes every client's relay; the zero value holds the defaults.
 	Relay relay.Options
 	Log   *slog.Logger
 
-	active  atomic.Int64
-	refused atomic.Int64
+	active   atomic.Int64
+	refused  atomic.Int64 // over MaxConns or MaxConnsPerIP
+	rejected atomic.Int64 // bad PROXY header, failed TLS, or silent
+	perIP    ipCounter
 }
 
-// Active returns the number of clients being relayed.
-func (s *Server) Active() int64 { return s.active.Load() }
+// Stats are the edge's client counters.
+type Stats struct {
+	Active   int64 // being relayed now
+	Refused  int64 // closed at once for a connection cap, since start
+	Rejected int64 // closed for a bad PROXY header, a failed TLS handshake or silence, since start
+}
 
-// Refused returns the number of clients closed because MaxConns was reached.
-func (s *Server) Refused() int64 { return s.refused.Load() }
+func (s *Server) Stats() Stats {
+	return Stats{s.active.Load(), s.refused.Load(), s.rejected.Load()}
+}
 
 // Run serves until ctx ends, then drains: it closes the listeners, lets live
 // clients finish for up to grace, closes those still open, and returns once
@@ -119,21 +146,98 @@ func (s *Server) accept(ctx context.Context, l Listener, conns *sync.WaitGroup) 
 		go func() {
 			defer conns.Done()
 			defer s.active.Add(-1)
-			s.serve(ctx, c, l.Route)
+			s.serve(ctx, c, l)
 		}()
 	}
 }
 
-// serve relays one client to its route.
-func (s *Server) serve(ctx context.Context, c net.Conn, route string) {
-	up, err := s.Connect(ctx, route, c.RemoteAddr())
-	if err != nil {
-		s.Log.Debug("client not connected", "route", route, "err", err)
+// serve reads a client's PROXY header and TLS handshake if its listener
+// has them, waits for its first bytes, and relays it to its route.
+func (s *Server) serve(ctx context.Context, c net.Conn, l Listener) {
+	timeout := s.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	c.SetReadDeadline(time.Now().Add(timeout))
+	if l.ProxyProtocol {
+		pc := proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(timeout))
+		if pc.ProxyHeader() == nil {
+			s.reject(c, l, "bad or missing PROXY header")
+			return
+		}
+		c = proxyConn{pc}
+	}
+	client := addrPort(c.RemoteAddr())
+	if !s.perIP.acquire(client.Addr(), s.MaxConnsPerIP) {
+		s.refused.Add(1)
 		c.Close()
+		return
+	}
+	defer s.perIP.release(client.Addr())
+
+	if l.TLS != nil {
+		tc := tls.Server(c, l.TLS)
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			s.reject(c, l, "TLS handshake failed")
+			return
+		}
+		c = tc
+	}
+
+	// Wait for the client's first bytes before the route costs anything.
+	bp := firstBytes.Get().(*[]byte)
+	defer firstBytes.Put(bp)
+	n, err := c.Read(*bp)
+	if err != nil {
+		s.reject(c, l, "no bytes")
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+
+	up, err := s.Connect(ctx, l.Route, client)
+	if err != nil {
+		s.Log.Debug("client not connected", "route", l.Route, "err", err)
+		c.Close()
+		return
+	}
+	if _, err := up.Write((*bp)[:n]); err != nil {
+		c.Close()
+		up.Close()
 		return
 	}
 	res := relay.Pipe(ctx, c, up, s.Relay)
 	if res.Err != nil {
-		s.Log.Debug("client relay ended", "route", route, "err", res.Err, "up", res.AToB, "down", res.BToA)
+		s.Log.Debug("client relay ended", "route", l.Route, "err", res.Err, "up", res.AToB+int64(n), "down", res.BToA)
 	}
+}
+
+// firstBytes holds a client's first read until its route is connected; a
+// WhatsApp client's first message fits.
+var firstBytes = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
+
+func (s *Server) reject(c net.Conn, l Listener, why string) {
+	s.rejected.Add(1)
+	s.Log.Debug("client rejected", "listener", l.Addr().String(), "why", why)
+	c.Close()
+}
+
+// proxyConn gives a PROXY protocol connection the half-close the relay uses.
+type proxyConn struct{ *proxyproto.Conn }
+
+func (c proxyConn) CloseWrite() error {
+	if tc, ok := c.TCPConn(); ok {
+		return tc.CloseWrite()
+	}
+	return nil
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
 }

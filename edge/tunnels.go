@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -144,8 +145,8 @@ func (t *Tunnels) first() (tunnel.Session, <-chan struct{}) {
 
 // Connect opens a stream for route on the preferred live session, waiting
 // up to Wait for one to come up. It is an edge.ConnectFunc. The client's
-// address is not sent: the origin has no use for it.
-func (t *Tunnels) Connect(ctx context.Context, route string, _ net.Addr) (net.Conn, error) {
+// address is sent only to an origin that asked for it.
+func (t *Tunnels) Connect(ctx context.Context, route string, client netip.AddrPort) (net.Conn, error) {
 	wait := t.Wait
 	if wait <= 0 {
 		wait = DefaultWait
@@ -155,7 +156,11 @@ func (t *Tunnels) Connect(ctx context.Context, route string, _ net.Addr) (net.Co
 	for {
 		s, changed := t.first()
 		if s != nil {
-			st, err := tunnel.Open(ctx, s, tunnel.Header{Route: route})
+			h := tunnel.Header{Route: route}
+			if s.ClientAddress() {
+				h.Client = client
+			}
+			st, err := tunnel.Open(ctx, s, h)
 			if err == nil {
 				return st, nil
 			}

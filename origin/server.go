@@ -146,7 +146,7 @@ func (s *Server) handler(ctx context.Context, path string) http.Handler {
 			s.Decoy.ServeHTTP(w, r)
 			return
 		}
-		sess, err := tunnel.AcceptWS(w, r, s.Log)
+		sess, err := tunnel.AcceptWS(w, r, s.Upstream.ProxyProtocol != 0, s.Log)
 		if err != nil {
 			s.Log.Warn("tunnel accept failed", "err", err)
 			return
@@ -219,7 +219,7 @@ func (s *Server) serveStream(ctx context.Context, st tunnel.Stream) {
 		s.refuse(st, tunnel.ReplyBadHeader)
 		return
 	}
-	up, err := s.Upstream.Dial(ctx, h.Route)
+	up, err := s.Upstream.Dial(ctx, h.Route, h.Client)
 	if err != nil {
 		s.Log.Debug("stream refused", "route", h.Route, "err", err)
 		if errors.Is(err, upstream.ErrUnknownRoute) {

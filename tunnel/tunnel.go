@@ -37,4 +37,8 @@ type Session interface {
 	// Done is closed when the session has ended, by Close or by failure.
 	Done() <-chan struct{}
 	Close() error
+	// ClientAddress reports whether the origin asked for clients' addresses
+	// in stream headers. It asks only when it sends them on in a PROXY
+	// header; otherwise they never leave the edge.
+	ClientAddress() bool
 }

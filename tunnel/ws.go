@@ -86,8 +86,13 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 		}
 		return nil, fmt.Errorf("websocket dial %s: %w", d.url, err)
 	}
-	return wsSession(c, true, d.log)
+	return wsSession(c, true, resp.Header.Get(clientAddressHeader) == "want", d.log)
 }
+
+// clientAddressHeader, in the upgrade response, is the origin asking for
+// clients' addresses. Only an authenticated edge ever sees it.
+const clientAddressHeader = "X-Client-Addr"
+
 
 // IsUpgrade reports whether r asks for a WebSocket.
 func IsUpgrade(r *http.Request) bool {
@@ -108,8 +113,12 @@ func headerHasToken(h http.Header, key, token string) bool {
 }
 
 // AcceptWS upgrades an authenticated request and runs the origin's side of a
-// yamux session on it. The caller has checked the request's token.
-func AcceptWS(w http.ResponseWriter, r *http.Request, log *slog.Logger) (Session, error) {
+// yamux session on it. The caller has checked the request's token. With
+// clientAddr, the origin asks the edge for clients' addresses.
+func AcceptWS(w http.ResponseWriter, r *http.Request, clientAddr bool, log *slog.Logger) (Session, error) {
+	if clientAddr {
+		w.Header().Set(clientAddressHeader, "want")
+	}
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		CompressionMode: websocket.CompressionDisabled,
 		// Edges are not browsers; they send no Origin header to check.
@@ -118,14 +127,14 @@ func AcceptWS(w http.ResponseWriter, r *http.Request, log *slog.Logger) (Session
 	if err != nil {
 		return nil, fmt.Errorf("websocket accept: %w", err)
 	}
-	return wsSession(c, false, log)
+	return wsSession(c, false, clientAddr, log)
 }
 
-func wsSession(c *websocket.Conn, client bool, log *slog.Logger) (Session, error) {
+func wsSession(c *websocket.Conn, client, clientAddr bool, log *slog.Logger) (Session, error) {
 	// The context given to NetConn bounds the connection's whole life; the
 	// session ends by Close instead, so it gets one that is never cancelled.
 	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
-	s, err := newYamux(&frameConn{Conn: nc}, client, log)
+	s, err := newYamux(&frameConn{Conn: nc}, client, clientAddr, log)
 	if err != nil {
 		c.CloseNow()
 		return nil, err

@@ -39,7 +39,7 @@ func yamuxConfig(log *slog.Logger) *yamux.Config {
 
 // newYamux runs a yamux session over conn: the client side on the edge,
 // the server side on the origin.
-func newYamux(conn net.Conn, client bool, log *slog.Logger) (Session, error) {
+func newYamux(conn net.Conn, client, clientAddr bool, log *slog.Logger) (Session, error) {
 	cfg := yamuxConfig(log)
 	var s *yamux.Session
 	var err error
@@ -51,10 +51,15 @@ func newYamux(conn net.Conn, client bool, log *slog.Logger) (Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return yamuxSession{s}, nil
+	return yamuxSession{s, clientAddr}, nil
 }
 
-type yamuxSession struct{ s *yamux.Session }
+type yamuxSession struct {
+	s          *yamux.Session
+	clientAddr bool
+}
+
+func (y yamuxSession) ClientAddress() bool { return y.clientAddr }
 
 func (y yamuxSession) OpenStream(ctx context.Context) (Stream, error) {
 	if err := ctx.Err(); err != nil {

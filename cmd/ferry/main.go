@@ -27,6 +27,7 @@ Usage:
   ferry edge          run an edge: client listeners, tunnels to origins
   ferry origin        run an origin: accepts tunnels, dials allowed targets
   ferry standalone    client listeners that dial the targets directly
+  ferry link HOST     print the wa.me share link of the edge at HOST, and its QR code
   ferry version       print the version
   ferry help [ROLE]   list the environment variables, with forms and defaults
 
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runOrigin(ctx, stderr)
 	case "standalone":
 		err = runStandalone(ctx, stderr)
+	case "link":
+		err = runLink(rest, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK

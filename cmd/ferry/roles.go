@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -51,7 +52,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		defer wg.Done()
 		tunnels.Run(tctx)
 	}()
-	srv := &edge.Server{Listeners: lns, Connect: tunnels.Connect, MaxConns: int(cfg.MaxConns), Log: log}
+	srv := newEdgeServer(cfg.Clients, lns, tunnels.Connect, log)
 	err = srv.Run(ctx, time.Duration(cfg.Grace))
 	stopTunnels()
 	wg.Wait()
@@ -71,11 +72,8 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	}
 	log.Info("ferry standalone starting", "version", versionString(), "listen", cfg.Listen,
 		"max_conns", cfg.MaxConns, "grace", time.Duration(cfg.Grace))
-	up := &upstream.Dialer{Targets: cfg.Targets}
-	connect := func(ctx context.Context, route string, _ net.Addr) (net.Conn, error) {
-		return up.Dial(ctx, route)
-	}
-	srv := &edge.Server{Listeners: lns, Connect: connect, MaxConns: int(cfg.MaxConns), Log: log}
+	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol)}
+	srv := newEdgeServer(cfg.Clients, lns, up.Dial, log)
 	err = srv.Run(ctx, time.Duration(cfg.Grace))
 	log.Info("ferry standalone stopped")
 	return err
@@ -115,7 +113,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	srv := &origin.Server{
 		Listeners: lns,
 		Verifier:  tunnel.NewVerifier(string(cfg.Secret)),
-		Upstream:  &upstream.Dialer{Targets: cfg.Targets},
+		Upstream:  &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol)},
 		Decoy:     origin.NewDecoy(cfg.Decoy.URL, cfg.Decoy.Dir),
 		Log:       log,
 	}
@@ -124,20 +122,42 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	return err
 }
 
+func newEdgeServer(c config.Clients, lns []edge.Listener, connect edge.ConnectFunc, log *slog.Logger) *edge.Server {
+	return &edge.Server{
+		Listeners:        lns,
+		Connect:          connect,
+		MaxConns:         int(c.MaxConns),
+		MaxConnsPerIP:    int(c.MaxConnsPerIP),
+		HandshakeTimeout: time.Duration(c.HandshakeTimeout),
+		Log:              log,
+	}
+}
+
 // listenClients opens the client listeners of an edge or standalone.
 func listenClients(c config.Clients) ([]edge.Listener, error) {
+	var tlsConf *tls.Config
+	for _, l := range c.Listen {
+		if l.TLS() {
+			crt, err := cert.Load(c.TLSCert, c.TLSKey)
+			if err != nil {
+				return nil, &config.Error{Var: "FERRY_EDGE_TLS_CERT", Err: err}
+			}
+			tlsConf = &tls.Config{Certificates: []tls.Certificate{crt}, MinVersion: tls.VersionTLS12}
+			break
+		}
+	}
 	var lns []edge.Listener
 	for _, l := range c.Listen {
-		if l.TLS() || l.ProxyProtocol() {
-			closeAll(lns)
-			return nil, &config.Error{Var: "FERRY_EDGE_LISTEN", Err: fmt.Errorf("%s: scheme %s is not supported by this build yet; use tcp://", l, l.Scheme)}
-		}
 		ln, err := listen(l.Addr, "FERRY_EDGE_LISTEN")
 		if err != nil {
 			closeAll(lns)
 			return nil, err
 		}
-		lns = append(lns, edge.Listener{Listener: ln, Route: l.Route})
+		el := edge.Listener{Listener: ln, Route: l.Route, ProxyProtocol: l.ProxyProtocol()}
+		if l.TLS() {
+			el.TLS = tlsConf
+		}
+		lns = append(lns, el)
 	}
 	return lns, nil
 }

@@ -1,0 +1,114 @@
+// Package link makes the wa.me share link of a proxy, and draws it as a QR
+// code that a phone can scan from a terminal.
+package link
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"rsc.io/qr"
+
+	"github.com/ferryproxy/ferry/config"
+)
+
+// Ports are what the WhatsApp app needs besides the host.
+type Ports struct {
+	Chat    int
+	ChatTLS bool
+	Media   int
+}
+
+// DefaultPorts are the app's defaults: chat on 443 with TLS, media on 587.
+var DefaultPorts = Ports{Chat: 443, ChatTLS: true, Media: 587}
+
+// PortsOf picks the ports a phone should use from an edge's listeners: the
+// first chat listener with TLS (else the first plain one), and the first
+// media listener. PROXY protocol listeners sit behind a load balancer whose
+// ports are not known here, so they count only when there is nothing else.
+func PortsOf(listeners []config.Listener) Ports {
+	p := Ports{}
+	pick := func(proxy bool) {
+		for _, l := range listeners {
+			if l.ProxyProtocol() != proxy {
+				continue
+			}
+			port := portOf(l.Addr)
+			switch {
+			case l.Route == "chat" && l.TLS() && !p.ChatTLS:
+				p.Chat, p.ChatTLS = port, true
+			case l.Route == "chat" && p.Chat == 0:
+				p.Chat = port
+			case l.Route == "media" && p.Media == 0:
+				p.Media = port
+			}
+		}
+	}
+	pick(false)
+	if p.Chat == 0 || p.Media == 0 {
+		pick(true)
+	}
+	if p.Chat == 0 {
+		p.Chat, p.ChatTLS = DefaultPorts.Chat, DefaultPorts.ChatTLS
+	}
+	if p.Media == 0 {
+		p.Media = DefaultPorts.Media
+	}
+	return p
+}
+
+func portOf(addr string) int {
+	i := strings.LastIndexByte(addr, ':')
+	n, _ := strconv.Atoi(addr[i+1:])
+	return n
+}
+
+// URL is the share link that opens the app's proxy settings filled in.
+func URL(host string, p Ports) string {
+	// In the order of the app's own links, which url.Values would sort.
+	return fmt.Sprintf("https://wa.me/proxy?host=%s&chatPort=%d&mediaPort=%d&chatTLS=%t",
+		url.QueryEscape(host), p.Chat, p.Media, p.ChatTLS)
+}
+
+// QR encodes s as a QR code.
+func QR(s string) (*qr.Code, error) {
+	c, err := qr.Encode(s, qr.M)
+	if err != nil {
+		return nil, fmt.Errorf("QR code: %w", err)
+	}
+	return c, nil
+}
+
+// WriteTerminal draws s as a QR code with text characters: each character
+// is two modules, one above the other, in explicit black and white so that
+// the code reads on dark and light terminals alike.
+func WriteTerminal(w io.Writer, s string) error {
+	c, err := QR(s)
+	if err != nil {
+		return err
+	}
+	const quiet = 2 // modules of white border
+	black := func(x, y int) bool {
+		x, y = x-quiet, y-quiet
+		return x >= 0 && y >= 0 && x < c.Size && y < c.Size && c.Black(x, y)
+	}
+	var b strings.Builder
+	n := c.Size + 2*quiet
+	for y := 0; y < n; y += 2 {
+		for x := 0; x < n; x++ {
+			fg, bg := 97, 107 // white
+			if black(x, y) {
+				fg = 30
+			}
+			if black(x, y+1) {
+				bg = 40
+			}
+			fmt.Fprintf(&b, "\x1b[%d;%dm▀", fg, bg)
+		}
+		b.WriteString("\x1b[0m\n")
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
