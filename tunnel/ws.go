@@ -93,7 +93,6 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 // clients' addresses. Only an authenticated edge ever sees it.
 const clientAddressHeader = "X-Client-Addr"
 
-
 // IsUpgrade reports whether r asks for a WebSocket.
 func IsUpgrade(r *http.Request) bool {
 	return r.Method == http.MethodGet &&
