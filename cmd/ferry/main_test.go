@@ -212,3 +212,16 @@ func TestSignalDrains(t *testing.T) {
 		t.Errorf("origin exit: %v", err)
 	}
 }
+
+// TestListenHints checks that a port in use gets an error saying what to do.
+func TestListenHints(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = listen(ln.Addr().String(), "FERRY_EDGE_LISTEN")
+	if err == nil || !strings.Contains(err.Error(), "already listens") || !strings.Contains(err.Error(), "FERRY_EDGE_LISTEN") {
+		t.Fatalf("listen on a port in use: %v", err)
+	}
+}
