@@ -72,7 +72,7 @@ type Edge struct {
 	Common
 	Auth
 	Clients
-	Origins TunnelURLs `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH, with optional ?connect=IP:PORT&sni=NAME" desc:"origins to tunnel to, in order of preference (required)"`
+	Origins TunnelURLs `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"origins to tunnel to, in order of preference (required)"`
 }
 
 // Origin is the configuration of `ferry origin`.
@@ -80,8 +80,8 @@ type Origin struct {
 	Common
 	Auth
 	Upstream
-	Listen  TunnelListeners `envconfig:"FERRY_ORIGIN_LISTEN" default:"ws://:8080/tunnel" form:"comma-separated ws://[HOST]:PORT/PATH or wss://[HOST]:PORT/PATH" desc:"tunnel listeners that edges connect to"`
-	TLSCert string          `envconfig:"FERRY_ORIGIN_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for wss listeners (default: self-signed, made at start)"`
+	Listen  TunnelListeners `envconfig:"FERRY_ORIGIN_LISTEN" default:"ws://:8080/tunnel" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT" desc:"tunnel listeners that edges connect to"`
+	TLSCert string          `envconfig:"FERRY_ORIGIN_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for wss and quic listeners (default: self-signed, made at start)"`
 	TLSKey  string          `envconfig:"FERRY_ORIGIN_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_ORIGIN_TLS_CERT"`
 	Decoy   Decoy           `envconfig:"FERRY_ORIGIN_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"what visitors without the secret see: a built-in web page, a site reverse-proxied, or files served"`
 }

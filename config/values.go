@@ -168,9 +168,9 @@ func (ls *Listeners) Decode(v string) error {
 
 // TunnelURL is where a tunnel runs: an origin an edge dials, or a listener.
 type TunnelURL struct {
-	Scheme  string // ws or wss
-	Host    string // HOST:PORT, the port filled in from the scheme when a dial URL leaves it out
-	Path    string // the HTTP path of the WebSocket, starting with /
+	Scheme  string // ws, wss or quic
+	Host    string // HOST:PORT, the port filled in from the scheme when a ws or wss dial URL leaves it out
+	Path    string // the HTTP path of the WebSocket, starting with /; empty for quic
 	Connect string // dial this IP:PORT instead of resolving Host (dial URLs only)
 	SNI     string // the TLS server name to send (dial URLs only)
 }
@@ -194,11 +194,11 @@ func (u TunnelURL) String() string {
 }
 
 // TLS reports whether the tunnel runs over TLS.
-func (u TunnelURL) TLS() bool { return u.Scheme == "wss" }
+func (u TunnelURL) TLS() bool { return u.Scheme == "wss" || u.Scheme == "quic" }
 
 // ParseTunnelURL parses an origin URL as an edge dials it:
-// ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH with the query options
-// connect=IP:PORT and sni=NAME.
+// ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with
+// the query options connect=IP:PORT and sni=NAME.
 func ParseTunnelURL(s string) (TunnelURL, error) {
 	u, err := parseTunnel(s)
 	if err != nil {
@@ -208,6 +208,9 @@ func ParseTunnelURL(s string) (TunnelURL, error) {
 		return TunnelURL{}, fmt.Errorf("%q has no host", s)
 	}
 	host := u.Host
+	if u.Port() == "" && u.Scheme == "quic" {
+		return TunnelURL{}, fmt.Errorf("%q has no port", s)
+	}
 	if u.Port() == "" {
 		port := "80"
 		if u.Scheme == "wss" {
@@ -241,8 +244,8 @@ func ParseTunnelURL(s string) (TunnelURL, error) {
 	return t, nil
 }
 
-// ParseTunnelListener parses a tunnel listener: ws://[HOST]:PORT/PATH or
-// wss://[HOST]:PORT/PATH.
+// ParseTunnelListener parses a tunnel listener: ws://[HOST]:PORT/PATH,
+// wss://[HOST]:PORT/PATH or quic://[HOST]:PORT.
 func ParseTunnelListener(s string) (TunnelURL, error) {
 	u, err := parseTunnel(s)
 	if err != nil {
@@ -262,11 +265,18 @@ func parseTunnel(s string) (*url.URL, error) {
 	if err != nil || u.Opaque != "" || u.User != nil || u.Fragment != "" {
 		return nil, fmt.Errorf("%q is not a tunnel URL", s)
 	}
-	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return nil, fmt.Errorf("%q: scheme %q is not ws or wss", s, u.Scheme)
-	}
-	if u.Path == "" {
-		u.Path = "/"
+	switch u.Scheme {
+	case "ws", "wss":
+		if u.Path == "" {
+			u.Path = "/"
+		}
+	case "quic":
+		if u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("%q: a quic URL has no path", s)
+		}
+		u.Path = ""
+	default:
+		return nil, fmt.Errorf("%q: scheme %q is not ws, wss or quic", s, u.Scheme)
 	}
 	if u.RawPath != "" {
 		return nil, fmt.Errorf("%q: the path must not be escaped", s)
@@ -301,10 +311,15 @@ func (ts *TunnelListeners) Decode(v string) error {
 		if err != nil {
 			return err
 		}
-		if seen[t.Host] {
+		// QUIC listens on UDP, the others on TCP: one port may serve both.
+		key := t.Host
+		if t.Scheme == "quic" {
+			key = "udp " + key
+		}
+		if seen[key] {
 			return fmt.Errorf("%s is listed twice", t.Host)
 		}
-		seen[t.Host] = true
+		seen[key] = true
 		out = append(out, t)
 	}
 	if len(out) == 0 {

@@ -239,6 +239,15 @@ func TestOriginRestart(t *testing.T) {
 		check()
 		for range 3 {
 			o.stop()
+			// A client that comes before the edge has seen the session end
+			// would be lost with it; this test is about what comes after.
+			for {
+				changed := e.tunnels.Changed()
+				if !e.tunnels.Up() {
+					break
+				}
+				<-changed
+			}
 			o = startOrigin(t, scheme, o.addr, targets)
 			check()
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) {
 const secret = "test-secret-0123456789-0123456789-abcdef"
 
 // transports are the tunnel schemes every end-to-end case runs over.
-var transports = []string{"ws", "wss"}
+var transports = []string{"ws", "wss", "quic"}
 
 // forEachTransport runs f as a subtest per transport.
 func forEachTransport(t *testing.T, f func(t *testing.T, scheme string)) {
@@ -48,7 +49,8 @@ func testLogger(t testing.TB) *slog.Logger {
 // originProc is a running origin.
 type originProc struct {
 	srv    *origin.Server
-	addr   string // HOST:PORT of its tunnel listener
+	ws     *tunnel.WSListener // nil over QUIC
+	addr   string             // HOST:PORT of its tunnel listener
 	url    string // the URL edges dial
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -64,30 +66,40 @@ func startOrigin(t testing.TB, scheme, addr string, targets map[string][]string)
 // startOriginWith runs an origin that dials with up.
 func startOriginWith(t testing.TB, scheme, addr string, up *upstream.Dialer) *originProc {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
+	crt, err := cert.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if scheme == "wss" {
-		c, err := cert.SelfSigned()
+	p := &originProc{done: make(chan struct{})}
+	var ln tunnel.Listener
+	if scheme == "quic" {
+		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{c}, NextProtos: []string{"http/1.1"}})
+		if ln, err = tunnel.ListenQUIC(pc, crt, secret, up.ProxyProtocol != 0, testLogger(t)); err != nil {
+			t.Fatal(err)
+		}
+		p.url = "quic://" + pc.LocalAddr().String()
+	} else {
+		tl, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if scheme == "wss" {
+			tl = tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{"http/1.1"}})
+		}
+		p.ws = tunnel.ListenWS(tl, "/tunnel", tunnel.NewVerifier(secret), secret, origin.NewDecoy(nil, ""), up.ProxyProtocol != 0, testLogger(t))
+		ln = p.ws
+		p.url = scheme + "://" + tl.Addr().String() + "/tunnel"
 	}
-	srv := &origin.Server{
-		Listeners: []origin.Listener{{Listener: ln, Path: "/tunnel"}},
-		Verifier:  tunnel.NewVerifier(secret),
-		Upstream:  up,
-		Decoy:     origin.NewDecoy(nil, ""),
-		Log:       testLogger(t),
-	}
+	p.addr = ln.Addr().String()
+	p.srv = &origin.Server{Listeners: []tunnel.Listener{ln}, Upstream: up, Log: testLogger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &originProc{srv: srv, addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
-	p.url = scheme + "://" + p.addr + "/tunnel"
+	p.cancel = cancel
 	go func() {
 		defer close(p.done)
-		srv.Run(ctx, time.Second)
+		p.srv.Run(ctx, time.Second)
 	}()
 	t.Cleanup(p.stop)
 	return p
@@ -136,11 +148,7 @@ func startEdgeWith(t testing.TB, originURL string, srv *edge.Server, ls ...lspec
 		Log:     testLogger(t),
 	}
 	if originURL != "" {
-		d, err := tunnel.NewWSDialer(originURL, "", "", secret, testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.tunnels.Origins = []edge.Origin{{Name: originURL, Dialer: d}}
+		e.tunnels.Origins = []edge.Origin{{Name: originURL, Dialer: dialer(t, originURL)}}
 	}
 	crt, err := cert.SelfSigned()
 	if err != nil {
@@ -186,6 +194,19 @@ func startEdgeWith(t testing.TB, originURL string, srv *edge.Server, ls ...lspec
 func (e *edgeProc) stop() {
 	e.cancel()
 	<-e.done
+}
+
+// dialer returns a tunnel dialer of an origin's URL.
+func dialer(t testing.TB, originURL string) tunnel.Dialer {
+	t.Helper()
+	if addr, ok := strings.CutPrefix(originURL, "quic://"); ok {
+		return tunnel.NewQUICDialer(addr, "", "", secret, testLogger(t))
+	}
+	d, err := tunnel.NewWSDialer(originURL, "", "", secret, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // dial connects a client to the edge's listener for route.

@@ -14,15 +14,10 @@ import (
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
-// Dialer makes a session to one origin.
-type Dialer interface {
-	Dial(ctx context.Context) (tunnel.Session, error)
-}
-
 // Origin is one origin the edge keeps a session to.
 type Origin struct {
 	Name   string // for logs: the URL, which holds no secret
-	Dialer Dialer
+	Dialer tunnel.Dialer
 }
 
 // DefaultWait is how long a client waits for a session when none is up.
@@ -76,6 +71,12 @@ func (t *Tunnels) Up() bool {
 		}
 	}
 	return false
+}
+
+// Changed returns a channel closed at the next change of any session.
+func (t *Tunnels) Changed() <-chan struct{} {
+	_, ch := t.first()
+	return ch
 }
 
 // keep dials origin i, holds its session until it ends, and redials with

@@ -1,14 +1,12 @@
-// Package origin accepts tunnels from edges, authenticates them, and relays
-// each stream to the target its route names. To anyone without the secret
-// it is an ordinary web server.
+// Package origin accepts tunnels from edges and relays each stream to the
+// target its route names. Tunnel listeners (package tunnel) authenticate
+// edges and show everyone else an ordinary web site.
 package origin
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,28 +19,16 @@ import (
 // HeaderTimeout bounds the wait for a stream's header.
 const HeaderTimeout = 10 * time.Second
 
-// Listener is a tunnel listener and the HTTP path of its WebSocket. A wss
-// listener is already wrapped in TLS.
-type Listener struct {
-	net.Listener
-	Path string
-}
-
 // Server is an origin.
 type Server struct {
-	Listeners []Listener
-	Verifier  *tunnel.Verifier
+	Listeners []tunnel.Listener
 	Upstream  *upstream.Dialer
-	// Decoy answers every request that is not an authenticated tunnel.
-	Decoy http.Handler
 	// Relay tunes every stream's relay; the zero value holds the defaults.
 	Relay relay.Options
 	Log   *slog.Logger
 
-	sessions     atomic.Int64
-	streams      atomic.Int64
-	decoyHits    atomic.Int64
-	authFailures atomic.Int64
+	sessions atomic.Int64
+	streams  atomic.Int64
 
 	mu       sync.Mutex
 	live     map[tunnel.Session]struct{}
@@ -52,19 +38,19 @@ type Server struct {
 	sessionWG, streamWG sync.WaitGroup
 }
 
-// Stats are the origin's counters.
+// Stats are the origin's gauges.
 type Stats struct {
-	Sessions, Streams       int64 // live now
-	DecoyHits, AuthFailures int64 // since start
+	Sessions, Streams int64 // live now
 }
 
 func (s *Server) Stats() Stats {
-	return Stats{s.sessions.Load(), s.streams.Load(), s.decoyHits.Load(), s.authFailures.Load()}
+	return Stats{s.sessions.Load(), s.streams.Load()}
 }
 
 // Run serves until ctx ends, then drains: it closes the listeners, lets live
 // streams finish for up to grace, closes every session, and returns once
-// every connection and goroutine it started has ended.
+// every connection and goroutine it started has ended. It closes the
+// listeners it was given in every case.
 func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	s.mu.Lock()
 	s.live = map[tunnel.Session]struct{}{}
@@ -74,39 +60,42 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	streamCtx, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelStreams()
 
-	var wg sync.WaitGroup // the HTTP servers
-	var servers []*http.Server
+	var accepts sync.WaitGroup
 	for _, l := range s.Listeners {
-		hs := &http.Server{
-			Handler:           s.handler(streamCtx, l.Path),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       60 * time.Second,
-			ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
-		}
-		servers = append(servers, hs)
-		wg.Add(1)
+		accepts.Add(1)
 		go func() {
-			defer wg.Done()
-			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.Log.Error("tunnel listener failed", "addr", l.Addr().String(), "err", err)
+			defer accepts.Done()
+			for {
+				sess, err := l.Accept(ctx)
+				if err != nil {
+					if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+						s.Log.Error("tunnel listener failed", "addr", l.Addr().String(), "err", err)
+					}
+					return
+				}
+				s.serveSession(streamCtx, sess)
 			}
 		}()
 	}
 
 	<-ctx.Done()
+	accepts.Wait()
 	s.mu.Lock()
 	s.draining = true
 	s.mu.Unlock()
 	s.Log.Info("draining", "sessions", s.sessions.Load(), "streams", s.streams.Load(), "grace", grace)
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
-	// Shutdown closes the listeners and idle decoy connections; hijacked
-	// tunnel connections are ours to end.
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
-	for _, hs := range servers {
-		hs.Shutdown(shutdownCtx)
+	// Listeners close while streams drain: a QUIC listener's Close waits
+	// for its sessions.
+	var closes sync.WaitGroup
+	for _, l := range s.Listeners {
+		closes.Add(1)
+		go func() {
+			defer closes.Done()
+			l.Close()
+		}()
 	}
-	cancel()
 
 	drained := make(chan struct{})
 	go func() {
@@ -124,68 +113,40 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		sess.Close()
 	}
 	s.mu.Unlock()
-	wg.Wait()
 	s.sessionWG.Wait()
 	<-drained
+	closes.Wait()
 	return nil
 }
 
-// handler serves one tunnel listener: the WebSocket at path for requests
-// with a valid token, the decoy for everything else.
-func (s *Server) handler(ctx context.Context, path string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != path || !tunnel.IsUpgrade(r) {
-			s.decoyHits.Add(1)
-			s.Decoy.ServeHTTP(w, r)
-			return
-		}
-		if err := s.Verifier.VerifyRequest(r); err != nil {
-			s.authFailures.Add(1)
-			s.decoyHits.Add(1)
-			s.Log.Debug("tunnel refused", "err", err)
-			s.Decoy.ServeHTTP(w, r)
-			return
-		}
-		sess, err := tunnel.AcceptWS(w, r, s.Upstream.ProxyProtocol != 0, s.Log)
-		if err != nil {
-			s.Log.Warn("tunnel accept failed", "err", err)
-			return
-		}
-		if !s.track(sess) {
-			sess.Close()
-			return
-		}
-		defer s.untrack(sess)
-		s.Log.Info("tunnel up")
-		s.serveSession(ctx, sess)
-		s.Log.Info("tunnel down")
-	})
-}
-
-func (s *Server) track(sess tunnel.Session) bool {
+// serveSession starts serving a new session, unless the origin is draining.
+func (s *Server) serveSession(ctx context.Context, sess tunnel.Session) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.draining {
-		return false
+		s.mu.Unlock()
+		sess.Close()
+		return
 	}
 	s.live[sess] = struct{}{}
-	s.sessions.Add(1)
 	s.sessionWG.Add(1)
-	return true
+	s.mu.Unlock()
+	s.sessions.Add(1)
+	s.Log.Info("tunnel up")
+	go func() {
+		defer s.sessionWG.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.live, sess)
+			s.mu.Unlock()
+			s.sessions.Add(-1)
+			s.Log.Info("tunnel down")
+		}()
+		s.acceptStreams(ctx, sess)
+	}()
 }
 
-func (s *Server) untrack(sess tunnel.Session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.live, sess)
-	s.sessions.Add(-1)
-	s.sessionWG.Done()
-}
-
-// serveSession accepts streams until the session ends. The request's
-// handler goroutine runs it: net/http ends the request's context when the
-// handler returns, and the session lives as long as it.
-func (s *Server) serveSession(ctx context.Context, sess tunnel.Session) {
+// acceptStreams serves a session's streams until it ends.
+func (s *Server) acceptStreams(ctx context.Context, sess tunnel.Session) {
 	defer sess.Close()
 	for {
 		st, err := sess.AcceptStream(ctx)
@@ -195,7 +156,7 @@ func (s *Server) serveSession(ctx context.Context, sess tunnel.Session) {
 		s.mu.Lock()
 		if s.draining {
 			s.mu.Unlock()
-			s.refuse(st, tunnel.ReplyDraining)
+			refuse(st, tunnel.ReplyDraining)
 			continue
 		}
 		s.streamWG.Add(1)
@@ -216,16 +177,16 @@ func (s *Server) serveStream(ctx context.Context, st tunnel.Stream) {
 	st.SetReadDeadline(time.Time{})
 	if err != nil {
 		s.Log.Debug("stream refused", "err", err)
-		s.refuse(st, tunnel.ReplyBadHeader)
+		refuse(st, tunnel.ReplyBadHeader)
 		return
 	}
 	up, err := s.Upstream.Dial(ctx, h.Route, h.Client)
 	if err != nil {
 		s.Log.Debug("stream refused", "route", h.Route, "err", err)
 		if errors.Is(err, upstream.ErrUnknownRoute) {
-			s.refuse(st, tunnel.ReplyUnknownRoute)
+			refuse(st, tunnel.ReplyUnknownRoute)
 		} else {
-			s.refuse(st, tunnel.ReplyUnreachable)
+			refuse(st, tunnel.ReplyUnreachable)
 		}
 		return
 	}
@@ -240,7 +201,10 @@ func (s *Server) serveStream(ctx context.Context, st tunnel.Stream) {
 	}
 }
 
-func (s *Server) refuse(st tunnel.Stream, r tunnel.Reply) {
+// refuse answers a stream with r and ends it; the reply is sent before the
+// end, so that the edge learns why.
+func refuse(st tunnel.Stream, r tunnel.Reply) {
 	tunnel.WriteReply(st, r)
+	st.CloseWrite()
 	st.Close()
 }

@@ -56,11 +56,6 @@ func Token(secret string, now time.Time) string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// SetToken puts a fresh token in an upgrade request's headers.
-func SetToken(h http.Header, secret string) {
-	h.Set("Authorization", "Bearer "+Token(secret, time.Now()))
-}
-
 // Verifier checks tokens and remembers their nonces. It is safe for
 // concurrent use.
 type Verifier struct {

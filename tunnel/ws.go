@@ -3,27 +3,49 @@ package tunnel
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// HandshakeTimeout bounds a WebSocket dial: TCP, TLS and the upgrade.
+// HandshakeTimeout bounds a tunnel's setup: TCP or QUIC, TLS, the upgrade
+// and the hellos.
 const HandshakeTimeout = 10 * time.Second
+
+// Dialer makes sessions to one origin.
+type Dialer interface {
+	Dial(ctx context.Context) (Session, error)
+}
+
+// Listener accepts sessions from edges.
+type Listener interface {
+	Accept(ctx context.Context) (Session, error)
+	// Close stops accepting at once; sessions already accepted live on, and
+	// their owner closes them. It returns when the listener's own work is
+	// done, which for sessions that share its socket (QUIC) is when they
+	// have ended.
+	Close() error
+	Addr() net.Addr
+}
 
 // WSDialer dials an origin's WebSocket listener and runs the edge's side of a
 // yamux session on it.
 type WSDialer struct {
-	url    string
-	secret string
-	log    *slog.Logger
-	client *http.Client
+	url        string
+	serverName string
+	secret     string
+	key        []byte
+	log        *slog.Logger
+	client     *http.Client
 }
 
 // NewWSDialer returns a dialer of rawURL (ws://HOST[:PORT]/PATH or
@@ -52,18 +74,20 @@ func NewWSDialer(rawURL, connect, sni, secret string, log *slog.Logger) (*WSDial
 		TLSClientConfig: &tls.Config{
 			ServerName: serverName,
 			MinVersion: tls.VersionTLS12,
-			// The tunnel's authentication does not rest on the certificate:
-			// the token proves the edge to the origin, and an origin's own
-			// certificate is self-signed by default.
+			// The certificate is checked after the handshake (certValid):
+			// an origin's own self-signed one is accepted when the hellos
+			// bind to this TLS session instead.
 			InsecureSkipVerify: true,
 			NextProtos:         []string{"http/1.1"},
 		},
-		ForceAttemptHTTP2:   false,
 		TLSHandshakeTimeout: HandshakeTimeout,
 		DisableKeepAlives:   true,
 		Proxy:               nil,
 	}
-	return &WSDialer{url: rawURL, secret: secret, log: log, client: &http.Client{Transport: tr}}, nil
+	return &WSDialer{
+		url: rawURL, serverName: serverName, secret: secret, key: helloKey(secret), log: log,
+		client: &http.Client{Transport: tr},
+	}, nil
 }
 
 // Dial connects and returns a session; ctx bounds only the handshake.
@@ -71,14 +95,15 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
 	defer cancel()
 	h := http.Header{}
-	SetToken(h, d.secret)
+	token := Token(d.secret, time.Now())
+	h.Set("Authorization", "Bearer "+token)
 	c, resp, err := websocket.Dial(ctx, d.url, &websocket.DialOptions{
 		HTTPClient:      d.client,
 		HTTPHeader:      h,
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
-		if resp != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			// An origin answers a refused token with its decoy page, so a
 			// plain HTTP status here most likely means a wrong secret,
 			// path or clock.
@@ -86,12 +111,175 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 		}
 		return nil, fmt.Errorf("websocket dial %s: %w", d.url, err)
 	}
-	return wsSession(c, true, resp.Header.Get(clientAddressHeader) == "want", d.log)
+	var ekm []byte
+	if resp.TLS != nil && !certValid(resp.TLS, d.serverName) {
+		if ekm, err = exporter(resp.TLS); err != nil {
+			c.CloseNow()
+			return nil, err
+		}
+	}
+	nc := netConn(c)
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	flags, err := helloEdge(nc, d.key, ekm, []byte(token))
+	if !stop() {
+		err = errors.Join(err, ctx.Err())
+	}
+	if err != nil {
+		c.CloseNow()
+		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
+	}
+	nc.SetDeadline(time.Time{})
+	return newYamux(&frameConn{Conn: nc}, true, flags&FlagClientAddress != 0, d.log)
 }
 
-// clientAddressHeader, in the upgrade response, is the origin asking for
-// clients' addresses. Only an authenticated edge ever sees it.
-const clientAddressHeader = "X-Client-Addr"
+// netConn makes a byte stream of binary messages. Its context is never
+// cancelled: it would bound the whole connection's life, which ends by Close
+// instead.
+func netConn(c *websocket.Conn) net.Conn {
+	return websocket.NetConn(context.Background(), c, websocket.MessageBinary)
+}
+
+// WSListener serves the WebSocket of an origin at one path of one HTTP
+// listener, and the decoy to every other request.
+type WSListener struct {
+	ln         net.Listener
+	path       string
+	verifier   *Verifier
+	key        []byte
+	decoy      http.Handler
+	clientAddr bool
+	log        *slog.Logger
+
+	srv      *http.Server
+	sessions chan Session
+	ctx      context.Context // ends at Close, and with it handshakes in flight
+	cancel   context.CancelFunc
+	served   chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	handlers sync.WaitGroup // Add only under mu while not closed
+
+	DecoyHits, AuthFailures atomic.Int64
+}
+
+// ListenWS serves ln (already TLS for wss://). A request for path with a
+// valid token becomes a session; anything else gets decoy. With clientAddr,
+// the origin asks edges for clients' addresses.
+func ListenWS(ln net.Listener, path string, v *Verifier, secret string, decoy http.Handler, clientAddr bool, log *slog.Logger) *WSListener {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &WSListener{
+		ln: ln, path: path, verifier: v, key: helloKey(secret), decoy: decoy, clientAddr: clientAddr, log: log,
+		sessions: make(chan Session), ctx: ctx, cancel: cancel, served: make(chan struct{}),
+	}
+	l.srv = &http.Server{
+		Handler:           http.HandlerFunc(l.serveHTTP),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(l.served)
+		l.srv.Serve(ln)
+	}()
+	return l
+}
+
+func (l *WSListener) Addr() net.Addr { return l.ln.Addr() }
+
+func (l *WSListener) Accept(ctx context.Context) (Session, error) {
+	select {
+	case s := <-l.sessions:
+		return s, nil
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops serving; it waits for requests in flight, not for sessions.
+func (l *WSListener) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel()
+	err := l.srv.Close()
+	<-l.served
+	l.handlers.Wait()
+	return err
+}
+
+func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.handlers.Add(1)
+	l.mu.Unlock()
+	defer l.handlers.Done()
+
+	if r.URL.Path != l.path || !IsUpgrade(r) {
+		l.DecoyHits.Add(1)
+		l.decoy.ServeHTTP(w, r)
+		return
+	}
+	if err := l.verifier.VerifyRequest(r); err != nil {
+		l.AuthFailures.Add(1)
+		l.DecoyHits.Add(1)
+		l.log.Debug("tunnel refused", "err", err)
+		l.decoy.ServeHTTP(w, r)
+		return
+	}
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		CompressionMode: websocket.CompressionDisabled,
+		// Edges are not browsers; they send no Origin header to check.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		l.log.Warn("websocket accept failed", "err", err)
+		return
+	}
+	s, err := l.handshake(c, r, []byte(token))
+	if err != nil {
+		l.AuthFailures.Add(1)
+		l.log.Info("tunnel refused after the upgrade", "err", err)
+		c.CloseNow()
+		return
+	}
+	// The hijacked connection outlives this handler: the session owns it.
+	select {
+	case l.sessions <- s:
+	case <-l.ctx.Done():
+		s.Close()
+	}
+}
+
+func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte) (Session, error) {
+	ekm, err := exporter(r.TLS)
+	if err != nil {
+		return nil, err
+	}
+	nc := netConn(c)
+	ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	var flags byte
+	if l.clientAddr {
+		flags |= FlagClientAddress
+	}
+	err = helloOrigin(nc, l.key, ekm, token, flags)
+	if !stop() {
+		err = errors.Join(err, ctx.Err())
+	}
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return newYamux(&frameConn{Conn: nc}, false, l.clientAddr, l.log)
+}
 
 // IsUpgrade reports whether r asks for a WebSocket.
 func IsUpgrade(r *http.Request) bool {
@@ -109,34 +297,4 @@ func headerHasToken(h http.Header, key, token string) bool {
 		}
 	}
 	return false
-}
-
-// AcceptWS upgrades an authenticated request and runs the origin's side of a
-// yamux session on it. The caller has checked the request's token. With
-// clientAddr, the origin asks the edge for clients' addresses.
-func AcceptWS(w http.ResponseWriter, r *http.Request, clientAddr bool, log *slog.Logger) (Session, error) {
-	if clientAddr {
-		w.Header().Set(clientAddressHeader, "want")
-	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		CompressionMode: websocket.CompressionDisabled,
-		// Edges are not browsers; they send no Origin header to check.
-		InsecureSkipVerify: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("websocket accept: %w", err)
-	}
-	return wsSession(c, false, clientAddr, log)
-}
-
-func wsSession(c *websocket.Conn, client, clientAddr bool, log *slog.Logger) (Session, error) {
-	// The context given to NetConn bounds the connection's whole life; the
-	// session ends by Close instead, so it gets one that is never cancelled.
-	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
-	s, err := newYamux(&frameConn{Conn: nc}, client, clientAddr, log)
-	if err != nil {
-		c.CloseNow()
-		return nil, err
-	}
-	return s, nil
 }

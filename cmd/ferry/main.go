@@ -42,6 +42,9 @@ const (
 )
 
 func main() {
+	// ferry checks UDP buffers itself and says what to set, once
+	// (tunnel.UDPBufferAdvice); quic-go's own warning would repeat it raw.
+	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

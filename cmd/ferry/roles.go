@@ -30,13 +30,20 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	tunnels := &edge.Tunnels{Log: log}
 	var names []string
 	for _, o := range cfg.Origins {
-		d, err := tunnel.NewWSDialer(o.URL(), o.Connect, o.SNI, string(cfg.Secret), log)
-		if err != nil {
-			return &config.Error{Var: "FERRY_EDGE_ORIGINS", Err: err}
+		var d tunnel.Dialer
+		if o.Scheme == "quic" {
+			d = tunnel.NewQUICDialer(o.Host, o.Connect, o.SNI, string(cfg.Secret), log)
+		} else {
+			wd, err := tunnel.NewWSDialer(o.URL(), o.Connect, o.SNI, string(cfg.Secret), log)
+			if err != nil {
+				return &config.Error{Var: "FERRY_EDGE_ORIGINS", Err: err}
+			}
+			d = wd
 		}
 		tunnels.Origins = append(tunnels.Origins, edge.Origin{Name: o.String(), Dialer: d})
 		names = append(names, o.String())
 	}
+	adviseUDP(log, cfg.Origins)
 	lns, err := listenClients(cfg.Clients)
 	if err != nil {
 		return err
@@ -85,41 +92,73 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
-	var tlsConf *tls.Config
+	var crt *tls.Certificate
 	for _, u := range cfg.Listen {
-		if u.TLS() && tlsConf == nil {
+		if u.TLS() && crt == nil {
 			c, err := cert.Load(cfg.TLSCert, cfg.TLSKey)
 			if err != nil {
 				return &config.Error{Var: "FERRY_ORIGIN_TLS_CERT", Err: err}
 			}
-			// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
-			tlsConf = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+			crt = &c
 		}
 	}
-	var lns []origin.Listener
+	secret := string(cfg.Secret)
+	verifier := tunnel.NewVerifier(secret)
+	decoy := origin.NewDecoy(cfg.Decoy.URL, cfg.Decoy.Dir)
+	clientAddr := cfg.ProxyProtocol != 0
+	var lns []tunnel.Listener
+	fail := func(err error) error {
+		closeAll(lns)
+		return err
+	}
+	adviseUDP(log, cfg.Listen)
 	for _, u := range cfg.Listen {
+		if u.Scheme == "quic" {
+			pc, err := net.ListenPacket("udp", u.Host)
+			if err != nil {
+				return fail(fmt.Errorf("FERRY_ORIGIN_LISTEN %s: %w", u, err))
+			}
+			ql, err := tunnel.ListenQUIC(pc, *crt, secret, clientAddr, log)
+			if err != nil {
+				pc.Close()
+				return fail(err)
+			}
+			lns = append(lns, ql)
+			continue
+		}
 		ln, err := listen(u.Host, "FERRY_ORIGIN_LISTEN")
 		if err != nil {
-			closeAll(lns)
-			return err
+			return fail(err)
 		}
-		if u.TLS() {
-			ln = tls.NewListener(ln, tlsConf)
+		if u.Scheme == "wss" {
+			// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
+			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*crt}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
 		}
-		lns = append(lns, origin.Listener{Listener: ln, Path: u.Path})
+		lns = append(lns, tunnel.ListenWS(ln, u.Path, verifier, secret, decoy, clientAddr, log))
 	}
 	log.Info("ferry origin starting", "version", versionString(), "listen", cfg.Listen, "targets", cfg.Targets,
-		"grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
+		"proxy_protocol", cfg.ProxyProtocol, "grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
 	srv := &origin.Server{
 		Listeners: lns,
-		Verifier:  tunnel.NewVerifier(string(cfg.Secret)),
 		Upstream:  &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol)},
-		Decoy:     origin.NewDecoy(cfg.Decoy.URL, cfg.Decoy.Dir),
 		Log:       log,
 	}
 	err := srv.Run(ctx, time.Duration(cfg.Grace))
 	log.Info("ferry origin stopped")
 	return err
+}
+
+// adviseUDP logs what to set when the kernel keeps UDP buffers too small
+// for QUIC, if any of urls is a QUIC one.
+func adviseUDP(log *slog.Logger, urls []config.TunnelURL) {
+	for _, u := range urls {
+		if u.Scheme == "quic" {
+			if advice := tunnel.UDPBufferAdvice(); advice != "" {
+				log.Warn(advice)
+			}
+			return
+		}
+	}
 }
 
 func newEdgeServer(c config.Clients, lns []edge.Listener, connect edge.ConnectFunc, log *slog.Logger) *edge.Server {

@@ -1,0 +1,292 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// ALPN is the application protocol of ferry's QUIC tunnels; QUIC requires one.
+const ALPN = "ferry/1"
+
+// MaxStreamsPerSession is how many streams an origin lets one QUIC session
+// have open at once: at least an edge's FERRY_EDGE_MAX_CONNS (27,500 by
+// default). quic-go's default is 100.
+const MaxStreamsPerSession = 32768
+
+// Generic QUIC error codes: a refused connection learns nothing.
+const (
+	quicNoError     quic.ApplicationErrorCode = 0
+	quicStreamReset quic.StreamErrorCode      = 0
+)
+
+func quicConfig(origin bool) *quic.Config {
+	c := &quic.Config{
+		HandshakeIdleTimeout: 5 * time.Second,
+		// A path that stops carrying packets is given up after 15 s, and
+		// keepalives every 5 s keep a healthy idle one from looking dead.
+		MaxIdleTimeout:  15 * time.Second,
+		KeepAlivePeriod: 5 * time.Second,
+		// Windows for long fat links; quic-go tunes each stream's window
+		// up to the maximum as the stream needs it.
+		MaxStreamReceiveWindow:     16 << 20,
+		MaxConnectionReceiveWindow: 64 << 20,
+		MaxIncomingUniStreams:      -1,
+		MaxIncomingStreams:         -1, // edges accept no streams
+	}
+	if origin {
+		c.MaxIncomingStreams = MaxStreamsPerSession
+	}
+	return c
+}
+
+// QUICDialer dials an origin's QUIC listener.
+type QUICDialer struct {
+	addr string // HOST:PORT dialled
+	tls  *tls.Config
+	key  []byte
+	log  *slog.Logger
+}
+
+// NewQUICDialer returns a dialer of addr (HOST:PORT). connect and sni act as
+// for NewWSDialer.
+func NewQUICDialer(addr, connect, sni, secret string, log *slog.Logger) *QUICDialer {
+	host, _, _ := net.SplitHostPort(addr)
+	if sni == "" {
+		sni = host
+	}
+	if connect != "" {
+		addr = connect
+	}
+	return &QUICDialer{
+		addr: addr,
+		// Always bound: the hellos prove the secret over this session.
+		tls: &tls.Config{ServerName: sni, NextProtos: []string{ALPN}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13},
+		key: helloKey(secret),
+		log: log,
+	}
+}
+
+// Dial connects and returns a session; ctx bounds only the handshake.
+func (d *QUICDialer) Dial(ctx context.Context) (Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, d.addr, d.tls, quicConfig(false))
+	if err != nil {
+		return nil, fmt.Errorf("quic dial %s: %w", d.addr, err)
+	}
+	flags, err := d.hello(ctx, conn)
+	if err != nil {
+		conn.CloseWithError(quicNoError, "")
+		return nil, fmt.Errorf("quic %s: %w", d.addr, err)
+	}
+	return &quicSession{conn: conn, clientAddr: flags&FlagClientAddress != 0}, nil
+}
+
+func (d *QUICDialer) hello(ctx context.Context, conn *quic.Conn) (byte, error) {
+	cs := conn.ConnectionState().TLS
+	ekm, err := exporter(&cs)
+	if err != nil {
+		return 0, err
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		st.SetDeadline(dl)
+	}
+	return helloEdge(st, d.key, ekm, nil)
+}
+
+// QUICListener accepts QUIC sessions from edges.
+type QUICListener struct {
+	tr         *quic.Transport
+	ln         *quic.Listener
+	key        []byte
+	clientAddr bool
+	log        *slog.Logger
+
+	sessions chan Session
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	conns []*quic.Conn // accepted sessions, for Close to wait for
+}
+
+// ListenQUIC listens on pc, a UDP socket, with crt. With clientAddr, the
+// origin asks edges for clients' addresses.
+func ListenQUIC(pc net.PacketConn, crt tls.Certificate, secret string, clientAddr bool, log *slog.Logger) (*QUICListener, error) {
+	conf := &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS13}
+	tr := &quic.Transport{Conn: pc}
+	ln, err := tr.Listen(conf, quicConfig(true))
+	if err != nil {
+		return nil, fmt.Errorf("quic listen %s: %w", pc.LocalAddr(), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &QUICListener{tr: tr, ln: ln, key: helloKey(secret), clientAddr: clientAddr, log: log,
+		sessions: make(chan Session), ctx: ctx, cancel: cancel}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+func (l *QUICListener) Addr() net.Addr { return l.ln.Addr() }
+
+func (l *QUICListener) Accept(ctx context.Context) (Session, error) {
+	select {
+	case s := <-l.sessions:
+		return s, nil
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops accepting, waits for the sessions it accepted to end (their
+// owner closes them), then closes the socket they share.
+func (l *QUICListener) Close() error {
+	l.cancel()
+	err := l.ln.Close()
+	l.wg.Wait()
+	l.mu.Lock()
+	conns := l.conns
+	l.mu.Unlock()
+	for _, c := range conns {
+		<-c.Context().Done()
+	}
+	// The transport does not close a socket it was given.
+	return errors.Join(err, l.tr.Close(), l.tr.Conn.Close())
+}
+
+func (l *QUICListener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		conn, err := l.ln.Accept(l.ctx)
+		if err != nil {
+			return
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			s, err := l.handshake(conn)
+			if err != nil {
+				l.log.Info("quic tunnel refused", "err", err)
+				conn.CloseWithError(quicNoError, "")
+				return
+			}
+			select {
+			case l.sessions <- s:
+			case <-l.ctx.Done():
+				s.Close()
+			}
+		}()
+	}
+}
+
+// handshake reads the edge's hello on its first stream. Until it checks out,
+// the connection gets no other stream accepted.
+func (l *QUICListener) handshake(conn *quic.Conn) (Session, error) {
+	ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
+	defer cancel()
+	cs := conn.ConnectionState().TLS
+	ekm, err := exporter(&cs)
+	if err != nil {
+		return nil, err
+	}
+	st, err := conn.AcceptStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("no hello: %w", err)
+	}
+	defer st.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		st.SetDeadline(dl)
+	}
+	var flags byte
+	if l.clientAddr {
+		flags |= FlagClientAddress
+	}
+	if err := helloOrigin(st, l.key, ekm, nil, flags); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	live := l.conns[:0]
+	for _, c := range l.conns {
+		if c.Context().Err() == nil {
+			live = append(live, c)
+		}
+	}
+	l.conns = append(live, conn)
+	l.mu.Unlock()
+	return &quicSession{conn: conn, clientAddr: l.clientAddr}, nil
+}
+
+type quicSession struct {
+	conn       *quic.Conn
+	clientAddr bool
+}
+
+func (s *quicSession) OpenStream(ctx context.Context) (Stream, error) {
+	st, err := s.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &quicStream{Stream: st, conn: s.conn}, nil
+}
+
+func (s *quicSession) AcceptStream(ctx context.Context) (Stream, error) {
+	st, err := s.conn.AcceptStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &quicStream{Stream: st, conn: s.conn}, nil
+}
+
+func (s *quicSession) Done() <-chan struct{} { return s.conn.Context().Done() }
+func (s *quicSession) Close() error          { return s.conn.CloseWithError(quicNoError, "") }
+func (s *quicSession) ClientAddress() bool   { return s.clientAddr }
+
+// quicStream adapts a native QUIC stream: CloseWrite sends FIN; Close after
+// it only stops reading, so data in flight still arrives; Close without it
+// resets the stream both ways, as an aborted relay wants.
+type quicStream struct {
+	*quic.Stream
+	conn *quic.Conn
+
+	mu          sync.Mutex
+	wroteClosed bool
+}
+
+func (s *quicStream) CloseWrite() error {
+	s.mu.Lock()
+	s.wroteClosed = true
+	s.mu.Unlock()
+	return s.Stream.Close()
+}
+
+func (s *quicStream) Close() error {
+	s.mu.Lock()
+	wroteClosed := s.wroteClosed
+	s.wroteClosed = true
+	s.mu.Unlock()
+	s.Stream.CancelRead(quicStreamReset)
+	if !wroteClosed {
+		s.Stream.CancelWrite(quicStreamReset)
+	}
+	return nil
+}
+
+func (s *quicStream) LocalAddr() net.Addr  { return s.conn.LocalAddr() }
+func (s *quicStream) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package tunnel
+
+// UDPBufferAdvice gives advice on Linux only.
+func UDPBufferAdvice() string { return "" }
