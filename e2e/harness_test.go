@@ -137,18 +137,25 @@ type lspec struct {
 	tls, proxy  bool
 }
 
-// startEdgeWith runs an edge with srv's limits and the given listeners.
-// With an empty originURL it dials the targets of up directly, as
-// standalone does.
+// startEdgeWith runs an edge with srv's limits and the given listeners,
+// tunnelling to originURL, or with srv.Connect when that is set.
 func startEdgeWith(t testing.TB, originURL string, srv *edge.Server, ls ...lspec) *edgeProc {
+	t.Helper()
+	var origins []edge.Origin
+	if originURL != "" {
+		origins = []edge.Origin{{Name: originURL, Dialer: dialer(t, originURL)}}
+	}
+	return startEdgeOrigins(t, origins, srv, ls...)
+}
+
+// startEdgeOrigins runs an edge tunnelling to origins, in order of preference.
+func startEdgeOrigins(t testing.TB, origins []edge.Origin, srv *edge.Server, ls ...lspec) *edgeProc {
 	t.Helper()
 	e := &edgeProc{addrs: map[string]string{}, done: make(chan struct{})}
 	e.tunnels = &edge.Tunnels{
+		Origins: origins,
 		Backoff: edge.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond},
 		Log:     testLogger(t),
-	}
-	if originURL != "" {
-		e.tunnels.Origins = []edge.Origin{{Name: originURL, Dialer: dialer(t, originURL)}}
 	}
 	crt, err := cert.SelfSigned()
 	if err != nil {

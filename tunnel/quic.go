@@ -30,10 +30,13 @@ const (
 func quicConfig(origin bool) *quic.Config {
 	c := &quic.Config{
 		HandshakeIdleTimeout: 5 * time.Second,
-		// A path that stops carrying packets is given up after 15 s, and
-		// keepalives every 5 s keep a healthy idle one from looking dead.
-		MaxIdleTimeout:  15 * time.Second,
-		KeepAlivePeriod: 5 * time.Second,
+		// A path that stops carrying packets (UDP blocked mid-session, as
+		// censors do) is given up after 6 s, so that the edge moves new
+		// clients to its next origin quickly; keepalives every 2 s (a few
+		// bytes) keep a healthy idle session from looking dead, even with a
+		// lost packet or two.
+		MaxIdleTimeout:  6 * time.Second,
+		KeepAlivePeriod: 2 * time.Second,
 		// Windows for long fat links; quic-go tunes each stream's window
 		// up to the maximum as the stream needs it.
 		MaxStreamReceiveWindow:     16 << 20,

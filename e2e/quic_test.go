@@ -1,0 +1,327 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/ferryproxy/ferry/cert"
+	"github.com/ferryproxy/ferry/edge"
+	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/tunnel"
+)
+
+// mitmTLS is a man in the middle with its own certificate: it ends the
+// edge's TLS and opens its own to the origin, passing bytes between.
+func mitmTLS(t *testing.T, originAddr string) string {
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := fake.Start(t, func(c net.Conn) {
+		in := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{"http/1.1"}})
+		out, err := tls.Dial("tcp", originAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			return
+		}
+		defer out.Close()
+		go io.Copy(out, in)
+		io.Copy(in, out)
+	})
+	return srv.Addr()
+}
+
+// mitmQUIC is the same over QUIC: it relays the edge's streams, the hello
+// first, over its own connection to the origin.
+func mitmQUIC(t *testing.T, originAddr string) string {
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{tunnel.ALPN}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer in.CloseWithError(0, "")
+				out, err := quic.DialAddr(ctx, originAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{tunnel.ALPN}}, nil)
+				if err != nil {
+					return
+				}
+				defer out.CloseWithError(0, "")
+				a, err := in.AcceptStream(ctx)
+				if err != nil {
+					return
+				}
+				b, err := out.OpenStreamSync(ctx)
+				if err != nil {
+					return
+				}
+				go io.Copy(b, a)
+				io.Copy(a, b)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// TestManInTheMiddle checks that a man in the middle with its own
+// certificate gets no session, over QUIC and over wss straight to the
+// origin: the origin finds the edge's hello bound to another TLS session.
+// (That the edge, too, refuses an origin hello bound to another session is
+// tested in package tunnel: here the origin refuses first.)
+func TestManInTheMiddle(t *testing.T) {
+	for _, scheme := range []string{"wss", "quic"} {
+		t.Run(scheme, func(t *testing.T) {
+			o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"chat": {"127.0.0.1:1"}})
+			var d tunnel.Dialer
+			if scheme == "quic" {
+				d = dialer(t, "quic://"+mitmQUIC(t, o.addr))
+			} else {
+				d = dialer(t, "wss://"+mitmTLS(t, o.addr)+"/tunnel")
+			}
+			s, err := d.Dial(context.Background())
+			if err == nil {
+				s.Close()
+				t.Fatal("the edge accepted a man in the middle")
+			}
+			t.Logf("edge: %v", err)
+			if n := o.srv.Stats().Sessions; n != 0 {
+				t.Fatalf("the origin accepted %d sessions through the man in the middle", n)
+			}
+			if o.ws != nil && o.ws.AuthFailures.Load() != 1 {
+				t.Fatalf("the origin counted %d authentication failures, want 1", o.ws.AuthFailures.Load())
+			}
+			// Without the man in the middle, the same dial works.
+			s, err = dialer(t, o.url).Dial(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+		})
+	}
+}
+
+// TestQUICRefusesStrangers checks that a QUIC client without the secret is
+// cut off with a generic error, and no stream of its is served.
+func TestQUICRefusesStrangers(t *testing.T) {
+	echo := fake.Start(t, fake.Echo)
+	o := startOrigin(t, "quic", "127.0.0.1:0", map[string][]string{"chat": {echo.Addr()}})
+	ctx := context.Background()
+	conn, err := quic.DialAddr(ctx, o.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{tunnel.ALPN}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write(make([]byte, 34)) // a hello with a wrong proof
+	<-conn.Context().Done()
+	var appErr *quic.ApplicationError
+	if err := context.Cause(conn.Context()); !errors.As(err, &appErr) || appErr.ErrorCode != 0 || appErr.ErrorMessage != "" {
+		t.Fatalf("closed with %v, want a bare application error 0", err)
+	}
+	if n := o.srv.Stats().Sessions; n != 0 {
+		t.Fatalf("%d sessions", n)
+	}
+}
+
+// TestManyQUICStreams runs 1,000 clients at once over one QUIC connection.
+func TestManyQUICStreams(t *testing.T) {
+	echo := fake.Start(t, fake.Echo)
+	o := startOrigin(t, "quic", "127.0.0.1:0", map[string][]string{"chat": {echo.Addr()}})
+	e := startEdge(t, o.url, "chat")
+	const clients = 1000
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		c, err := net.Dial("tcp", e.addrs["chat"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	// Every client first sends, so all 1,000 streams are open at once
+	// before any of them is answered.
+	for i, c := range conns {
+		if _, err := c.Write([]byte{byte(i), byte(i >> 8)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := make([]byte, 2)
+			if _, err := io.ReadFull(c, b); err != nil || b[0] != byte(i) || b[1] != byte(i>>8) {
+				bad.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d of %d clients failed", n, clients)
+	}
+	if n := o.srv.Stats().Streams; n != clients {
+		t.Errorf("%d streams open at the origin, want %d", n, clients)
+	}
+}
+
+// udpRelay passes datagrams between one client and target, or drops them
+// all while drop is set: a path on which UDP gets blocked.
+type udpRelay struct {
+	pc   net.PacketConn
+	drop atomic.Bool
+}
+
+func startUDPRelay(t *testing.T, target string) *udpRelay {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &udpRelay{pc: pc}
+	dst, err := net.ResolveUDPAddr("udp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client atomic.Pointer[net.Addr]
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // client → target
+		defer wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			client.Store(&from)
+			if !r.drop.Load() {
+				up.WriteTo(buf[:n], dst)
+			}
+		}
+	}()
+	go func() { // target → client
+		defer wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := up.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if c := client.Load(); c != nil && !r.drop.Load() {
+				pc.WriteTo(buf[:n], *c)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		up.Close()
+		wg.Wait()
+	})
+	return r
+}
+
+// TestFallback checks that an edge whose preferred origin is QUIC uses
+// WebSocket while QUIC does not get through, moves back to QUIC when it
+// does, and off it again within 10 s when UDP is blocked mid-session; live
+// clients on a healthy session are not disturbed by a switch.
+func TestFallback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out QUIC's idle timeout")
+	}
+	echo := fake.Start(t, fake.Echo)
+	targets := map[string][]string{"chat": {echo.Addr()}}
+	q := startOrigin(t, "quic", "127.0.0.1:0", targets)
+	w := startOrigin(t, "ws", "127.0.0.1:0", targets)
+	relay := startUDPRelay(t, q.addr)
+	relay.drop.Store(true) // QUIC is blocked from the start
+
+	start := time.Now()
+	e := startEdgeOrigins(t, []edge.Origin{
+		{Name: "quic", Dialer: dialer(t, "quic://"+relay.pc.LocalAddr().String())},
+		{Name: "ws", Dialer: dialer(t, w.url)},
+	}, &edge.Server{}, lspec{name: "chat", route: "chat"})
+
+	// via connects a client, echoes once within a second, and says which
+	// origin carried it; the client stays open until the test ends.
+	via := func() (net.Conn, string) {
+		qs, ws := q.srv.Stats().Streams, w.srv.Stats().Streams
+		c := e.dial(t, "chat")
+		c.SetDeadline(time.Now().Add(time.Second))
+		if got, err := echoOnce(c, []byte("ping")); err != nil || string(got) != "ping" {
+			return c, "none"
+		}
+		c.SetDeadline(time.Time{})
+		switch {
+		case q.srv.Stats().Streams > qs:
+			return c, "quic"
+		case w.srv.Stats().Streams > ws:
+			return c, "ws"
+		}
+		return c, "none"
+	}
+	// await waits until a new client goes via want, within limit of since.
+	await := func(want string, since time.Time, limit time.Duration) net.Conn {
+		t.Helper()
+		for {
+			changed := e.tunnels.Changed()
+			c, got := via()
+			if got == want {
+				t.Logf("clients go via %s after %v", want, time.Since(since).Round(10*time.Millisecond))
+				return c
+			}
+			if time.Since(since) > limit {
+				t.Fatalf("clients still go via %s after %v, want %s", got, limit, want)
+			}
+			if got != "none" {
+				select {
+				case <-changed:
+				case <-time.After(limit - time.Since(since)):
+				}
+			}
+		}
+	}
+	wsClient := await("ws", start, 10*time.Second)
+
+	relay.drop.Store(false) // QUIC returns
+	await("quic", time.Now(), time.Minute)
+	if got, err := echoOnce(wsClient, []byte("still there")); err != nil || string(got) != "still there" {
+		t.Fatalf("the client on the WebSocket session was disturbed by the switch: %q, %v", got, err)
+	}
+
+	relay.drop.Store(true) // UDP blocked mid-session
+	await("ws", time.Now(), 10*time.Second)
+}
