@@ -51,7 +51,7 @@ type originProc struct {
 	srv    *origin.Server
 	ws     *tunnel.WSListener // nil over QUIC
 	addr   string             // HOST:PORT of its tunnel listener
-	url    string // the URL edges dial
+	url    string             // the URL edges dial
 	cancel context.CancelFunc
 	done   chan struct{}
 }

@@ -292,4 +292,3 @@ func (s *quicStream) Close() error {
 
 func (s *quicStream) LocalAddr() net.Addr  { return s.conn.LocalAddr() }
 func (s *quicStream) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
-
