@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,33 +27,61 @@ func benchPaths(b *testing.B, handle func(net.Conn), f func(b *testing.B, addr s
 	}
 }
 
-// BenchmarkThroughput measures one stream, client to sink.
+// BenchmarkThroughput measures client-to-sink throughput over 1 and over 8
+// concurrent streams.
 func BenchmarkThroughput(b *testing.B) {
-	done := make(chan int64, 1)
+	done := make(chan int64, 8)
 	sink := func(c net.Conn) {
 		n, _ := io.Copy(io.Discard, c)
 		done <- n
 	}
 	benchPaths(b, sink, func(b *testing.B, addr string) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		buf := make([]byte, 128<<10)
-		b.SetBytes(int64(len(buf)))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			if _, err := c.Write(buf); err != nil {
-				b.Fatal(err)
-			}
-		}
-		c.(*net.TCPConn).CloseWrite()
-		n := <-done
-		b.StopTimer()
-		c.Close()
-		if n != int64(b.N*len(buf)) {
-			b.Fatalf("sink read %d bytes, want %d", n, b.N*len(buf))
+		for _, streams := range []int{1, 8} {
+			b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+				conns := make([]*net.TCPConn, streams)
+				for i := range conns {
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						b.Fatal(err)
+					}
+					conns[i] = c.(*net.TCPConn)
+					// An edge connects a client once it has said something.
+					if _, err := c.Write([]byte{0}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				buf := make([]byte, 128<<10)
+				b.SetBytes(int64(len(buf)))
+				b.ReportAllocs()
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for i, c := range conns {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						// Writer i sends every streams-th chunk of b.N.
+						for j := i; j < b.N; j += streams {
+							if _, err := c.Write(buf); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+						c.CloseWrite()
+					}()
+				}
+				wg.Wait()
+				var total int64
+				for range conns {
+					total += <-done
+				}
+				b.StopTimer()
+				for _, c := range conns {
+					c.Close()
+				}
+				if want := int64(b.N*len(buf) + streams); total != want {
+					b.Fatalf("sink read %d bytes, want %d", total, want)
+				}
+			})
 		}
 	})
 }
