@@ -180,6 +180,7 @@ func TestBadClientsIsolated(t *testing.T) {
 		{"plain", ""}, // silent
 		{"tls", ""},   // silent before the handshake
 		{"proxy", ""}, // silent before the header
+		{"proxy", "PROXY TCP4 192.0.2.1 192.0.2.2 1000 5222\r\n"}, // silent after it
 	} {
 		c := e.dial(t, tc.listener)
 		io.WriteString(c, tc.send)
@@ -191,8 +192,8 @@ func TestBadClientsIsolated(t *testing.T) {
 		}
 		ping()
 	}
-	if s := e.srv.Stats(); s.Rejected != 6 {
-		t.Errorf("%d clients rejected, want 6", s.Rejected)
+	if s := e.srv.Stats(); s.Rejected != 7 {
+		t.Errorf("%d clients rejected, want 7", s.Rejected)
 	}
 }
 

@@ -136,12 +136,13 @@ func (s *Server) accept(ctx context.Context, l Listener, conns *sync.WaitGroup) 
 			}
 		}
 		delay = 0
-		if s.MaxConns > 0 && s.active.Load() >= int64(s.MaxConns) {
+		// Listeners accept concurrently: count first, then check.
+		if n := s.active.Add(1); s.MaxConns > 0 && n > int64(s.MaxConns) {
+			s.active.Add(-1)
 			s.refused.Add(1)
 			c.Close()
 			continue
 		}
-		s.active.Add(1)
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
@@ -158,14 +159,24 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener) {
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
 	}
-	c.SetReadDeadline(time.Now().Add(timeout))
+	// One deadline covers the PROXY header, the TLS handshake and the first
+	// bytes; the drain's end cuts them short too.
+	deadline := time.Now().Add(timeout)
+	raw := c
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	if l.ProxyProtocol {
 		pc := proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(timeout))
+		// Set through pc: go-proxyproto restores the deadline it was told
+		// of after reading the header, and would clear one set on c.
+		pc.SetReadDeadline(deadline)
 		if pc.ProxyHeader() == nil {
 			s.reject(c, l, "bad or missing PROXY header")
 			return
 		}
 		c = proxyConn{pc}
+	} else {
+		c.SetReadDeadline(deadline)
 	}
 	client := addrPort(c.RemoteAddr())
 	if !s.perIP.acquire(client.Addr(), s.MaxConnsPerIP) {
@@ -177,7 +188,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener) {
 
 	if l.TLS != nil {
 		tc := tls.Server(c, l.TLS)
-		hctx, cancel := context.WithTimeout(ctx, timeout)
+		hctx, cancel := context.WithDeadline(ctx, deadline)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
@@ -196,6 +207,10 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
+	if !stop() {
+		c.Close()
+		return
+	}
 
 	up, err := s.Connect(ctx, l.Route, client)
 	if err != nil {
@@ -224,8 +239,11 @@ func (s *Server) reject(c net.Conn, l Listener, why string) {
 	c.Close()
 }
 
-// proxyConn gives a PROXY protocol connection the half-close the relay uses.
+// proxyConn gives a PROXY protocol connection the half-close the relay uses,
+// and the relay's reset a way to its TCP connection.
 type proxyConn struct{ *proxyproto.Conn }
+
+func (c proxyConn) NetConn() net.Conn { return c.Raw() }
 
 func (c proxyConn) CloseWrite() error {
 	if tc, ok := c.TCPConn(); ok {

@@ -20,6 +20,10 @@ func NewDecoy(target *url.URL, dir string) http.Handler {
 			// of the visitor's address.
 			Rewrite: func(r *httputil.ProxyRequest) {
 				r.SetURL(target)
+				// An edge's token is nobody else's business, even a stale one.
+				for _, h := range []string{"Authorization", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Protocol"} {
+					r.Out.Header.Del(h)
+				}
 			},
 		}
 	case dir != "":

@@ -68,7 +68,9 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, BufferSize); return 
 func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	p := &pipe{a: a, b: b, opts: o}
 	p.touch()
+	p.tmu.Lock()
 	p.timer = time.AfterFunc(o.idle(), p.checkIdle)
+	p.tmu.Unlock()
 	stop := context.AfterFunc(ctx, func() { p.abort(ctx.Err()) })
 
 	var ab int64
@@ -81,8 +83,10 @@ func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	<-done
 
 	stop()
-	p.finished.Store(true)
+	p.tmu.Lock()
+	p.finished = true
 	p.timer.Stop()
+	p.tmu.Unlock()
 	a.Close()
 	b.Close()
 	p.mu.Lock()
@@ -95,9 +99,11 @@ type pipe struct {
 	opts  Options
 	timer *time.Timer
 
-	last       atomic.Int64 // unix nanoseconds of the last byte read either way
-	halfClosed atomic.Bool
-	finished   atomic.Bool
+	last atomic.Int64 // unix nanoseconds of the last byte read either way
+
+	tmu        sync.Mutex // the timer and what decides its next expiry
+	halfClosed bool
+	finished   bool
 
 	mu  sync.Mutex
 	err error // the first failure
@@ -125,9 +131,12 @@ func (p *pipe) copy(dst, src net.Conn) int64 {
 		}
 		if rerr != nil {
 			if rerr == io.EOF {
-				if !p.halfClosed.Swap(true) {
+				p.tmu.Lock()
+				if !p.halfClosed && !p.finished {
+					p.halfClosed = true
 					p.timer.Reset(p.opts.halfClosedIdle())
 				}
+				p.tmu.Unlock()
 				if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 					if err := cw.CloseWrite(); err != nil {
 						p.abort(err)
@@ -153,7 +162,7 @@ func (p *pipe) abort(err error) {
 		return
 	}
 	for _, c := range []net.Conn{p.a, p.b} {
-		if tc, ok := c.(*net.TCPConn); ok {
+		if tc, ok := tcpConn(c); ok {
 			tc.SetLinger(0)
 		}
 		// A deadline wakes reads and writes blocked in any net.Conn,
@@ -163,18 +172,38 @@ func (p *pipe) abort(err error) {
 	}
 }
 
+// tcpConn finds the TCP connection under c, through wrappers that expose
+// theirs as crypto/tls's does.
+func tcpConn(c net.Conn) (*net.TCPConn, bool) {
+	for range 4 {
+		switch w := c.(type) {
+		case *net.TCPConn:
+			return w, true
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
 func (p *pipe) checkIdle() {
-	if p.finished.Load() {
+	p.tmu.Lock()
+	if p.finished {
+		p.tmu.Unlock()
 		return
 	}
 	limit := p.opts.idle()
-	if p.halfClosed.Load() {
+	if p.halfClosed {
 		limit = p.opts.halfClosedIdle()
 	}
 	quiet := time.Duration(time.Now().UnixNano() - p.last.Load())
-	if quiet >= limit {
-		p.abort(ErrIdle)
+	if quiet < limit {
+		p.timer.Reset(limit - quiet)
+		p.tmu.Unlock()
 		return
 	}
-	p.timer.Reset(limit - quiet)
+	p.tmu.Unlock()
+	p.abort(ErrIdle)
 }

@@ -129,7 +129,7 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
 	}
 	nc.SetDeadline(time.Time{})
-	return newYamux(&frameConn{Conn: nc}, true, flags&FlagClientAddress != 0, d.log)
+	return newYamux(&frameConn{Conn: nc, close: c.CloseNow}, true, flags&FlagClientAddress != 0, d.log)
 }
 
 // netConn makes a byte stream of binary messages. Its context is never
@@ -278,7 +278,7 @@ func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte)
 		return nil, err
 	}
 	nc.SetDeadline(time.Time{})
-	return newYamux(&frameConn{Conn: nc}, false, l.clientAddr, l.log)
+	return newYamux(&frameConn{Conn: nc, close: c.CloseNow}, false, l.clientAddr, l.log)
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.

@@ -68,7 +68,10 @@ func (d *Dialer) Dial(ctx context.Context, route string, client netip.AddrPort) 
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		c, err := dial(actx, "tcp", addr)
 		cancel()
-		d.record(addr, err)
+		if ctx.Err() == nil {
+			// A dial cut short by its caller says nothing of the target.
+			d.record(addr, err)
+		}
 		if err == nil {
 			if err := d.sendProxyHeader(c, client); err != nil {
 				c.Close()
