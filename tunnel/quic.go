@@ -118,10 +118,8 @@ type QUICListener struct {
 	clientAddr bool
 	log        *slog.Logger
 
-	sessions chan Session
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	queue
+	wg sync.WaitGroup
 
 	mu    sync.Mutex
 	conns []*quic.Conn // accepted sessions, for Close to wait for
@@ -136,26 +134,13 @@ func ListenQUIC(pc net.PacketConn, crt tls.Certificate, secret string, clientAdd
 	if err != nil {
 		return nil, fmt.Errorf("quic listen %s: %w", pc.LocalAddr(), err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &QUICListener{tr: tr, ln: ln, key: helloKey(secret), clientAddr: clientAddr, log: log,
-		sessions: make(chan Session), ctx: ctx, cancel: cancel}
+	l := &QUICListener{tr: tr, ln: ln, key: helloKey(secret), clientAddr: clientAddr, log: log, queue: newQueue()}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
 }
 
 func (l *QUICListener) Addr() net.Addr { return l.ln.Addr() }
-
-func (l *QUICListener) Accept(ctx context.Context) (Session, error) {
-	select {
-	case s := <-l.sessions:
-		return s, nil
-	case <-l.ctx.Done():
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
 
 // Close stops accepting, waits for the sessions it accepted to end (their
 // owner closes them), then closes the socket they share.
@@ -189,11 +174,7 @@ func (l *QUICListener) acceptLoop() {
 				conn.CloseWithError(quicNoError, "")
 				return
 			}
-			select {
-			case l.sessions <- s:
-			case <-l.ctx.Done():
-				s.Close()
-			}
+			l.deliver(s)
 		}()
 	}
 }

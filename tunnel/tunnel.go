@@ -42,3 +42,51 @@ type Session interface {
 	// header; otherwise they never leave the edge.
 	ClientAddress() bool
 }
+
+// Dialer makes sessions to one origin.
+type Dialer interface {
+	Dial(ctx context.Context) (Session, error)
+}
+
+// Listener accepts sessions from edges.
+type Listener interface {
+	Accept(ctx context.Context) (Session, error)
+	// Close stops accepting at once; sessions already accepted live on, and
+	// their owner closes them. It returns when the listener's own work is
+	// done, which for sessions that share its socket (QUIC) is when they
+	// have ended.
+	Close() error
+	Addr() net.Addr
+}
+
+// queue hands the sessions a listener's handshakes produce to Accept.
+type queue struct {
+	sessions chan Session
+	ctx      context.Context // ends at the listener's Close, and with it handshakes in flight
+	cancel   context.CancelFunc
+}
+
+func newQueue() queue {
+	ctx, cancel := context.WithCancel(context.Background())
+	return queue{sessions: make(chan Session), ctx: ctx, cancel: cancel}
+}
+
+func (q *queue) Accept(ctx context.Context) (Session, error) {
+	select {
+	case s := <-q.sessions:
+		return s, nil
+	case <-q.ctx.Done():
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// deliver waits for Accept to take s, or closes s if the listener closes.
+func (q *queue) deliver(s Session) {
+	select {
+	case q.sessions <- s:
+	case <-q.ctx.Done():
+		s.Close()
+	}
+}

@@ -21,22 +21,6 @@ import (
 // and the hellos.
 const HandshakeTimeout = 10 * time.Second
 
-// Dialer makes sessions to one origin.
-type Dialer interface {
-	Dial(ctx context.Context) (Session, error)
-}
-
-// Listener accepts sessions from edges.
-type Listener interface {
-	Accept(ctx context.Context) (Session, error)
-	// Close stops accepting at once; sessions already accepted live on, and
-	// their owner closes them. It returns when the listener's own work is
-	// done, which for sessions that share its socket (QUIC) is when they
-	// have ended.
-	Close() error
-	Addr() net.Addr
-}
-
 // WSDialer dials an origin's WebSocket listener and runs the edge's side of a
 // yamux session on it.
 type WSDialer struct {
@@ -150,11 +134,9 @@ type WSListener struct {
 	clientAddr bool
 	log        *slog.Logger
 
-	srv      *http.Server
-	sessions chan Session
-	ctx      context.Context // ends at Close, and with it handshakes in flight
-	cancel   context.CancelFunc
-	served   chan struct{}
+	queue
+	srv    *http.Server
+	served chan struct{}
 
 	mu       sync.Mutex
 	closed   bool
@@ -167,10 +149,9 @@ type WSListener struct {
 // valid token becomes a session; anything else gets decoy. With clientAddr,
 // the origin asks edges for clients' addresses.
 func ListenWS(ln net.Listener, path string, v *Verifier, secret string, decoy http.Handler, clientAddr bool, log *slog.Logger) *WSListener {
-	ctx, cancel := context.WithCancel(context.Background())
 	l := &WSListener{
 		ln: ln, path: path, verifier: v, key: helloKey(secret), decoy: decoy, clientAddr: clientAddr, log: log,
-		sessions: make(chan Session), ctx: ctx, cancel: cancel, served: make(chan struct{}),
+		queue: newQueue(), served: make(chan struct{}),
 	}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.serveHTTP),
@@ -186,17 +167,6 @@ func ListenWS(ln net.Listener, path string, v *Verifier, secret string, decoy ht
 }
 
 func (l *WSListener) Addr() net.Addr { return l.ln.Addr() }
-
-func (l *WSListener) Accept(ctx context.Context) (Session, error) {
-	select {
-	case s := <-l.sessions:
-		return s, nil
-	case <-l.ctx.Done():
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
 
 // Close stops serving; it waits for requests in flight, not for sessions.
 func (l *WSListener) Close() error {
@@ -250,11 +220,7 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The hijacked connection outlives this handler: the session owns it.
-	select {
-	case l.sessions <- s:
-	case <-l.ctx.Done():
-		s.Close()
-	}
+	l.deliver(s)
 }
 
 func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte) (Session, error) {
