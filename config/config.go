@@ -72,6 +72,7 @@ type Edge struct {
 	Common
 	Auth
 	Clients
+	Pool    Count      `envconfig:"FERRY_EDGE_POOL" default:"2" form:"a whole number from 1 to 10000000" desc:"sessions kept to each origin; new clients go to the least busy one"`
 	Origins TunnelURLs `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"origins to tunnel to, in order of preference (required)"`
 }
 

@@ -23,39 +23,73 @@ type Origin struct {
 // DefaultWait is how long a client waits for a session when none is up.
 const DefaultWait = 5 * time.Second
 
+// DefaultPool is how many sessions the edge keeps to each origin: one lost
+// session then takes only its share of clients, and the others carry new
+// ones while it is redialled.
+const DefaultPool = 2
+
 // ErrNoSession is returned when no session came up within the wait.
 var ErrNoSession = errors.New("no tunnel session up")
 
-// Tunnels keeps a session up to each origin and opens client streams on the
-// first origin, in order, whose session is up.
+// Tunnels keeps Pool sessions up to each origin and opens each client's
+// stream on the first origin, in order, with a session up, on its session
+// with the fewest streams.
 type Tunnels struct {
 	Origins []Origin
+	// Pool is how many sessions to keep per origin; zero means DefaultPool.
+	Pool int
 	// Wait is how long Connect waits for a session; zero means DefaultWait.
 	Wait time.Duration
 	// Backoff spaces redials; the zero value holds the defaults.
 	Backoff Backoff
 	Log     *slog.Logger
 
-	mu       sync.Mutex
-	sessions []tunnel.Session // by origin index; nil while down
-	changed  chan struct{}    // closed and replaced whenever sessions changes
+	mu      sync.Mutex
+	slots   []*slot       // Pool per origin, in the origins' order
+	changed chan struct{} // closed and replaced whenever a slot changes
 }
+
+// slot holds one of an origin's sessions while it is up.
+type slot struct {
+	origin int
+	cur    *live // nil while down
+}
+
+// live is a session in service.
+type live struct {
+	sess    tunnel.Session
+	streams int           // open on sess, under Tunnels.mu
+	retire  chan struct{} // closed when the origin drains: no new streams
+	once    sync.Once
+}
+
+func (l *live) retireNow() { l.once.Do(func() { close(l.retire) }) }
 
 // Run keeps the sessions up until ctx ends, then closes them and returns.
 func (t *Tunnels) Run(ctx context.Context) {
+	pool := t.Pool
+	if pool <= 0 {
+		pool = DefaultPool
+	}
 	t.mu.Lock()
-	t.sessions = make([]tunnel.Session, len(t.Origins))
+	t.slots = nil
+	for i := range t.Origins {
+		for range pool {
+			t.slots = append(t.slots, &slot{origin: i})
+		}
+	}
 	if t.changed == nil {
 		t.changed = make(chan struct{})
 	}
+	slots := t.slots
 	t.mu.Unlock()
 
 	var wg sync.WaitGroup
-	for i := range t.Origins {
+	for _, sl := range slots {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t.keep(ctx, i)
+			t.keep(ctx, sl, &wg)
 		}()
 	}
 	wg.Wait()
@@ -65,8 +99,8 @@ func (t *Tunnels) Run(ctx context.Context) {
 func (t *Tunnels) Up() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, s := range t.sessions {
-		if s != nil {
+	for _, sl := range t.slots {
+		if sl.cur != nil {
 			return true
 		}
 	}
@@ -75,14 +109,20 @@ func (t *Tunnels) Up() bool {
 
 // Changed returns a channel closed at the next change of any session.
 func (t *Tunnels) Changed() <-chan struct{} {
-	_, ch := t.first()
-	return ch
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.changed == nil {
+		t.changed = make(chan struct{})
+	}
+	return t.changed
 }
 
-// keep dials origin i, holds its session until it ends, and redials with
-// backoff until ctx ends.
-func (t *Tunnels) keep(ctx context.Context, i int) {
-	o := t.Origins[i]
+// keep dials a slot's origin, holds the session until it ends or is
+// retired, and redials with backoff until ctx ends. A retired session lives
+// on for its streams, closed by its origin or at ctx's end; wg counts the
+// goroutine that waits for that.
+func (t *Tunnels) keep(ctx context.Context, sl *slot, wg *sync.WaitGroup) {
+	o := t.Origins[sl.origin]
 	b := t.Backoff
 	for {
 		s, err := o.Dialer.Dial(ctx)
@@ -99,13 +139,29 @@ func (t *Tunnels) keep(ctx context.Context, i int) {
 		}
 		up := time.Now()
 		t.Log.Info("tunnel up", "origin", o.Name)
-		t.set(i, s)
+		l := &live{sess: s, retire: make(chan struct{})}
+		t.set(sl, l)
+		why := "down"
 		select {
 		case <-s.Done():
 		case <-ctx.Done():
+		case <-l.retire:
+			why = "draining"
 		}
-		t.set(i, nil)
-		s.Close()
+		t.set(sl, nil)
+		if why == "draining" && ctx.Err() == nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				select {
+				case <-s.Done():
+				case <-ctx.Done():
+				}
+				s.Close()
+			}()
+		} else {
+			s.Close()
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -113,40 +169,55 @@ func (t *Tunnels) keep(ctx context.Context, i int) {
 			b.Reset()
 		}
 		d := b.Next()
-		t.Log.Warn("tunnel down", "origin", o.Name, "after", time.Since(up).Round(time.Second), "retry_in", d.Round(time.Millisecond))
+		t.Log.Warn("tunnel "+why, "origin", o.Name, "after", time.Since(up).Round(time.Second), "retry_in", d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
 			return
 		}
 	}
 }
 
-func (t *Tunnels) set(i int, s tunnel.Session) {
+func (t *Tunnels) set(sl *slot, l *live) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.sessions[i] = s
+	sl.cur = l
 	close(t.changed)
 	t.changed = make(chan struct{})
 }
 
-// first returns the preferred live session, or nil, and a channel closed at
-// the next change.
-func (t *Tunnels) first() (tunnel.Session, <-chan struct{}) {
+// pick counts a new stream on the session it returns: of the first origin
+// with a session up, the session with the fewest streams. It returns nil
+// when none is up, and a channel closed at the next change.
+func (t *Tunnels) pick() (*live, <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.changed == nil {
 		t.changed = make(chan struct{})
 	}
-	for _, s := range t.sessions {
-		if s != nil {
-			return s, t.changed
+	var best *live
+	bestOrigin := -1
+	for _, sl := range t.slots { // grouped by origin, in order
+		if bestOrigin >= 0 && sl.origin != bestOrigin {
+			break
+		}
+		if l := sl.cur; l != nil && (best == nil || l.streams < best.streams) {
+			best, bestOrigin = l, sl.origin
 		}
 	}
-	return nil, t.changed
+	if best != nil {
+		best.streams++
+	}
+	return best, t.changed
 }
 
-// Connect opens a stream for route on the preferred live session, waiting
-// up to Wait for one to come up. It is an edge.ConnectFunc. The client's
-// address is sent only to an origin that asked for it.
+func (t *Tunnels) release(l *live) {
+	t.mu.Lock()
+	l.streams--
+	t.mu.Unlock()
+}
+
+// Connect opens a stream for route on a live session (see Tunnels),
+// waiting up to Wait for one to come up. It is an edge.ConnectFunc. The
+// client's address is sent only to an origin that asked for it.
 func (t *Tunnels) Connect(ctx context.Context, route string, client netip.AddrPort) (net.Conn, error) {
 	wait := t.Wait
 	if wait <= 0 {
@@ -155,18 +226,23 @@ func (t *Tunnels) Connect(ctx context.Context, route string, client netip.AddrPo
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		s, changed := t.first()
-		if s != nil {
+		l, changed := t.pick()
+		if l != nil {
 			h := tunnel.Header{Route: route}
-			if s.ClientAddress() {
+			if l.sess.ClientAddress() {
 				h.Client = client
 			}
-			st, err := tunnel.Open(ctx, s, h)
+			st, err := tunnel.Open(ctx, l.sess, h)
 			if err == nil {
-				return st, nil
+				return &stream{Stream: st, t: t, l: l}, nil
+			}
+			t.release(l)
+			if errors.Is(err, tunnel.ErrGoAway) {
+				l.retireNow()
+				continue
 			}
 			select {
-			case <-s.Done():
+			case <-l.sess.Done():
 				// The keeper will notice and replace it; wait for that.
 			default:
 				return nil, err
@@ -180,6 +256,28 @@ func (t *Tunnels) Connect(ctx context.Context, route string, client netip.AddrPo
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// stream counts itself out of its session at Close, and retires the
+// session when the origin answers that it is draining.
+type stream struct {
+	tunnel.Stream
+	t    *Tunnels
+	l    *live
+	once sync.Once
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	n, err := s.Stream.Read(p)
+	if errors.Is(err, tunnel.ReplyDraining) {
+		s.l.retireNow()
+	}
+	return n, err
+}
+
+func (s *stream) Close() error {
+	s.once.Do(func() { s.t.release(s.l) })
+	return s.Stream.Close()
 }
 
 // Backoff is exponential backoff with full jitter: the n-th wait is drawn

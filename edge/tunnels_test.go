@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,6 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // pipeSession is a session whose streams are net.Pipes; the far ends come
 // out of streams.
 type pipeSession struct {
+	discard    bool // read and drop what streams carry, rather than hand out far ends
 	clientAddr bool
 	streams    chan net.Conn
 	done       chan struct{}
@@ -29,7 +31,11 @@ func (pipeStream) CloseWrite() error { return nil }
 
 func (s *pipeSession) OpenStream(context.Context) (tunnel.Stream, error) {
 	a, b := net.Pipe()
-	s.streams <- b
+	if s.discard {
+		go io.Copy(io.Discard, b)
+	} else {
+		s.streams <- b
+	}
 	return pipeStream{a}, nil
 }
 func (s *pipeSession) AcceptStream(ctx context.Context) (tunnel.Stream, error) {
@@ -39,6 +45,7 @@ func (s *pipeSession) AcceptStream(ctx context.Context) (tunnel.Stream, error) {
 func (s *pipeSession) Done() <-chan struct{} { return s.done }
 func (s *pipeSession) Close() error          { return nil }
 func (s *pipeSession) ClientAddress() bool   { return s.clientAddr }
+func (s *pipeSession) GoAway() error         { return nil }
 
 type sessionDialer struct{ s tunnel.Session }
 
@@ -111,4 +118,61 @@ func TestBackoff(t *testing.T) {
 	if len(seen) < 10 {
 		t.Errorf("only %d distinct waits in 20 draws: not jittered", len(seen))
 	}
+}
+
+// countingDialer makes a new pipeSession per dial.
+type countingDialer struct{ sessions chan *pipeSession }
+
+func (d countingDialer) Dial(context.Context) (tunnel.Session, error) {
+	s := &pipeSession{discard: true, done: make(chan struct{})}
+	d.sessions <- s
+	return s, nil
+}
+
+// TestPoolLeastBusy checks that an origin gets Pool sessions and that new
+// streams go to the one with the fewest.
+func TestPoolLeastBusy(t *testing.T) {
+	d := countingDialer{sessions: make(chan *pipeSession, 3)}
+	tun := &Tunnels{Origins: []Origin{{Name: "o", Dialer: d}}, Pool: 3, Log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		tun.Run(ctx)
+		close(ran)
+	}()
+	for {
+		changed := tun.Changed()
+		tun.mu.Lock()
+		up := 0
+		for _, sl := range tun.slots {
+			if sl.cur != nil {
+				up++
+			}
+		}
+		tun.mu.Unlock()
+		if up == 3 {
+			break
+		}
+		<-changed
+	}
+	var streams []net.Conn
+	for range 6 {
+		st, err := tun.Connect(ctx, "chat", netip.AddrPort{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, st)
+	}
+	tun.mu.Lock()
+	for _, sl := range tun.slots {
+		if sl.cur.streams != 2 {
+			t.Errorf("a session has %d streams, want 2", sl.cur.streams)
+		}
+	}
+	tun.mu.Unlock()
+	for _, st := range streams {
+		st.Close()
+	}
+	cancel()
+	<-ran
 }

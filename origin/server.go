@@ -82,6 +82,10 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	accepts.Wait()
 	s.mu.Lock()
 	s.draining = true
+	for sess := range s.live {
+		// Edges move new clients elsewhere; live streams go on.
+		sess.GoAway()
+	}
 	s.mu.Unlock()
 	s.Log.Info("draining", "sessions", s.sessions.Load(), "streams", s.streams.Load(), "grace", grace)
 	deadline := time.NewTimer(grace)

@@ -238,8 +238,12 @@ func (s *quicSession) AcceptStream(ctx context.Context) (Stream, error) {
 }
 
 func (s *quicSession) Done() <-chan struct{} { return s.conn.Context().Done() }
-func (s *quicSession) Close() error          { return s.conn.CloseWithError(quicNoError, "") }
-func (s *quicSession) ClientAddress() bool   { return s.clientAddr }
+
+// GoAway has no QUIC frame to send: a draining origin answers new streams
+// with ReplyDraining, and the edge then retires the session.
+func (s *quicSession) GoAway() error       { return nil }
+func (s *quicSession) Close() error        { return s.conn.CloseWithError(quicNoError, "") }
+func (s *quicSession) ClientAddress() bool { return s.clientAddr }
 
 // quicStream adapts a native QUIC stream: CloseWrite sends FIN; Close after
 // it only stops reading, so data in flight still arrives; Close without it

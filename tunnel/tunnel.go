@@ -18,8 +18,13 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"net"
 )
+
+// ErrGoAway is returned by OpenStream on a session whose origin is draining:
+// open the stream on another session.
+var ErrGoAway = errors.New("tunnel peer is draining")
 
 // Stream is one relayed connection inside a Session.
 type Stream interface {
@@ -37,6 +42,9 @@ type Session interface {
 	// Done is closed when the session has ended, by Close or by failure.
 	Done() <-chan struct{}
 	Close() error
+	// GoAway tells the peer to open no new streams, where the transport
+	// can say so (yamux); live streams go on.
+	GoAway() error
 	// ClientAddress reports whether the origin asked for clients' addresses
 	// in stream headers. It asks only when it sends them on in a PROXY
 	// header; otherwise they never leave the edge.

@@ -3,6 +3,8 @@ package tunnel
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -69,6 +71,9 @@ func (y yamuxSession) OpenStream(ctx context.Context) (Stream, error) {
 		return nil, err
 	}
 	st, err := y.s.OpenStream()
+	if errors.Is(err, yamux.ErrRemoteGoAway) {
+		return nil, fmt.Errorf("%w: %w", ErrGoAway, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +89,9 @@ func (y yamuxSession) AcceptStream(ctx context.Context) (Stream, error) {
 }
 
 func (y yamuxSession) Done() <-chan struct{} { return y.s.CloseChan() }
-func (y yamuxSession) Close() error          { return y.s.Close() }
+
+func (y yamuxSession) GoAway() error { return y.s.GoAway() }
+func (y yamuxSession) Close() error  { return y.s.Close() }
 
 // yamuxStream adapts a yamux stream. yamux's Close already only ends the
 // sending direction (a FIN); yamux frees the stream once both sides have.

@@ -27,7 +27,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
-	tunnels := &edge.Tunnels{Log: log}
+	tunnels := &edge.Tunnels{Pool: int(cfg.Pool), Log: log}
 	var names []string
 	for _, o := range cfg.Origins {
 		var d tunnel.Dialer
@@ -48,7 +48,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("ferry edge starting", "version", versionString(), "listen", cfg.Listen, "origins", names,
+	log.Info("ferry edge starting", "version", versionString(), "listen", cfg.Listen, "origins", names, "pool", cfg.Pool,
 		"max_conns", cfg.MaxConns, "grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
 
 	// Sessions outlive the client listeners: they carry the draining clients.
