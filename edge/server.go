@@ -17,6 +17,7 @@ import (
 	"github.com/pires/go-proxyproto"
 
 	"github.com/ferryproxy/ferry/relay"
+	"github.com/ferryproxy/ferry/tunnel"
 )
 
 // Listener is a client listener and the route its connections take.
@@ -212,20 +213,54 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener) {
 		return
 	}
 
-	up, err := s.Connect(ctx, l.Route, client)
+	up, err := s.connect(ctx, l.Route, client, (*bp)[:n])
 	if err != nil {
 		s.Log.Debug("client not connected", "route", l.Route, "err", err)
-		c.Close()
-		return
-	}
-	if _, err := up.Write((*bp)[:n]); err != nil {
-		c.Close()
-		up.Close()
+		relay.Abort(c)
 		return
 	}
 	res := relay.Pipe(ctx, c, up, s.Relay)
 	if res.Err != nil {
 		s.Log.Debug("client relay ended", "route", l.Route, "err", res.Err, "up", res.AToB+int64(n), "down", res.BToA)
+	}
+}
+
+// connect connects a client to route and sends its first bytes. Where the
+// destination confirms before any byte reaches the target (a tunnel
+// stream's reply), it waits for that, and when the session turns out to be
+// gone or draining, tries again on another: a client that arrives as a
+// session ends does not notice. The client's further bytes wait meanwhile;
+// WhatsApp's clients wait for the server's answer to their first bytes
+// anyway.
+func (s *Server) connect(ctx context.Context, route string, client netip.AddrPort, first []byte) (net.Conn, error) {
+	const tries = 4
+	for try := 1; ; try++ {
+		up, err := s.Connect(ctx, route, client)
+		if err != nil {
+			return nil, err
+		}
+		_, werr := up.Write(first)
+		aw, ok := up.(interface{ AwaitReply() error })
+		if !ok && werr == nil {
+			return up, nil
+		}
+		// A refusing origin may stop reading before the write lands: its
+		// reply still says why.
+		if ok {
+			err = aw.AwaitReply()
+		}
+		if err == nil && werr == nil {
+			return up, nil
+		}
+		if err == nil {
+			err = werr
+		}
+		up.Close()
+		var r tunnel.Reply
+		if errors.As(err, &r) && r != tunnel.ReplyDraining || try == tries || ctx.Err() != nil {
+			return nil, err
+		}
+		s.Log.Debug("retrying a client on another session", "route", route, "err", err)
 	}
 }
 

@@ -65,6 +65,15 @@ type live struct {
 
 func (l *live) retireNow() { l.once.Do(func() { close(l.retire) }) }
 
+func (l *live) retired() bool {
+	select {
+	case <-l.retire:
+		return true
+	default:
+		return false
+	}
+}
+
 // Run keeps the sessions up until ctx ends, then closes them and returns.
 func (t *Tunnels) Run(ctx context.Context) {
 	pool := t.Pool
@@ -105,6 +114,19 @@ func (t *Tunnels) Up() bool {
 		}
 	}
 	return false
+}
+
+// SessionsUp returns, per origin in order, how many of its sessions are up.
+func (t *Tunnels) SessionsUp() []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := make([]int, len(t.Origins))
+	for _, sl := range t.slots {
+		if sl.cur != nil && !sl.cur.retired() {
+			n[sl.origin]++
+		}
+	}
+	return n
 }
 
 // Changed returns a channel closed at the next change of any session.
@@ -199,7 +221,7 @@ func (t *Tunnels) pick() (*live, <-chan struct{}) {
 		if bestOrigin >= 0 && sl.origin != bestOrigin {
 			break
 		}
-		if l := sl.cur; l != nil && (best == nil || l.streams < best.streams) {
+		if l := sl.cur; l != nil && !l.retired() && (best == nil || l.streams < best.streams) {
 			best, bestOrigin = l, sl.origin
 		}
 	}
@@ -267,12 +289,13 @@ type stream struct {
 	once sync.Once
 }
 
-func (s *stream) Read(p []byte) (int, error) {
-	n, err := s.Stream.Read(p)
+// AwaitReply waits for the origin's reply; see tunnel.Open.
+func (s *stream) AwaitReply() error {
+	err := s.Stream.(interface{ AwaitReply() error }).AwaitReply()
 	if errors.Is(err, tunnel.ReplyDraining) {
 		s.l.retireNow()
 	}
-	return n, err
+	return err
 }
 
 func (s *stream) Close() error {

@@ -162,14 +162,20 @@ func (p *pipe) abort(err error) {
 		return
 	}
 	for _, c := range []net.Conn{p.a, p.b} {
-		if tc, ok := tcpConn(c); ok {
-			tc.SetLinger(0)
-		}
 		// A deadline wakes reads and writes blocked in any net.Conn,
 		// including stream types whose Close only ends one direction.
 		c.SetDeadline(time.Unix(1, 0))
-		c.Close()
+		Abort(c)
 	}
+}
+
+// Abort closes c, resetting the TCP connection under it where there is one,
+// so that its peer sees an error rather than a clean end.
+func Abort(c net.Conn) {
+	if tc, ok := tcpConn(c); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // tcpConn finds the TCP connection under c, through wrappers that expose

@@ -148,25 +148,36 @@ func Open(ctx context.Context, s Session, h Header) (Stream, error) {
 }
 
 // replyStream reads the origin's Reply before the first byte of data.
-// Only the relay's one reading goroutine calls Read, so replied needs no lock.
+// Only one goroutine at a time reads, so replied needs no lock.
 type replyStream struct {
 	Stream
 	replied bool
 }
 
+// AwaitReply waits for the origin's reply and returns the refusal, if any,
+// as an error. Until it returns nil no byte has reached the target, so a
+// caller may try another session with the same bytes.
+func (s *replyStream) AwaitReply() error {
+	if s.replied {
+		return nil
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(s.Stream, b[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("read reply: %w", err)
+	}
+	s.replied = true
+	if r := Reply(b[0]); r != ReplyOK {
+		return r
+	}
+	return nil
+}
+
 func (s *replyStream) Read(p []byte) (int, error) {
-	if !s.replied {
-		var b [1]byte
-		if _, err := io.ReadFull(s.Stream, b[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, fmt.Errorf("read reply: %w", err)
-		}
-		s.replied = true
-		if r := Reply(b[0]); r != ReplyOK {
-			return 0, r
-		}
+	if err := s.AwaitReply(); err != nil {
+		return 0, err
 	}
 	return s.Stream.Read(p)
 }

@@ -214,7 +214,9 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := l.handshake(c, r, []byte(token))
 	if err != nil {
-		l.AuthFailures.Add(1)
+		if errors.Is(err, ErrBadHello) {
+			l.AuthFailures.Add(1)
+		}
 		l.log.Info("tunnel refused after the upgrade", "err", err)
 		c.CloseNow()
 		return
