@@ -21,9 +21,10 @@ import (
 // least that keeps a 100 ms link above 80 MB/s, bounds that.
 const StreamWindow = 8 << 20
 
-// KeepAlive is how often an idle session pings. CDNs cut WebSockets idle for
-// 100 s, and peers ping every 10 to 30 s.
-const KeepAlive = 25 * time.Second
+// KeepAlive is how often an idle session pings, from both ends. CDNs cut
+// WebSockets idle for 100 s, and reverse proxies often far sooner (nginx's
+// proxy_read_timeout is 60 s by default; CI checks one set to 20 s).
+const KeepAlive = 15 * time.Second
 
 func yamuxConfig(log *slog.Logger) *yamux.Config {
 	c := yamux.DefaultConfig()
