@@ -147,15 +147,18 @@ func (s *Server) accept(ctx context.Context, l Listener, conns *sync.WaitGroup) 
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
-			defer s.active.Add(-1)
-			s.serve(ctx, c, l)
+			uncount := sync.OnceFunc(func() { s.active.Add(-1) })
+			defer uncount()
+			s.serve(ctx, c, l, uncount)
 		}()
 	}
 }
 
 // serve reads a client's PROXY header and TLS handshake if its listener
 // has them, waits for its first bytes, and relays it to its route.
-func (s *Server) serve(ctx context.Context, c net.Conn, l Listener) {
+// uncount takes the client out of the active count; a refusal calls it
+// before closing, so that the next client is counted without it.
+func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, uncount func()) {
 	timeout := s.HandshakeTimeout
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
@@ -182,6 +185,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener) {
 	client := addrPort(c.RemoteAddr())
 	if !s.perIP.acquire(client.Addr(), s.MaxConnsPerIP) {
 		s.refused.Add(1)
+		uncount()
 		c.Close()
 		return
 	}
