@@ -5,31 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  for f in "$work"/*.log; do echo "--- $f"; tail -n 30 "$f"; done
-  exit 1
-}
-wait_port() {
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  fail "nothing listens on port $1"
-}
+. .ci/lib.sh
 echo_once() { # PORT MSG: one line through the edge, with a 3 s limit
   { printf '%s\n' "$2"; sleep 1; } | timeout 3 socat - "TCP:127.0.0.1:$1" 2>/dev/null | head -1
 }
 
-go build -o "$work/ferry" ./cmd/ferry
 socat TCP-LISTEN:19223,bind=127.0.0.1,fork,reuseaddr EXEC:cat >"$work/echo.log" 2>&1 &
 pids+=($!)
 
