@@ -15,10 +15,10 @@ func TestOriginDrain(t *testing.T) {
 		targets := map[string][]string{"chat": {echo.Addr()}}
 		a := startOrigin(t, scheme, "127.0.0.1:0", targets)
 		b := startOrigin(t, scheme, "127.0.0.1:0", targets)
-		e := startEdgeOrigins(t, []edge.Origin{
+		e := startEdgeOrigins(t, &edge.Tunnels{Origins: []edge.Origin{
 			{Name: "a", Dialer: dialer(t, a.url)},
 			{Name: "b", Dialer: dialer(t, b.url)},
-		}, &edge.Server{}, lspec{name: "chat", route: "chat"})
+		}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
 		// Wait until the edge holds its sessions to a, the preferred origin.
 		for {
 			changed := e.tunnels.Changed()

@@ -145,18 +145,17 @@ func startEdgeWith(t testing.TB, originURL string, srv *edge.Server, ls ...lspec
 	if originURL != "" {
 		origins = []edge.Origin{{Name: originURL, Dialer: dialer(t, originURL)}}
 	}
-	return startEdgeOrigins(t, origins, srv, ls...)
+	return startEdgeOrigins(t, &edge.Tunnels{Origins: origins}, srv, ls...)
 }
 
-// startEdgeOrigins runs an edge tunnelling to origins, in order of preference.
-func startEdgeOrigins(t testing.TB, origins []edge.Origin, srv *edge.Server, ls ...lspec) *edgeProc {
+// startEdgeOrigins runs an edge with tunnels (its origins and pool set;
+// the test sets a fast backoff and the logger).
+func startEdgeOrigins(t testing.TB, tunnels *edge.Tunnels, srv *edge.Server, ls ...lspec) *edgeProc {
 	t.Helper()
 	e := &edgeProc{addrs: map[string]string{}, done: make(chan struct{})}
-	e.tunnels = &edge.Tunnels{
-		Origins: origins,
-		Backoff: edge.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond},
-		Log:     testLogger(t),
-	}
+	tunnels.Backoff = edge.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}
+	tunnels.Log = testLogger(t)
+	e.tunnels = tunnels
 	crt, err := cert.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +177,6 @@ func startEdgeOrigins(t testing.TB, origins []edge.Origin, srv *edge.Server, ls 
 	}
 	srv.Log = testLogger(t)
 	e.srv = srv
-	tunnels := e.tunnels
 	ctx, cancel := context.WithCancel(context.Background())
 	tctx, stopTunnels := context.WithCancel(context.Background())
 	e.cancel = cancel

@@ -270,10 +270,10 @@ func TestFallback(t *testing.T) {
 	relay.drop.Store(true) // QUIC is blocked from the start
 
 	start := time.Now()
-	e := startEdgeOrigins(t, []edge.Origin{
+	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []edge.Origin{
 		{Name: "quic", Dialer: dialer(t, "quic://"+relay.pc.LocalAddr().String())},
 		{Name: "ws", Dialer: dialer(t, w.url)},
-	}, &edge.Server{}, lspec{name: "chat", route: "chat"})
+	}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
 
 	// via connects a client, echoes once within a second, and says which
 	// origin carried it; the client stays open until the test ends.
