@@ -35,6 +35,9 @@ type Listener struct {
 // client's address, for the destination's PROXY header when one is sent.
 type ConnectFunc func(ctx context.Context, route string, client netip.AddrPort) (net.Conn, error)
 
+// ReplyTimeout bounds the wait for an origin's answer to a new stream.
+const ReplyTimeout = 30 * time.Second
+
 // DefaultHandshakeTimeout is how long a new client may take to send its
 // PROXY header, finish its TLS handshake and send its first byte.
 const DefaultHandshakeTimeout = 20 * time.Second
@@ -249,9 +252,12 @@ func (s *Server) connect(ctx context.Context, route string, client netip.AddrPor
 			return up, nil
 		}
 		// A refusing origin may stop reading before the write lands: its
-		// reply still says why.
+		// reply still says why. An origin tries every alternative of the
+		// route before it answers, so the wait is bounded generously.
 		if ok {
+			up.SetReadDeadline(time.Now().Add(ReplyTimeout))
 			err = aw.AwaitReply()
+			up.SetReadDeadline(time.Time{})
 		}
 		if err == nil && werr == nil {
 			return up, nil
@@ -261,7 +267,9 @@ func (s *Server) connect(ctx context.Context, route string, client netip.AddrPor
 		}
 		up.Close()
 		var r tunnel.Reply
-		if errors.As(err, &r) && r != tunnel.ReplyDraining || try == tries || ctx.Err() != nil {
+		var ne net.Error
+		refused := errors.As(err, &r) && r != tunnel.ReplyDraining
+		if refused || errors.As(err, &ne) && ne.Timeout() || try == tries || ctx.Err() != nil {
 			return nil, err
 		}
 		s.Log.Debug("retrying a client on another session", "route", route, "err", err)
