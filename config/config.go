@@ -214,8 +214,11 @@ func checkUnknown(environ []string) error {
 		}
 	}
 	for _, kv := range environ {
-		key, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(key, "FERRY_") && !known[key] {
+		key, value, _ := strings.Cut(kv, "=")
+		if planned[key] && value != "" {
+			return &Error{Var: key, Err: errors.New("reverse mode is not implemented in this version yet")}
+		}
+		if strings.HasPrefix(key, "FERRY_") && !known[key] && !planned[key] {
 			names := make([]string, 0, len(known))
 			for k := range known {
 				names = append(names, k)
@@ -226,6 +229,10 @@ func checkUnknown(environ []string) error {
 	}
 	return nil
 }
+
+// planned are variables of ../shared/CONTRACT.md that this version does
+// not implement yet: refused with a clear word when set, ignored when empty.
+var planned = map[string]bool{"FERRY_EDGE_TUNNEL_LISTEN": true, "FERRY_ORIGIN_EDGES": true}
 
 // Duration is a time.Duration that must be positive.
 type Duration time.Duration

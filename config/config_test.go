@@ -84,6 +84,7 @@ func TestLoadErrors(t *testing.T) {
 		{"FERRY_ADMIN", "8199"},
 		{"FERRY_EDGE_TLS_CERT", "/etc/cert.pem"},
 		{"FERRY_EDGE_ORIGNS", "ws://typo.example/t"},
+		{"FERRY_EDGE_TUNNEL_LISTEN", "ws://:9000/t"},
 	} {
 		vars := map[string]string{}
 		for k, v := range base {
