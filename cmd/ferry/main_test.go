@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -223,5 +224,45 @@ func TestListenHints(t *testing.T) {
 	_, err = listen(ln.Addr().String(), "FERRY_EDGE_LISTEN")
 	if err == nil || !strings.Contains(err.Error(), "already listens") || !strings.Contains(err.Error(), "FERRY_EDGE_LISTEN") {
 		t.Fatalf("listen on a port in use: %v", err)
+	}
+}
+
+// TestLowPortHint checks that a port below 1024 that cannot be bound gets
+// an error saying how to fix it. As root, it runs the binary as nobody.
+func TestLowPortHint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	var out []byte
+	if os.Getuid() != 0 {
+		_, err := listen("127.0.0.1:81", "FERRY_EDGE_LISTEN")
+		if err == nil {
+			t.Skip("this user may bind low ports")
+		}
+		out = []byte(err.Error())
+	} else {
+		dir, err := os.MkdirTemp("", "ferry-lowport")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		os.Chmod(dir, 0o755)
+		bin := filepath.Join(dir, "ferry")
+		if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, b)
+		}
+		cmd := exec.Command(bin, "standalone")
+		cmd.Env = []string{"FERRY_EDGE_LISTEN=tcp://127.0.0.1:81/chat", "FERRY_ADMIN="}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err = cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitFailure {
+			t.Fatalf("exit %v, want %d: %s", err, exitFailure, out)
+		}
+	}
+	for _, want := range []string{"CAP_NET_BIND_SERVICE", "root", "FERRY_EDGE_LISTEN"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the error does not mention %s: %s", want, out)
+		}
 	}
 }
