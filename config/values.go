@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/ferryproxy/ferry/tunnel"
 )
 
 // Secret is the shared secret. It never prints itself.
@@ -73,24 +75,31 @@ func (f *LogFormat) Decode(v string) error {
 type Count int
 
 func (c *Count) Decode(v string) error {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 10_000_000 {
-		return fmt.Errorf("%q is out of range", v)
+	n, err := wholeNumber(v, 1)
+	if err == nil {
+		*c = Count(n)
 	}
-	*c = Count(n)
-	return nil
+	return err
 }
 
 // Limit is a whole number, zero for no limit.
 type Limit int
 
 func (l *Limit) Decode(v string) error {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > 10_000_000 {
-		return fmt.Errorf("%q is out of range", v)
+	n, err := wholeNumber(v, 0)
+	if err == nil {
+		*l = Limit(n)
 	}
-	*l = Limit(n)
-	return nil
+	return err
+}
+
+// wholeNumber parses a whole number from min to 10,000,000.
+func wholeNumber(v string, min int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > 10_000_000 {
+		return 0, fmt.Errorf("%q is out of range", v)
+	}
+	return n, nil
 }
 
 // ProxyProtocol is a PROXY protocol version to send: 0 for none, 1 or 2.
@@ -414,8 +423,8 @@ func splitList(v string) []string {
 // checkRoute allows short names of letters, digits, '.', '_' and '-'; they
 // travel in every stream header.
 func checkRoute(r string) error {
-	if r == "" || len(r) > MaxRouteLen {
-		return fmt.Errorf("route %q must be 1 to %d characters", r, MaxRouteLen)
+	if r == "" || len(r) > tunnel.MaxRouteLen {
+		return fmt.Errorf("route %q must be 1 to %d characters", r, tunnel.MaxRouteLen)
 	}
 	for _, c := range r {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
@@ -424,9 +433,6 @@ func checkRoute(r string) error {
 	}
 	return nil
 }
-
-// MaxRouteLen is the longest route name.
-const MaxRouteLen = 64
 
 // checkHostPort checks HOST:PORT; emptyHost allows ":PORT" for listeners.
 func checkHostPort(hp string, emptyHost bool) error {
