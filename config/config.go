@@ -52,7 +52,7 @@ type Auth struct {
 // Clients holds the client-facing listeners of an edge or of standalone.
 type Clients struct {
 	Listen   Listeners `envconfig:"FERRY_EDGE_LISTEN" default:"tls://:443/chat,tcp://:80/chat80,tcp://:5222/chat,tcp://:587/media,tcp://:7777/media,proxy+tls://:8443/chat,proxy+tcp://:8080/chat80,proxy+tcp://:8222/chat" form:"comma-separated SCHEME://[HOST]:PORT/ROUTE with SCHEME tcp, tls, proxy+tcp or proxy+tls" desc:"client listeners; ROUTE names a target of the origin"`
-	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners (default: self-signed ECDSA P-256 with a random name, made at start)"`
+	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners, and for wss and quic tunnel listeners (default: self-signed ECDSA P-256 with a random name, made at start)"`
 	TLSKey   string    `envconfig:"FERRY_EDGE_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_EDGE_TLS_CERT"`
 	MaxConns Count     `envconfig:"FERRY_EDGE_MAX_CONNS" default:"27500" form:"a whole number from 1 to 10000000" desc:"concurrent client connections at most; more are closed at once"`
 	// Many mobile users share one address behind carrier-grade NAT, so the
@@ -72,8 +72,10 @@ type Edge struct {
 	Common
 	Auth
 	Clients
-	Pool    Count      `envconfig:"FERRY_EDGE_POOL" default:"2" form:"a whole number from 1 to 10000000" desc:"sessions kept to each origin; new clients go to the least busy one"`
-	Origins TunnelURLs `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"origins to tunnel to, in order of preference (required)"`
+	Pool         Count           `envconfig:"FERRY_EDGE_POOL" default:"2" form:"a whole number from 1 to 10000000" desc:"sessions kept to each origin; new clients go to the least busy one"`
+	Origins      TunnelURLs      `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"origins to tunnel to, in order of preference (this or FERRY_EDGE_TUNNEL_LISTEN is required)"`
+	TunnelListen TunnelListeners `envconfig:"FERRY_EDGE_TUNNEL_LISTEN" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT" desc:"reverse mode: tunnel listeners that origins dial (their FERRY_ORIGIN_EDGES); clients' streams still go from edge to origin"`
+	Decoy        Decoy           `envconfig:"FERRY_EDGE_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"what visitors of FERRY_EDGE_TUNNEL_LISTEN without the secret see, as FERRY_ORIGIN_DECOY"`
 }
 
 // Origin is the configuration of `ferry origin`.
@@ -81,10 +83,12 @@ type Origin struct {
 	Common
 	Auth
 	Upstream
-	Listen  TunnelListeners `envconfig:"FERRY_ORIGIN_LISTEN" default:"ws://:8080/tunnel" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT" desc:"tunnel listeners that edges connect to"`
+	Listen  TunnelListeners `envconfig:"FERRY_ORIGIN_LISTEN" default:"ws://:8080/tunnel" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT, or empty for none" desc:"tunnel listeners that edges connect to"`
 	TLSCert string          `envconfig:"FERRY_ORIGIN_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for wss and quic listeners (default: self-signed, made at start)"`
 	TLSKey  string          `envconfig:"FERRY_ORIGIN_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_ORIGIN_TLS_CERT"`
 	Decoy   Decoy           `envconfig:"FERRY_ORIGIN_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"what visitors without the secret see: a built-in web page, a site reverse-proxied, or files served"`
+	Edges   TunnelURLs      `envconfig:"FERRY_ORIGIN_EDGES" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"reverse mode: edges to dial (their FERRY_EDGE_TUNNEL_LISTEN), for edges that cannot dial out; they still open the streams"`
+	Pool    Count           `envconfig:"FERRY_ORIGIN_POOL" default:"2" form:"a whole number from 1 to 10000000" desc:"sessions kept to each edge of FERRY_ORIGIN_EDGES"`
 }
 
 // Standalone is the configuration of `ferry standalone`.
@@ -122,8 +126,8 @@ func (e *Edge) check() error {
 	if err := e.Auth.check(); err != nil {
 		return err
 	}
-	if len(e.Origins) == 0 {
-		return &Error{Var: "FERRY_EDGE_ORIGINS", Form: formOf(e, "FERRY_EDGE_ORIGINS"), Err: errors.New("is required for an edge")}
+	if len(e.Origins) == 0 && len(e.TunnelListen) == 0 {
+		return &Error{Var: "FERRY_EDGE_ORIGINS", Form: formOf(e, "FERRY_EDGE_ORIGINS"), Err: errors.New("is required for an edge, unless origins dial it on FERRY_EDGE_TUNNEL_LISTEN")}
 	}
 	return e.Clients.check()
 }
@@ -131,6 +135,9 @@ func (e *Edge) check() error {
 func (o *Origin) check() error {
 	if err := o.Auth.check(); err != nil {
 		return err
+	}
+	if len(o.Listen) == 0 && len(o.Edges) == 0 {
+		return &Error{Var: "FERRY_ORIGIN_LISTEN", Form: formOf(o, "FERRY_ORIGIN_LISTEN"), Err: errors.New("is empty, and FERRY_ORIGIN_EDGES too: an origin needs one of them")}
 	}
 	return checkKeyPair("FERRY_ORIGIN_TLS_CERT", o.TLSCert, "FERRY_ORIGIN_TLS_KEY", o.TLSKey)
 }
@@ -214,11 +221,8 @@ func checkUnknown(environ []string) error {
 		}
 	}
 	for _, kv := range environ {
-		key, value, _ := strings.Cut(kv, "=")
-		if planned[key] && value != "" {
-			return &Error{Var: key, Err: errors.New("reverse mode is not implemented in this version yet")}
-		}
-		if strings.HasPrefix(key, "FERRY_") && !known[key] && !planned[key] {
+		key, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(key, "FERRY_") && !known[key] {
 			names := make([]string, 0, len(known))
 			for k := range known {
 				names = append(names, k)
@@ -229,10 +233,6 @@ func checkUnknown(environ []string) error {
 	}
 	return nil
 }
-
-// planned are variables of ../shared/CONTRACT.md that this version does
-// not implement yet: refused with a clear word when set, ignored when empty.
-var planned = map[string]bool{"FERRY_EDGE_TUNNEL_LISTEN": true, "FERRY_ORIGIN_EDGES": true}
 
 // Duration is a time.Duration that must be positive.
 type Duration time.Duration

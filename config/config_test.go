@@ -84,7 +84,9 @@ func TestLoadErrors(t *testing.T) {
 		{"FERRY_ADMIN", "8199"},
 		{"FERRY_EDGE_TLS_CERT", "/etc/cert.pem"},
 		{"FERRY_EDGE_ORIGNS", "ws://typo.example/t"},
-		{"FERRY_EDGE_TUNNEL_LISTEN", "ws://:9000/t"},
+		{"FERRY_EDGE_TUNNEL_LISTEN", "ws://:9000/t?sni=x"},
+		{"FERRY_EDGE_TUNNEL_LISTEN", "ws://:9000/t,ws://:9000/u"},
+		{"FERRY_EDGE_DECOY", "ftp://x"},
 	} {
 		vars := map[string]string{}
 		for k, v := range base {
@@ -112,6 +114,23 @@ func TestLoadErrors(t *testing.T) {
 		if strings.Contains(err.Error(), goodSecret) || (tc.key == "FERRY_SECRET" && tc.value != "" && strings.Contains(err.Error(), tc.value)) {
 			t.Errorf("%s=%q: error quotes the secret: %q", tc.key, tc.value, err)
 		}
+	}
+
+	// Reverse mode: an edge with only tunnel listeners is whole; an origin
+	// needs listeners or edges to dial.
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_EDGE_TUNNEL_LISTEN": "wss://:8443/t,quic://:8443"})
+	var re Edge
+	if err := Load(&re); err != nil || len(re.TunnelListen) != 2 || len(re.Origins) != 0 {
+		t.Errorf("reverse edge: %v, %+v", err, re.TunnelListen)
+	}
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_ORIGIN_LISTEN": "", "FERRY_ORIGIN_EDGES": "wss://edge.example/t"})
+	var ro Origin
+	if err := Load(&ro); err != nil || len(ro.Listen) != 0 || len(ro.Edges) != 1 || ro.Pool != 2 {
+		t.Errorf("reverse origin: %v, %+v", err, ro)
+	}
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_ORIGIN_LISTEN": ""})
+	if err := Load(&Origin{}); err == nil || !strings.HasPrefix(err.Error(), "FERRY_ORIGIN_LISTEN:") {
+		t.Errorf("origin without listeners or edges: %v", err)
 	}
 
 	setenv(t, map[string]string{"FERRY_EDGE_LISTEN": "tcp://:5222/nowhere"})

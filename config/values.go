@@ -205,7 +205,7 @@ func (u TunnelURL) String() string {
 // TLS reports whether the tunnel runs over TLS.
 func (u TunnelURL) TLS() bool { return u.Scheme == "wss" || u.Scheme == "quic" }
 
-// ParseTunnelURL parses an origin URL as an edge dials it:
+// ParseTunnelURL parses a URL to dial, an origin's or an edge's:
 // ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with
 // the query options connect=IP:PORT and sni=NAME.
 func ParseTunnelURL(s string) (TunnelURL, error) {
@@ -293,7 +293,8 @@ func parseTunnel(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// TunnelURLs is a comma-separated list of origins to dial, in order of preference.
+// TunnelURLs is a comma-separated list of tunnels to dial, in order of
+// preference.
 type TunnelURLs []TunnelURL
 
 func (ts *TunnelURLs) Decode(v string) error {
@@ -309,7 +310,8 @@ func (ts *TunnelURLs) Decode(v string) error {
 	return nil
 }
 
-// TunnelListeners is a comma-separated list of tunnel listeners.
+// TunnelListeners is a comma-separated list of tunnel listeners; it may be
+// empty.
 type TunnelListeners []TunnelURL
 
 func (ts *TunnelListeners) Decode(v string) error {
@@ -330,9 +332,6 @@ func (ts *TunnelListeners) Decode(v string) error {
 		}
 		seen[key] = true
 		out = append(out, t)
-	}
-	if len(out) == 0 {
-		return errors.New("no listener given")
 	}
 	*ts = out
 	return nil

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ferryproxy/ferry/cert"
+	"github.com/ferryproxy/ferry/decoy"
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/origin"
 	"github.com/ferryproxy/ferry/tunnel"
@@ -80,7 +81,7 @@ func startOriginWith(t testing.TB, scheme, addr string, up *upstream.Dialer) *or
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ln, err = tunnel.ListenQUIC(pc, crt, secret, up.ProxyProtocol != 0, testLogger(t)); err != nil {
+		if ln, err = tunnel.ListenQUIC(pc, crt, originEnd(t, up)); err != nil {
 			t.Fatal(err)
 		}
 		p.url = "quic://" + pc.LocalAddr().String()
@@ -92,7 +93,7 @@ func startOriginWith(t testing.TB, scheme, addr string, up *upstream.Dialer) *or
 		if scheme == "wss" {
 			tl = tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{"http/1.1"}})
 		}
-		p.ws = tunnel.ListenWS(tl, "/tunnel", tunnel.NewVerifier(secret), secret, origin.NewDecoy(nil, ""), up.ProxyProtocol != 0, testLogger(t))
+		p.ws = tunnel.ListenWS(tl, "/tunnel", tunnel.NewVerifier(secret), decoy.New(nil, ""), originEnd(t, up))
 		ln = p.ws
 		p.url = scheme + "://" + tl.Addr().String() + "/tunnel"
 	}
@@ -156,7 +157,7 @@ func startEdgeWith(t testing.TB, originURL string, srv *edge.Server, ls ...lspec
 func startEdgeOrigins(t testing.TB, tunnels *edge.Tunnels, srv *edge.Server, ls ...lspec) *edgeProc {
 	t.Helper()
 	e := &edgeProc{addrs: map[string]string{}, done: make(chan struct{})}
-	tunnels.Backoff = edge.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}
+	tunnels.Backoff = tunnel.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}
 	tunnels.Log = testLogger(t)
 	e.tunnels = tunnels
 	crt, err := cert.SelfSigned()
@@ -204,13 +205,26 @@ func (e *edgeProc) stop() {
 	<-e.done
 }
 
-// dialer returns a tunnel dialer of an origin's URL.
+// edgeEnd and originEnd describe the ends of test tunnels.
+func edgeEnd(t testing.TB) tunnel.End { return tunnel.End{Secret: secret, Log: testLogger(t)} }
+
+func originEnd(t testing.TB, up *upstream.Dialer) tunnel.End {
+	return tunnel.End{Origin: true, ClientAddress: up.ProxyProtocol != 0, Secret: secret, Log: testLogger(t)}
+}
+
+// dialer returns an edge's tunnel dialer of an origin's URL.
 func dialer(t testing.TB, originURL string) tunnel.Dialer {
 	t.Helper()
-	if addr, ok := strings.CutPrefix(originURL, "quic://"); ok {
-		return tunnel.NewQUICDialer(addr, "", "", secret, testLogger(t))
+	return dialerAs(t, originURL, edgeEnd(t))
+}
+
+// dialerAs returns a tunnel dialer of url for end.
+func dialerAs(t testing.TB, url string, end tunnel.End) tunnel.Dialer {
+	t.Helper()
+	if addr, ok := strings.CutPrefix(url, "quic://"); ok {
+		return tunnel.NewQUICDialer(addr, "", "", end)
 	}
-	d, err := tunnel.NewWSDialer(originURL, "", "", secret, testLogger(t))
+	d, err := tunnel.NewWSDialer(url, "", "", end)
 	if err != nil {
 		t.Fatal(err)
 	}

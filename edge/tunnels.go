@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -31,27 +30,34 @@ const DefaultPool = 2
 // ErrNoSession is returned when no session came up within the wait.
 var ErrNoSession = errors.New("no tunnel session up")
 
-// Tunnels keeps Pool sessions up to each origin and opens each client's
-// stream on the first origin, in order, with a session up, on its session
-// with the fewest streams.
+// Tunnels keeps Pool sessions up to each origin, takes the sessions of
+// origins that dial in (reverse mode), and opens each client's stream on the
+// first origin, in order, with a session up, on its session with the fewest
+// streams. Sessions dialled in come after every listed origin.
 type Tunnels struct {
 	Origins []Origin
+	// Listeners accept sessions from origins that dial this edge; Tunnels
+	// closes them.
+	Listeners []tunnel.Listener
 	// Pool is how many sessions to keep per origin; zero means DefaultPool.
 	Pool int
 	// Wait is how long Connect waits for a session; zero means DefaultWait.
 	Wait time.Duration
 	// Backoff spaces redials; the zero value holds the defaults.
-	Backoff Backoff
+	Backoff tunnel.Backoff
 	Log     *slog.Logger
 
 	mu      sync.Mutex
-	slots   []*slot       // Pool per origin, in the origins' order
+	slots   []*slot       // Pool per origin, in the origins' order, then one per session dialled in
 	changed chan struct{} // closed and replaced whenever a slot changes
+
+	drain     chan struct{} // closed by Drain
+	drainOnce sync.Once
 }
 
 // slot holds one of an origin's sessions while it is up.
 type slot struct {
-	origin int
+	origin int   // index in Origins; len(Origins) for sessions dialled in
 	cur    *live // nil while down
 }
 
@@ -74,8 +80,21 @@ func (l *live) retired() bool {
 	}
 }
 
-// Run keeps the sessions up until ctx ends, then closes them and returns.
+func (t *Tunnels) init() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.changed == nil {
+		t.changed = make(chan struct{})
+	}
+	if t.drain == nil {
+		t.drain = make(chan struct{})
+	}
+}
+
+// Run keeps the sessions up until ctx ends, then closes them and the
+// listeners, and returns.
 func (t *Tunnels) Run(ctx context.Context) {
+	t.init()
 	pool := t.Pool
 	if pool <= 0 {
 		pool = DefaultPool
@@ -87,9 +106,6 @@ func (t *Tunnels) Run(ctx context.Context) {
 			t.slots = append(t.slots, &slot{origin: i})
 		}
 	}
-	if t.changed == nil {
-		t.changed = make(chan struct{})
-	}
 	slots := t.slots
 	t.mu.Unlock()
 
@@ -98,10 +114,65 @@ func (t *Tunnels) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t.keep(ctx, sl, &wg)
+			o := t.Origins[sl.origin]
+			k := &tunnel.Keeper{Name: o.Name, Dialer: o.Dialer, Backoff: t.Backoff, Log: t.Log}
+			k.Run(ctx, t.drain, func(s tunnel.Session) string { return t.hold(ctx, sl, s, &wg) })
+		}()
+	}
+	for _, l := range t.Listeners {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ctx.Done():
+			case <-t.drain:
+			}
+			l.Close()
+		}()
+		go func() {
+			defer wg.Done()
+			t.accept(ctx, l, &wg)
 		}()
 	}
 	wg.Wait()
+}
+
+// accept serves the sessions of origins that dial in on l, each in a slot
+// of its own, until l closes.
+func (t *Tunnels) accept(ctx context.Context, l tunnel.Listener, wg *sync.WaitGroup) {
+	name := "dialled in on " + l.Addr().String()
+	for {
+		s, err := l.Accept(ctx)
+		if err != nil {
+			return
+		}
+		t.Log.Info("tunnel up", "peer", name)
+		sl := &slot{origin: len(t.Origins)}
+		t.mu.Lock()
+		t.slots = append(t.slots, sl)
+		t.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			why := t.hold(ctx, sl, s, wg)
+			t.mu.Lock()
+			for i, x := range t.slots {
+				if x == sl {
+					t.slots = append(t.slots[:i], t.slots[i+1:]...)
+					break
+				}
+			}
+			t.mu.Unlock()
+			t.Log.Info("tunnel "+why, "peer", name)
+		}()
+	}
+}
+
+// Drain tells every origin that this edge drains and stops dialling and
+// accepting sessions; live ones carry their streams on until Run's ctx ends.
+func (t *Tunnels) Drain() {
+	t.init()
+	t.drainOnce.Do(func() { close(t.drain) })
 }
 
 // Up reports whether at least one session is up.
@@ -116,11 +187,12 @@ func (t *Tunnels) Up() bool {
 	return false
 }
 
-// SessionsUp returns, per origin in order, how many of its sessions are up.
+// SessionsUp returns, per origin in order, how many of its sessions are up
+// and in service, and then how many sessions dialled in are.
 func (t *Tunnels) SessionsUp() []int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := make([]int, len(t.Origins))
+	n := make([]int, len(t.Origins)+1)
 	for _, sl := range t.slots {
 		if sl.cur != nil && !sl.cur.retired() {
 			n[sl.origin]++
@@ -131,71 +203,54 @@ func (t *Tunnels) SessionsUp() []int {
 
 // Changed returns a channel closed at the next change of any session.
 func (t *Tunnels) Changed() <-chan struct{} {
+	t.init()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.changed == nil {
-		t.changed = make(chan struct{})
-	}
 	return t.changed
 }
 
-// keep dials a slot's origin, holds the session until it ends or is
-// retired, and redials with backoff until ctx ends. A retired session lives
-// on for its streams, closed by its origin or at ctx's end; wg counts the
-// goroutine that waits for that.
-func (t *Tunnels) keep(ctx context.Context, sl *slot, wg *sync.WaitGroup) {
-	o := t.Origins[sl.origin]
-	b := t.Backoff
+// hold puts s in service in sl until it ends, its origin drains, or ctx
+// ends, and says which. When this edge drains, it tells the origin and
+// holds on. A session whose origin drains lives on for its streams, closed
+// by its origin or at ctx's end; wg counts the goroutine that waits for that.
+func (t *Tunnels) hold(ctx context.Context, sl *slot, s tunnel.Session, wg *sync.WaitGroup) string {
+	l := &live{sess: s, retire: make(chan struct{})}
+	t.set(sl, l)
+	why := "down"
+	drain := t.drain
+wait:
 	for {
-		s, err := o.Dialer.Dial(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d := b.Next()
-			t.Log.Warn("tunnel dial failed", "origin", o.Name, "err", err, "retry_in", d.Round(time.Millisecond))
-			if !sleep(ctx, d) {
-				return
-			}
-			continue
-		}
-		up := time.Now()
-		t.Log.Info("tunnel up", "origin", o.Name)
-		l := &live{sess: s, retire: make(chan struct{})}
-		t.set(sl, l)
-		why := "down"
 		select {
 		case <-s.Done():
+			break wait
 		case <-ctx.Done():
+			break wait
 		case <-l.retire:
 			why = "draining"
-		}
-		t.set(sl, nil)
-		if why == "draining" && ctx.Err() == nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				select {
-				case <-s.Done():
-				case <-ctx.Done():
-				}
-				s.Close()
-			}()
-		} else {
-			s.Close()
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(up) >= b.healthy() {
-			b.Reset()
-		}
-		d := b.Next()
-		t.Log.Warn("tunnel "+why, "origin", o.Name, "after", time.Since(up).Round(time.Second), "retry_in", d.Round(time.Millisecond))
-		if !sleep(ctx, d) {
-			return
+			break wait
+		case <-s.PeerDraining():
+			why = "draining"
+			break wait
+		case <-drain:
+			drain = nil
+			s.Drain()
 		}
 	}
+	t.set(sl, nil)
+	if why == "draining" && ctx.Err() == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-s.Done():
+			case <-ctx.Done():
+			}
+			s.Close()
+		}()
+	} else {
+		s.Close()
+	}
+	return why
 }
 
 func (t *Tunnels) set(sl *slot, l *live) {
@@ -210,11 +265,9 @@ func (t *Tunnels) set(sl *slot, l *live) {
 // with a session up, the session with the fewest streams. It returns nil
 // when none is up, and a channel closed at the next change.
 func (t *Tunnels) pick() (*live, <-chan struct{}) {
+	t.init()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.changed == nil {
-		t.changed = make(chan struct{})
-	}
 	var best *live
 	bestOrigin := -1
 	for _, sl := range t.slots { // grouped by origin, in order
@@ -259,10 +312,6 @@ func (t *Tunnels) Connect(ctx context.Context, route string, client netip.AddrPo
 				return &stream{Stream: st, t: t, l: l}, nil
 			}
 			t.release(l)
-			if errors.Is(err, tunnel.ErrGoAway) {
-				l.retireNow()
-				continue
-			}
 			select {
 			case <-l.sess.Done():
 				// The keeper will notice and replace it; wait for that.
@@ -301,51 +350,4 @@ func (s *stream) AwaitReply() error {
 func (s *stream) Close() error {
 	s.once.Do(func() { s.t.release(s.l) })
 	return s.Stream.Close()
-}
-
-// Backoff is exponential backoff with full jitter: the n-th wait is drawn
-// uniformly from [0, min(Max, Base·2^n)), so that edges cut off together do
-// not redial in step.
-type Backoff struct {
-	Base    time.Duration // zero means 250 ms
-	Max     time.Duration // zero means 15 s
-	Healthy time.Duration // a session up this long resets the backoff; zero means 30 s
-	n       int
-}
-
-func (b *Backoff) Next() time.Duration {
-	base, ceil := b.Base, b.Max
-	if base <= 0 {
-		base = 250 * time.Millisecond
-	}
-	if ceil <= 0 {
-		ceil = 15 * time.Second
-	}
-	d := ceil
-	if b.n < 32 && base<<b.n < ceil && base<<b.n > 0 {
-		d = base << b.n
-	}
-	b.n++
-	return time.Duration(rand.Int64N(int64(d))) + 1
-}
-
-func (b *Backoff) Reset() { b.n = 0 }
-
-func (b *Backoff) healthy() time.Duration {
-	if b.Healthy > 0 {
-		return b.Healthy
-	}
-	return 30 * time.Second
-}
-
-// sleep waits for d or the end of ctx, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -22,7 +22,14 @@ const HeaderTimeout = 10 * time.Second
 // Server is an origin.
 type Server struct {
 	Listeners []tunnel.Listener
-	Upstream  *upstream.Dialer
+	// Edges are dialled by the origin (reverse mode), Pool sessions each;
+	// the edges still open the streams.
+	Edges []Edge
+	// Pool is how many sessions to keep per edge; zero means 2.
+	Pool int
+	// Backoff spaces redials; the zero value holds the defaults.
+	Backoff  tunnel.Backoff
+	Upstream *upstream.Dialer
 	// Relay tunes every stream's relay; the zero value holds the defaults.
 	Relay relay.Options
 	Log   *slog.Logger
@@ -36,6 +43,12 @@ type Server struct {
 	// Live sessions and streams; Add only under mu while not draining, so
 	// that no Add races the drain's Wait.
 	sessionWG, streamWG sync.WaitGroup
+}
+
+// Edge is an edge that the origin dials.
+type Edge struct {
+	Name   string // for logs: the URL, which holds no secret
+	Dialer tunnel.Dialer
 }
 
 // Stats are the origin's gauges.
@@ -61,6 +74,20 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	defer cancelStreams()
 
 	var accepts sync.WaitGroup
+	pool := s.Pool
+	if pool <= 0 {
+		pool = 2
+	}
+	for _, e := range s.Edges {
+		for range pool {
+			accepts.Add(1)
+			go func() {
+				defer accepts.Done()
+				k := &tunnel.Keeper{Name: e.Name, Dialer: e.Dialer, Backoff: s.Backoff, Log: s.Log}
+				k.Run(ctx, nil, func(sess tunnel.Session) string { return s.hold(ctx, streamCtx, sess) })
+			}()
+		}
+	}
 	for _, l := range s.Listeners {
 		accepts.Add(1)
 		go func() {
@@ -84,7 +111,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	s.draining = true
 	for sess := range s.live {
 		// Edges move new clients elsewhere; live streams go on.
-		sess.GoAway()
+		sess.Drain()
 	}
 	s.mu.Unlock()
 	s.Log.Info("draining", "sessions", s.sessions.Load(), "streams", s.streams.Load(), "grace", grace)
@@ -123,13 +150,31 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	return nil
 }
 
-// serveSession starts serving a new session, unless the origin is draining.
-func (s *Server) serveSession(ctx context.Context, sess tunnel.Session) {
+// hold serves a session the origin dialled until it ends, its edge drains
+// or ctx ends, and says which; the session then goes on serving its streams
+// while the Keeper dials a replacement.
+func (s *Server) hold(ctx, streamCtx context.Context, sess tunnel.Session) string {
+	if !s.serveSession(streamCtx, sess) {
+		return "closed: the origin drains"
+	}
+	select {
+	case <-sess.Done():
+		return "down"
+	case <-sess.PeerDraining():
+		return "draining"
+	case <-ctx.Done():
+		return "closed: the origin drains"
+	}
+}
+
+// serveSession starts serving a new session, and reports whether it did: a
+// draining origin closes it.
+func (s *Server) serveSession(ctx context.Context, sess tunnel.Session) bool {
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
 		sess.Close()
-		return
+		return false
 	}
 	s.live[sess] = struct{}{}
 	s.sessionWG.Add(1)
@@ -145,8 +190,18 @@ func (s *Server) serveSession(ctx context.Context, sess tunnel.Session) {
 			s.sessions.Add(-1)
 			s.Log.Info("tunnel down")
 		}()
-		s.acceptStreams(ctx, sess)
+		var watch sync.WaitGroup
+		watch.Go(func() {
+			select {
+			case <-sess.PeerDraining():
+				s.Log.Info("edge draining: no new streams expected")
+			case <-sess.Done():
+			}
+		})
+		s.acceptStreams(ctx, sess) // closes sess
+		watch.Wait()
 	}()
+	return true
 }
 
 // acceptStreams serves a session's streams until it ends.

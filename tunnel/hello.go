@@ -19,17 +19,20 @@ import (
 //	+---------+-------+--------------------------------------------+
 //
 // role is "ferry edge hello" from the edge and "ferry origin hello" from the
-// origin. With FlagBound, binding is the TLS exporter of this very connection
-// (RFC 5705, label ExporterLabel, 32 bytes): a man in the middle holds two TLS
-// sessions with two exporters, so neither side's proof checks out on the
-// other. Without it, binding is the upgrade request's token: the WebSocket
-// went through a CDN that ends TLS before the origin, and the token, checked
-// by the origin already, is what counts. QUIC hellos are always bound.
+// origin, and FlagOrigin says which one sent it: a hello reflected back, or
+// an origin that reached another origin, is refused. With FlagBound, binding
+// is the TLS exporter of this very connection (RFC 5705, label
+// ExporterLabel, 32 bytes): a man in the middle holds two TLS sessions with
+// two exporters, so neither side's proof checks out on the other. Without
+// it, binding is the upgrade request's token: the WebSocket went through a
+// CDN that ends TLS before the listener, and the token, checked by the
+// listener already, is what counts. QUIC hellos are always bound.
 //
-// The edge binds when it has no other assurance of whom it talks to: over
-// QUIC, and over wss:// when the origin's certificate is not valid for the
-// host (an origin's own self-signed one). A certificate that is valid
-// already rules a man in the middle out. The origin's flags also carry
+// The dialer speaks first, so that a listener says nothing to a stranger,
+// and chooses: it binds when it has no other assurance of whom it talks to,
+// over QUIC and over wss:// when the listener's certificate is not valid for
+// the host (such as its own self-signed one); a valid certificate already
+// rules a man in the middle out. The origin's flags also carry
 // FlagClientAddress, asking for clients' addresses in stream headers.
 
 const (
@@ -40,6 +43,8 @@ const (
 	FlagBound = 1 << 0
 	// FlagClientAddress, from the origin, asks for clients' addresses.
 	FlagClientAddress = 1 << 1
+	// FlagOrigin marks the origin's hello.
+	FlagOrigin = 1 << 2
 
 	// ExporterLabel is the TLS exporter label of hellos.
 	ExporterLabel = "EXPORTER-ferry-tunnel-v1"
@@ -48,13 +53,20 @@ const (
 // ErrBadHello is returned when the peer's hello does not prove the secret.
 var ErrBadHello = errors.New("tunnel peer did not prove the secret")
 
+// ErrSameRole is returned when the peer is an edge too, or an origin too.
+var ErrSameRole = errors.New("tunnel peer has the same role: an origin's FERRY_ORIGIN_EDGES must name edges' FERRY_EDGE_TUNNEL_LISTEN, and an edge's FERRY_EDGE_ORIGINS origins' FERRY_ORIGIN_LISTEN")
+
 func helloKey(secret string) []byte {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte("ferry tunnel hello v1"))
 	return m.Sum(nil)
 }
 
-func helloMsg(key []byte, role string, flags byte, binding []byte) []byte {
+func helloMsg(key []byte, flags byte, binding []byte) []byte {
+	role := "ferry edge hello"
+	if flags&FlagOrigin != 0 {
+		role = "ferry origin hello"
+	}
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(role))
 	m.Write([]byte{flags})
@@ -73,6 +85,18 @@ func readHello(r io.Reader) (flags byte, proof []byte, err error) {
 	return b[1], b[2:], nil
 }
 
+// checkHello checks the peer's hello against binding, for this end's flags.
+func checkHello(key []byte, flags, pflags byte, proof, binding []byte) error {
+	want := helloMsg(key, pflags, binding)
+	if !hmac.Equal(want[2:], proof) {
+		return fmt.Errorf("%w: its proof is wrong (another secret, or a man in the middle)", ErrBadHello)
+	}
+	if pflags&FlagOrigin == flags&FlagOrigin {
+		return ErrSameRole
+	}
+	return nil
+}
+
 // exporter returns the TLS exporter of a connection, or nil without TLS.
 func exporter(cs *tls.ConnectionState) ([]byte, error) {
 	if cs == nil {
@@ -85,56 +109,53 @@ func exporter(cs *tls.ConnectionState) ([]byte, error) {
 	return ekm, nil
 }
 
-// helloEdge runs the edge's side: it sends its hello, bound to ekm when ekm
-// is set and to token otherwise, and checks the origin's. It returns the
-// origin's flags.
-func helloEdge(rw io.ReadWriter, key, ekm, token []byte) (byte, error) {
-	var flags byte
+// helloFirst runs the side that speaks first: it sends its hello with
+// flags, bound to ekm when ekm is set and to token otherwise, and checks the
+// peer's. It returns the peer's flags.
+func helloFirst(rw io.ReadWriter, key, ekm, token []byte, flags byte) (byte, error) {
 	binding := token
 	if ekm != nil {
-		flags, binding = FlagBound, ekm
+		flags, binding = flags|FlagBound, ekm
 	}
-	if _, err := rw.Write(helloMsg(key, "ferry edge hello", flags, binding)); err != nil {
+	if _, err := rw.Write(helloMsg(key, flags, binding)); err != nil {
 		return 0, fmt.Errorf("send hello: %w", err)
 	}
-	oflags, proof, err := readHello(rw)
+	pflags, proof, err := readHello(rw)
 	if err != nil {
 		return 0, err
 	}
-	if oflags&FlagBound != flags&FlagBound {
+	if pflags&FlagBound != flags&FlagBound {
 		return 0, fmt.Errorf("%w: binding differs", ErrBadHello)
 	}
-	want := helloMsg(key, "ferry origin hello", oflags, binding)
-	if !hmac.Equal(want[2:], proof) {
-		return 0, fmt.Errorf("%w: origin's proof is wrong (a man in the middle, or another secret)", ErrBadHello)
-	}
-	return oflags, nil
+	return pflags, checkHello(key, flags, pflags, proof, binding)
 }
 
-// helloOrigin runs the origin's side: it checks the edge's hello against
+// helloSecond runs the side that answers: it checks the peer's hello against
 // ekm (nil when TLS did not end here) or token (nil over QUIC), and answers
-// with its own, carrying flags.
-func helloOrigin(rw io.ReadWriter, key, ekm, token []byte, flags byte) error {
-	eflags, proof, err := readHello(rw)
+// with its own, carrying flags. It returns the peer's flags.
+func helloSecond(rw io.ReadWriter, key, ekm, token []byte, flags byte) (byte, error) {
+	pflags, proof, err := readHello(rw)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	binding := token
-	if eflags&FlagBound != 0 {
+	if pflags&FlagBound != 0 {
 		binding = ekm
 	}
 	if binding == nil {
-		return fmt.Errorf("%w: nothing to bind to", ErrBadHello)
+		return 0, fmt.Errorf("%w: nothing to bind to", ErrBadHello)
 	}
-	want := helloMsg(key, "ferry edge hello", eflags, binding)
-	if !hmac.Equal(want[2:], proof) {
-		return fmt.Errorf("%w: edge's proof is wrong", ErrBadHello)
+	cerr := checkHello(key, flags, pflags, proof, binding)
+	if errors.Is(cerr, ErrBadHello) {
+		return 0, cerr // a stranger learns nothing
 	}
-	flags = flags&^FlagBound | eflags&FlagBound
-	if _, err := rw.Write(helloMsg(key, "ferry origin hello", flags, binding)); err != nil {
-		return fmt.Errorf("send hello: %w", err)
+	// A peer of the same role proved the secret: it gets an answer, so
+	// that both sides log why they fail.
+	flags = flags&^FlagBound | pflags&FlagBound
+	if _, err := rw.Write(helloMsg(key, flags, binding)); err != nil {
+		return 0, fmt.Errorf("send hello: %w", err)
 	}
-	return nil
+	return pflags, cerr
 }
 
 // certValid reports whether a server's certificate chain is valid for name

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -27,7 +26,9 @@ const (
 	quicStreamReset quic.StreamErrorCode      = 0
 )
 
-func quicConfig(origin bool) *quic.Config {
+// quicConfig is the configuration of end's connections; dialer says whether
+// end dials them.
+func quicConfig(end End, dialer bool) *quic.Config {
 	c := &quic.Config{
 		HandshakeIdleTimeout: 5 * time.Second,
 		// A path that stops carrying packets (UDP blocked mid-session, as
@@ -42,25 +43,32 @@ func quicConfig(origin bool) *quic.Config {
 		MaxStreamReceiveWindow:     16 << 20,
 		MaxConnectionReceiveWindow: 64 << 20,
 		MaxIncomingUniStreams:      -1,
-		MaxIncomingStreams:         -1, // edges accept no streams
 	}
-	if origin {
+	// The dialer opens the control stream, and the edge every other one.
+	switch {
+	case end.Origin && dialer:
 		c.MaxIncomingStreams = MaxStreamsPerSession
+	case end.Origin:
+		c.MaxIncomingStreams = MaxStreamsPerSession + 1
+	case dialer:
+		c.MaxIncomingStreams = -1
+	default:
+		c.MaxIncomingStreams = 1
 	}
 	return c
 }
 
-// QUICDialer dials an origin's QUIC listener.
+// QUICDialer dials a QUIC tunnel listener: an origin's, or in reverse mode
+// an edge's.
 type QUICDialer struct {
 	addr string // HOST:PORT dialled
 	tls  *tls.Config
-	key  []byte
-	log  *slog.Logger
+	end  End
 }
 
 // NewQUICDialer returns a dialer of addr (HOST:PORT). connect and sni act as
 // for NewWSDialer.
-func NewQUICDialer(addr, connect, sni, secret string, log *slog.Logger) *QUICDialer {
+func NewQUICDialer(addr, connect, sni string, end End) *QUICDialer {
 	host, _, _ := net.SplitHostPort(addr)
 	if sni == "" {
 		sni = host
@@ -72,8 +80,7 @@ func NewQUICDialer(addr, connect, sni, secret string, log *slog.Logger) *QUICDia
 		addr: addr,
 		// Always bound: the hellos prove the secret over this session.
 		tls: &tls.Config{ServerName: sni, NextProtos: []string{ALPN}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13},
-		key: helloKey(secret),
-		log: log,
+		end: end,
 	}
 }
 
@@ -81,42 +88,66 @@ func NewQUICDialer(addr, connect, sni, secret string, log *slog.Logger) *QUICDia
 func (d *QUICDialer) Dial(ctx context.Context) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
 	defer cancel()
-	conn, err := quic.DialAddr(ctx, d.addr, d.tls, quicConfig(false))
+	conn, err := quic.DialAddr(ctx, d.addr, d.tls, quicConfig(d.end, true))
 	if err != nil {
 		return nil, fmt.Errorf("quic dial %s: %w", d.addr, err)
 	}
-	flags, err := d.hello(ctx, conn)
+	s, err := quicHandshake(ctx, conn, d.end, true)
 	if err != nil {
 		conn.CloseWithError(quicNoError, "")
 		return nil, fmt.Errorf("quic %s: %w", d.addr, err)
 	}
-	return &quicSession{conn: conn, clientAddr: flags&FlagClientAddress != 0}, nil
+	return s, nil
 }
 
-func (d *QUICDialer) hello(ctx context.Context, conn *quic.Conn) (byte, error) {
+// quicHandshake runs the hellos on the connection's first stream, which the
+// dialer opens, and keeps that stream as the session's control stream. On
+// the listener, until the hellos check out, the connection gets no other
+// stream accepted.
+func quicHandshake(ctx context.Context, conn *quic.Conn, end End, dialer bool) (Session, error) {
 	cs := conn.ConnectionState().TLS
 	ekm, err := exporter(&cs)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	st, err := conn.OpenStreamSync(ctx)
+	var st *quic.Stream
+	if dialer {
+		st, err = conn.OpenStreamSync(ctx)
+	} else {
+		st, err = conn.AcceptStream(ctx)
+	}
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("no hello: %w", err)
 	}
-	defer st.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	}
-	return helloEdge(st, d.key, ekm, nil)
+	key := helloKey(end.Secret)
+	var pflags byte
+	if dialer {
+		pflags, err = helloFirst(st, key, ekm, nil, end.flags())
+	} else {
+		pflags, err = helloSecond(st, key, ekm, nil, end.flags())
+	}
+	if err != nil {
+		st.CancelRead(quicStreamReset)
+		st.CancelWrite(quicStreamReset)
+		return nil, err
+	}
+	st.SetDeadline(time.Time{})
+	clientAddr := pflags&FlagClientAddress != 0
+	if end.Origin {
+		clientAddr = end.ClientAddress
+	}
+	return newSession(&quicSession{conn}, &quicStream{Stream: st, conn: conn}, clientAddr, end), nil
 }
 
-// QUICListener accepts QUIC sessions from edges.
+// QUICListener accepts QUIC sessions: an origin's from edges, or in reverse
+// mode an edge's from origins.
 type QUICListener struct {
-	tr         *quic.Transport
-	ln         *quic.Listener
-	key        []byte
-	clientAddr bool
-	log        *slog.Logger
+	tr  *quic.Transport
+	ln  *quic.Listener
+	end End
 
 	queue
 	wg sync.WaitGroup
@@ -125,16 +156,15 @@ type QUICListener struct {
 	conns []*quic.Conn // accepted sessions, for Close to wait for
 }
 
-// ListenQUIC listens on pc, a UDP socket, with crt. With clientAddr, the
-// origin asks edges for clients' addresses.
-func ListenQUIC(pc net.PacketConn, crt tls.Certificate, secret string, clientAddr bool, log *slog.Logger) (*QUICListener, error) {
+// ListenQUIC listens on pc, a UDP socket, with crt.
+func ListenQUIC(pc net.PacketConn, crt tls.Certificate, end End) (*QUICListener, error) {
 	conf := &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS13}
 	tr := &quic.Transport{Conn: pc}
-	ln, err := tr.Listen(conf, quicConfig(true))
+	ln, err := tr.Listen(conf, quicConfig(end, false))
 	if err != nil {
 		return nil, fmt.Errorf("quic listen %s: %w", pc.LocalAddr(), err)
 	}
-	l := &QUICListener{tr: tr, ln: ln, key: helloKey(secret), clientAddr: clientAddr, log: log, queue: newQueue()}
+	l := &QUICListener{tr: tr, ln: ln, end: end, queue: newQueue()}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
@@ -168,58 +198,29 @@ func (l *QUICListener) acceptLoop() {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			s, err := l.handshake(conn)
+			ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
+			s, err := quicHandshake(ctx, conn, l.end, false)
+			cancel()
 			if err != nil {
-				l.log.Info("quic tunnel refused", "err", err)
+				l.end.Log.Info("quic tunnel refused", "err", err)
 				conn.CloseWithError(quicNoError, "")
 				return
 			}
+			l.mu.Lock()
+			live := l.conns[:0]
+			for _, c := range l.conns {
+				if c.Context().Err() == nil {
+					live = append(live, c)
+				}
+			}
+			l.conns = append(live, conn)
+			l.mu.Unlock()
 			l.deliver(s)
 		}()
 	}
 }
 
-// handshake reads the edge's hello on its first stream. Until it checks out,
-// the connection gets no other stream accepted.
-func (l *QUICListener) handshake(conn *quic.Conn) (Session, error) {
-	ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
-	defer cancel()
-	cs := conn.ConnectionState().TLS
-	ekm, err := exporter(&cs)
-	if err != nil {
-		return nil, err
-	}
-	st, err := conn.AcceptStream(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("no hello: %w", err)
-	}
-	defer st.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		st.SetDeadline(dl)
-	}
-	var flags byte
-	if l.clientAddr {
-		flags |= FlagClientAddress
-	}
-	if err := helloOrigin(st, l.key, ekm, nil, flags); err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	live := l.conns[:0]
-	for _, c := range l.conns {
-		if c.Context().Err() == nil {
-			live = append(live, c)
-		}
-	}
-	l.conns = append(live, conn)
-	l.mu.Unlock()
-	return &quicSession{conn: conn, clientAddr: l.clientAddr}, nil
-}
-
-type quicSession struct {
-	conn       *quic.Conn
-	clientAddr bool
-}
+type quicSession struct{ conn *quic.Conn }
 
 func (s *quicSession) OpenStream(ctx context.Context) (Stream, error) {
 	st, err := s.conn.OpenStreamSync(ctx)
@@ -238,12 +239,7 @@ func (s *quicSession) AcceptStream(ctx context.Context) (Stream, error) {
 }
 
 func (s *quicSession) Done() <-chan struct{} { return s.conn.Context().Done() }
-
-// GoAway has no QUIC frame to send: a draining origin answers new streams
-// with ReplyDraining, and the edge then retires the session.
-func (s *quicSession) GoAway() error       { return nil }
-func (s *quicSession) Close() error        { return s.conn.CloseWithError(quicNoError, "") }
-func (s *quicSession) ClientAddress() bool { return s.clientAddr }
+func (s *quicSession) Close() error          { return s.conn.CloseWithError(quicNoError, "") }
 
 // quicStream adapts a native QUIC stream: CloseWrite sends FIN; Close after
 // it only stops reading, so data in flight still arrives; Close without it

@@ -14,17 +14,19 @@
 // The edge writes the header and the client's bytes without waiting for the
 // reply, so a stream costs no round trip; the reply tells it whether the
 // origin could reach the route's target.
+//
+// In reverse mode the origin dials and the edge listens, shows the decoy and
+// checks the token; the session is the same, with streams still opened by
+// the edge. Every session has a control stream (control.go) for pings and
+// drain notices, both ways.
 package tunnel
 
 import (
 	"context"
-	"errors"
+	"log/slog"
 	"net"
+	"time"
 )
-
-// ErrGoAway is returned by OpenStream on a session whose origin is draining:
-// open the stream on another session.
-var ErrGoAway = errors.New("tunnel peer is draining")
 
 // Stream is one relayed connection inside a Session.
 type Stream interface {
@@ -34,21 +36,50 @@ type Stream interface {
 	CloseWrite() error
 }
 
-// Session is a multiplexed link between one edge and one origin. The edge
-// opens streams; the origin accepts them.
+// Session is a multiplexed link between one edge and one origin, whichever
+// of them dialled. The edge opens streams; the origin accepts them.
 type Session interface {
 	OpenStream(ctx context.Context) (Stream, error)
 	AcceptStream(ctx context.Context) (Stream, error)
 	// Done is closed when the session has ended, by Close or by failure.
 	Done() <-chan struct{}
 	Close() error
-	// GoAway tells the peer to open no new streams, where the transport
-	// can say so (yamux); live streams go on.
-	GoAway() error
+	// Drain tells the peer that this end drains: from an origin, open no
+	// new streams; from an edge, expect none. Live streams go on.
+	Drain() error
+	// PeerDraining is closed once the peer has said that it drains.
+	PeerDraining() <-chan struct{}
+	// RTT is the round trip of the latest ping, zero before the first.
+	RTT() time.Duration
 	// ClientAddress reports whether the origin asked for clients' addresses
 	// in stream headers. It asks only when it sends them on in a PROXY
 	// header; otherwise they never leave the edge.
 	ClientAddress() bool
+}
+
+// End describes this end of the sessions a dialer or listener makes: the
+// transport's direction (who dials) and the session's roles (who opens
+// streams) are independent, so that an origin may dial its edges.
+type End struct {
+	Origin bool // this end accepts streams; otherwise it opens them
+	// ClientAddress, on an origin, asks edges for clients' addresses.
+	ClientAddress bool
+	Secret        string
+	Log           *slog.Logger
+	// KeepAlive and PingTimeout override the defaults of the same names
+	// when set; tests shorten them.
+	KeepAlive, PingTimeout time.Duration
+}
+
+func (e End) flags() byte {
+	var f byte
+	if e.Origin {
+		f |= FlagOrigin
+		if e.ClientAddress {
+			f |= FlagClientAddress
+		}
+	}
+	return f
 }
 
 // Dialer makes sessions to one origin.

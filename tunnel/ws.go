@@ -21,14 +21,13 @@ import (
 // and the hellos.
 const HandshakeTimeout = 10 * time.Second
 
-// WSDialer dials an origin's WebSocket listener and runs the edge's side of a
-// yamux session on it.
+// WSDialer dials a WebSocket tunnel listener: an origin's, or in reverse
+// mode an edge's.
 type WSDialer struct {
 	url        string
 	serverName string
-	secret     string
+	end        End
 	key        []byte
-	log        *slog.Logger
 	client     *http.Client
 }
 
@@ -37,7 +36,7 @@ type WSDialer struct {
 // the URL's host; when sni is set, it is the TLS server name sent instead of
 // the URL's host. The HTTP Host header stays the URL's host either way, as a
 // CDN in front of the origin needs.
-func NewWSDialer(rawURL, connect, sni, secret string, log *slog.Logger) (*WSDialer, error) {
+func NewWSDialer(rawURL, connect, sni string, end End) (*WSDialer, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
 		return nil, fmt.Errorf("tunnel URL %q: want ws:// or wss://", rawURL)
@@ -69,7 +68,7 @@ func NewWSDialer(rawURL, connect, sni, secret string, log *slog.Logger) (*WSDial
 		Proxy:               nil,
 	}
 	return &WSDialer{
-		url: rawURL, serverName: serverName, secret: secret, key: helloKey(secret), log: log,
+		url: rawURL, serverName: serverName, end: end, key: helloKey(end.Secret),
 		client: &http.Client{Transport: tr},
 	}, nil
 }
@@ -79,7 +78,7 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
 	defer cancel()
 	h := http.Header{}
-	token := Token(d.secret, time.Now())
+	token := Token(d.end.Secret, time.Now())
 	h.Set("Authorization", "Bearer "+token)
 	c, resp, err := websocket.Dial(ctx, d.url, &websocket.DialOptions{
 		HTTPClient:      d.client,
@@ -104,7 +103,7 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 	}
 	nc := netConn(c)
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	flags, err := helloEdge(nc, d.key, ekm, []byte(token))
+	pflags, err := helloFirst(nc, d.key, ekm, []byte(token), d.end.flags())
 	if !stop() {
 		err = errors.Join(err, ctx.Err())
 	}
@@ -113,7 +112,11 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
 	}
 	nc.SetDeadline(time.Time{})
-	return newYamux(&frameConn{Conn: nc, close: c.CloseNow}, true, flags&FlagClientAddress != 0, d.log)
+	s, err := newYamux(ctx, &frameConn{Conn: nc, close: c.CloseNow}, d.end, pflags)
+	if err != nil {
+		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
+	}
+	return s, nil
 }
 
 // netConn makes a byte stream of binary messages. Its context is never
@@ -123,16 +126,16 @@ func netConn(c *websocket.Conn) net.Conn {
 	return websocket.NetConn(context.Background(), c, websocket.MessageBinary)
 }
 
-// WSListener serves the WebSocket of an origin at one path of one HTTP
-// listener, and the decoy to every other request.
+// WSListener serves tunnels at one path of one HTTP listener, and the decoy
+// to every other request: an origin's, or in reverse mode an edge's.
 type WSListener struct {
-	ln         net.Listener
-	path       string
-	verifier   *Verifier
-	key        []byte
-	decoy      http.Handler
-	clientAddr bool
-	log        *slog.Logger
+	ln       net.Listener
+	path     string
+	verifier *Verifier
+	key      []byte
+	decoy    http.Handler
+	end      End
+	log      *slog.Logger
 
 	queue
 	srv    *http.Server
@@ -146,18 +149,17 @@ type WSListener struct {
 }
 
 // ListenWS serves ln (already TLS for wss://). A request for path with a
-// valid token becomes a session; anything else gets decoy. With clientAddr,
-// the origin asks edges for clients' addresses.
-func ListenWS(ln net.Listener, path string, v *Verifier, secret string, decoy http.Handler, clientAddr bool, log *slog.Logger) *WSListener {
+// token that v accepts becomes a session; anything else gets decoy.
+func ListenWS(ln net.Listener, path string, v *Verifier, decoy http.Handler, end End) *WSListener {
 	l := &WSListener{
-		ln: ln, path: path, verifier: v, key: helloKey(secret), decoy: decoy, clientAddr: clientAddr, log: log,
+		ln: ln, path: path, verifier: v, key: helloKey(end.Secret), decoy: decoy, end: end, log: end.Log,
 		queue: newQueue(), served: make(chan struct{}),
 	}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.serveHTTP),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(end.Log.Handler(), slog.LevelDebug),
 	}
 	go func() {
 		defer close(l.served)
@@ -214,7 +216,7 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := l.handshake(c, r, []byte(token))
 	if err != nil {
-		if errors.Is(err, ErrBadHello) {
+		if errors.Is(err, ErrBadHello) || errors.Is(err, ErrSameRole) {
 			l.AuthFailures.Add(1)
 		}
 		l.log.Info("tunnel refused after the upgrade", "err", err)
@@ -234,11 +236,7 @@ func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte)
 	ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	var flags byte
-	if l.clientAddr {
-		flags |= FlagClientAddress
-	}
-	err = helloOrigin(nc, l.key, ekm, token, flags)
+	pflags, err := helloSecond(nc, l.key, ekm, token, l.end.flags())
 	if !stop() {
 		err = errors.Join(err, ctx.Err())
 	}
@@ -246,7 +244,7 @@ func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte)
 		return nil, err
 	}
 	nc.SetDeadline(time.Time{})
-	return newYamux(&frameConn{Conn: nc, close: c.CloseNow}, false, l.clientAddr, l.log)
+	return newYamux(ctx, &frameConn{Conn: nc, close: c.CloseNow}, l.end, pflags)
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.

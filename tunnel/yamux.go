@@ -3,7 +3,6 @@ package tunnel
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,15 +20,11 @@ import (
 // least that keeps a 100 ms link above 80 MB/s, bounds that.
 const StreamWindow = 8 << 20
 
-// KeepAlive is how often an idle session pings, from both ends. CDNs cut
-// WebSockets idle for 100 s, and reverse proxies often far sooner (nginx's
-// proxy_read_timeout is 60 s by default; CI checks one set to 20 s).
-const KeepAlive = 15 * time.Second
-
 func yamuxConfig(log *slog.Logger) *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.AcceptBacklog = 4096
-	c.KeepAliveInterval = KeepAlive
+	// The control stream pings (control.go), over QUIC too.
+	c.EnableKeepAlive = false
 	c.MaxStreamWindowSize = StreamWindow
 	// yamux closes the whole session when a stream's SYN is not acknowledged
 	// in time; keepalives already detect a dead session, and one slow accept
@@ -43,38 +38,42 @@ func yamuxConfig(log *slog.Logger) *yamux.Config {
 	return c
 }
 
-// newYamux runs a yamux session over conn: the client side on the edge,
-// the server side on the origin.
-func newYamux(conn net.Conn, client, clientAddr bool, log *slog.Logger) (Session, error) {
-	cfg := yamuxConfig(log)
-	var s *yamux.Session
-	var err error
-	if client {
-		s, err = yamux.Client(conn, cfg)
-	} else {
-		s, err = yamux.Server(conn, cfg)
+// newYamux runs a yamux session over conn, set up by the hellos: the client
+// side on the edge, the server side on the origin. ctx bounds the wait for
+// the control stream.
+func newYamux(ctx context.Context, conn net.Conn, end End, peerFlags byte) (Session, error) {
+	cfg := yamuxConfig(end.Log)
+	if !end.Origin {
+		s, err := yamux.Client(conn, cfg)
+		if err != nil {
+			return nil, err
+		}
+		ctl, err := s.OpenStream()
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open control stream: %w", err)
+		}
+		return newSession(yamuxSession{s}, yamuxStream{ctl}, peerFlags&FlagClientAddress != 0, end), nil
 	}
+	s, err := yamux.Server(conn, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return yamuxSession{s, clientAddr}, nil
+	ctl, err := s.AcceptStreamWithContext(ctx)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("no control stream: %w", err)
+	}
+	return newSession(yamuxSession{s}, yamuxStream{ctl}, end.ClientAddress, end), nil
 }
 
-type yamuxSession struct {
-	s          *yamux.Session
-	clientAddr bool
-}
-
-func (y yamuxSession) ClientAddress() bool { return y.clientAddr }
+type yamuxSession struct{ s *yamux.Session }
 
 func (y yamuxSession) OpenStream(ctx context.Context) (Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	st, err := y.s.OpenStream()
-	if errors.Is(err, yamux.ErrRemoteGoAway) {
-		return nil, fmt.Errorf("%w: %w", ErrGoAway, err)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -90,9 +89,7 @@ func (y yamuxSession) AcceptStream(ctx context.Context) (Stream, error) {
 }
 
 func (y yamuxSession) Done() <-chan struct{} { return y.s.CloseChan() }
-
-func (y yamuxSession) GoAway() error { return y.s.GoAway() }
-func (y yamuxSession) Close() error  { return y.s.Close() }
+func (y yamuxSession) Close() error          { return y.s.Close() }
 
 // yamuxStream adapts a yamux stream. yamux's Close already only ends the
 // sending direction (a FIN); yamux frees the stream once both sides have.

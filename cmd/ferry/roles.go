@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ferryproxy/ferry/cert"
 	"github.com/ferryproxy/ferry/config"
+	"github.com/ferryproxy/ferry/decoy"
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/origin"
 	"github.com/ferryproxy/ferry/tunnel"
@@ -27,32 +29,34 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
-	tunnels := &edge.Tunnels{Pool: int(cfg.Pool), Log: log}
-	var names []string
-	for _, o := range cfg.Origins {
-		var d tunnel.Dialer
-		if o.Scheme == "quic" {
-			d = tunnel.NewQUICDialer(o.Host, o.Connect, o.SNI, string(cfg.Secret), log)
-		} else {
-			wd, err := tunnel.NewWSDialer(o.URL(), o.Connect, o.SNI, string(cfg.Secret), log)
-			if err != nil {
-				return &config.Error{Var: "FERRY_EDGE_ORIGINS", Err: err}
-			}
-			d = wd
-		}
-		tunnels.Origins = append(tunnels.Origins, edge.Origin{Name: o.String(), Dialer: d})
-		names = append(names, o.String())
-	}
-	adviseUDP(log, cfg.Origins)
-	lns, err := listenClients(cfg.Clients)
+	end := tunnel.End{Secret: string(cfg.Secret), Log: log}
+	names, dialers, err := tunnelDialers(cfg.Origins, "FERRY_EDGE_ORIGINS", end)
 	if err != nil {
 		return err
 	}
-	log.Info("ferry edge starting", "version", versionString(), "listen", cfg.Listen, "origins", names, "pool", cfg.Pool,
-		"max_conns", cfg.MaxConns, "grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
+	tunnels := &edge.Tunnels{Pool: int(cfg.Pool), Log: log}
+	for i, d := range dialers {
+		tunnels.Origins = append(tunnels.Origins, edge.Origin{Name: names[i], Dialer: d})
+	}
+	adviseUDP(log, append(cfg.Origins, cfg.TunnelListen...))
+	tunnels.Listeners, err = listenTunnels(cfg.TunnelListen, "FERRY_EDGE_TUNNEL_LISTEN", "FERRY_EDGE_TLS_CERT", cfg.TLSCert, cfg.TLSKey,
+		decoy.New(cfg.Decoy.URL, cfg.Decoy.Dir), end)
+	if err != nil {
+		return err
+	}
+	lns, err := listenClients(cfg.Clients)
+	if err != nil {
+		closeAll(tunnels.Listeners)
+		return err
+	}
+	log.Info("ferry edge starting", "version", versionString(), "listen", cfg.Listen, "origins", names,
+		"tunnel_listen", cfg.TunnelListen, "pool", cfg.Pool, "max_conns", cfg.MaxConns, "grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
 
-	// Sessions outlive the client listeners: they carry the draining clients.
+	// Sessions outlive the client listeners: they carry the draining
+	// clients. The origins hear at once that this edge drains.
 	tctx, stopTunnels := context.WithCancel(context.WithoutCancel(ctx))
+	stopDrain := context.AfterFunc(ctx, tunnels.Drain)
+	defer stopDrain()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -92,33 +96,79 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
-	var crt *tls.Certificate
-	for _, u := range cfg.Listen {
-		if u.TLS() && crt == nil {
-			c, err := cert.Load(cfg.TLSCert, cfg.TLSKey)
-			if err != nil {
-				return &config.Error{Var: "FERRY_ORIGIN_TLS_CERT", Err: err}
-			}
-			crt = &c
-		}
-	}
-	secret := string(cfg.Secret)
-	verifier := tunnel.NewVerifier(secret)
-	decoy := origin.NewDecoy(cfg.Decoy.URL, cfg.Decoy.Dir)
-	clientAddr := cfg.ProxyProtocol != 0
-	var lns []tunnel.Listener
-	fail := func(err error) error {
-		closeAll(lns)
+	end := tunnel.End{Origin: true, ClientAddress: cfg.ProxyProtocol != 0, Secret: string(cfg.Secret), Log: log}
+	names, dialers, err := tunnelDialers(cfg.Edges, "FERRY_ORIGIN_EDGES", end)
+	if err != nil {
 		return err
 	}
-	adviseUDP(log, cfg.Listen)
-	for _, u := range cfg.Listen {
+	srv := &origin.Server{
+		Pool:     int(cfg.Pool),
+		Upstream: &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol)},
+		Log:      log,
+	}
+	for i, d := range dialers {
+		srv.Edges = append(srv.Edges, origin.Edge{Name: names[i], Dialer: d})
+	}
+	adviseUDP(log, append(cfg.Listen, cfg.Edges...))
+	srv.Listeners, err = listenTunnels(cfg.Listen, "FERRY_ORIGIN_LISTEN", "FERRY_ORIGIN_TLS_CERT", cfg.TLSCert, cfg.TLSKey,
+		decoy.New(cfg.Decoy.URL, cfg.Decoy.Dir), end)
+	if err != nil {
+		return err
+	}
+	log.Info("ferry origin starting", "version", versionString(), "listen", cfg.Listen, "edges", names, "targets", cfg.Targets,
+		"proxy_protocol", cfg.ProxyProtocol, "grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
+	err = srv.Run(ctx, time.Duration(cfg.Grace))
+	log.Info("ferry origin stopped")
+	return err
+}
+
+// tunnelDialers returns a name (the URL, which holds no secret) and a dialer
+// for each URL of variable.
+func tunnelDialers(urls []config.TunnelURL, variable string, end tunnel.End) ([]string, []tunnel.Dialer, error) {
+	var names []string
+	var dialers []tunnel.Dialer
+	for _, u := range urls {
+		names = append(names, u.String())
+		if u.Scheme == "quic" {
+			dialers = append(dialers, tunnel.NewQUICDialer(u.Host, u.Connect, u.SNI, end))
+			continue
+		}
+		d, err := tunnel.NewWSDialer(u.URL(), u.Connect, u.SNI, end)
+		if err != nil {
+			return nil, nil, &config.Error{Var: variable, Err: err}
+		}
+		dialers = append(dialers, d)
+	}
+	return names, dialers, nil
+}
+
+// listenTunnels opens the tunnel listeners of variable, with the certificate
+// of certFile and keyFile (self-signed when empty) for wss and quic.
+func listenTunnels(urls []config.TunnelURL, variable, certVar, certFile, keyFile string, decoy http.Handler, end tunnel.End) ([]tunnel.Listener, error) {
+	var crt *tls.Certificate
+	for _, u := range urls {
+		if u.TLS() {
+			c, err := cert.Load(certFile, keyFile)
+			if err != nil {
+				return nil, &config.Error{Var: certVar, Err: err}
+			}
+			crt = &c
+			break
+		}
+	}
+	verifier := tunnel.NewVerifier(end.Secret)
+	var lns []tunnel.Listener
+	fail := func(err error) ([]tunnel.Listener, error) {
+		closeAll(lns)
+		return nil, err
+	}
+	for _, u := range urls {
 		if u.Scheme == "quic" {
 			pc, err := net.ListenPacket("udp", u.Host)
 			if err != nil {
-				return fail(fmt.Errorf("FERRY_ORIGIN_LISTEN %s: %w", u, err))
+				return fail(fmt.Errorf("%s %s: %w", variable, u, err))
 			}
-			ql, err := tunnel.ListenQUIC(pc, *crt, secret, clientAddr, log)
+			ql, err := tunnel.ListenQUIC(pc, *crt, end)
 			if err != nil {
 				pc.Close()
 				return fail(err)
@@ -126,7 +176,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 			lns = append(lns, ql)
 			continue
 		}
-		ln, err := listen(u.Host, "FERRY_ORIGIN_LISTEN")
+		ln, err := listen(u.Host, variable)
 		if err != nil {
 			return fail(err)
 		}
@@ -134,18 +184,9 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 			// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
 			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*crt}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
 		}
-		lns = append(lns, tunnel.ListenWS(ln, u.Path, verifier, secret, decoy, clientAddr, log))
+		lns = append(lns, tunnel.ListenWS(ln, u.Path, verifier, decoy, end))
 	}
-	log.Info("ferry origin starting", "version", versionString(), "listen", cfg.Listen, "targets", cfg.Targets,
-		"proxy_protocol", cfg.ProxyProtocol, "grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
-	srv := &origin.Server{
-		Listeners: lns,
-		Upstream:  &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol)},
-		Log:       log,
-	}
-	err := srv.Run(ctx, time.Duration(cfg.Grace))
-	log.Info("ferry origin stopped")
-	return err
+	return lns, nil
 }
 
 // adviseUDP logs what to set when the kernel keeps UDP buffers too small

@@ -1,4 +1,6 @@
-package origin
+// Package decoy is what a tunnel listener shows visitors without the
+// secret: an ordinary web site.
+package decoy
 
 import (
 	"net/http"
@@ -7,12 +9,12 @@ import (
 	"strconv"
 )
 
-// NewDecoy returns what a visitor without the secret sees: the site at
+// New returns what a visitor without the secret sees: the site at
 // target reverse-proxied when target is set, else the files of dir when it
 // is set, else a built-in page. Probers compare what a suspected proxy
 // answers with what ordinary sites answer, so nothing in any of these hints
 // at ferry: no 401, no special header, the same answer on every path.
-func NewDecoy(target *url.URL, dir string) http.Handler {
+func New(target *url.URL, dir string) http.Handler {
 	switch {
 	case target != nil:
 		return &httputil.ReverseProxy{

@@ -1,0 +1,195 @@
+package tunnel
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A session's control stream is open for the session's whole life: over
+// QUIC it is the hellos' own stream, over yamux the first stream, opened by
+// the edge right after the hellos. Each end sends fixed-size messages on it:
+//
+//	+------+------------------------+
+//	| type | value (big endian)     |
+//	| 1    | 8                      |
+//	+------+------------------------+
+//
+// ping carries the sender's clock and is answered by a pong with the same
+// value; drain (value 0) says that the sender drains. Other types are
+// skipped, so that a later version may add some.
+//
+// Each end pings every KeepAlive. The pings are the traffic that keeps a
+// proxy with an idle timeout from cutting an idle session, they give the
+// RTT, and one unanswered within PingTimeout closes the session as stalled,
+// so that its owner replaces it while the others carry on.
+const (
+	ctlPing  = 1
+	ctlPong  = 2
+	ctlDrain = 3
+	ctlLen   = 9
+)
+
+// KeepAlive is how often each end pings. CDNs cut WebSockets idle for 100 s,
+// and reverse proxies often far sooner (nginx's proxy_read_timeout is 60 s
+// by default; CI checks one set to 20 s).
+const KeepAlive = 15 * time.Second
+
+// PingTimeout is how long a ping may go unanswered before the session is
+// closed as stalled. A ping waits behind the data queued before it, so this
+// matches yamux's write timeout: a slow link under load is not stalled.
+const PingTimeout = 30 * time.Second
+
+// muxer is what a transport provides: streams over one connection.
+type muxer interface {
+	OpenStream(ctx context.Context) (Stream, error)
+	AcceptStream(ctx context.Context) (Stream, error)
+	Done() <-chan struct{}
+	Close() error
+}
+
+// session is a Session: a transport's muxer and its control stream.
+type session struct {
+	muxer
+	ctl                    Stream
+	clientAddr             bool
+	log                    *slog.Logger
+	keepAlive, pingTimeout time.Duration
+	start                  time.Time // ping values count from here
+
+	wmu          sync.Mutex // one writer at a time on ctl
+	rtt          atomic.Int64
+	pongs        chan int64
+	drain        chan struct{} // closed by Drain; the pinger tells the peer
+	drainOnce    sync.Once
+	peerDraining chan struct{}
+	peerOnce     sync.Once
+	wg           sync.WaitGroup
+}
+
+func newSession(m muxer, ctl Stream, clientAddr bool, end End) *session {
+	s := &session{
+		muxer: m, ctl: ctl, clientAddr: clientAddr, log: end.Log,
+		keepAlive: cmp.Or(end.KeepAlive, KeepAlive), pingTimeout: cmp.Or(end.PingTimeout, PingTimeout), start: time.Now(),
+		pongs: make(chan int64, 1), drain: make(chan struct{}), peerDraining: make(chan struct{}),
+	}
+	s.wg.Add(2)
+	go s.read()
+	go s.ping()
+	return s
+}
+
+func (s *session) ClientAddress() bool           { return s.clientAddr }
+func (s *session) PeerDraining() <-chan struct{} { return s.peerDraining }
+func (s *session) RTT() time.Duration            { return time.Duration(s.rtt.Load()) }
+
+// Close ends the session and waits for its control goroutines.
+func (s *session) Close() error {
+	err := s.muxer.Close()
+	s.wg.Wait()
+	return err
+}
+
+// Drain returns at once; the notice goes out from the pinger, so that a
+// stalled link holds no caller.
+func (s *session) Drain() error {
+	s.drainOnce.Do(func() { close(s.drain) })
+	return nil
+}
+
+func (s *session) send(typ byte, v int64) error {
+	var b [ctlLen]byte
+	b[0] = typ
+	binary.BigEndian.PutUint64(b[1:], uint64(v))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_, err := s.ctl.Write(b[:])
+	return err
+}
+
+// read handles the peer's messages until the control stream ends, which
+// ends the session: a control stream ends only with its session, or with a
+// broken peer.
+func (s *session) read() {
+	defer s.wg.Done()
+	defer s.muxer.Close()
+	var b [ctlLen]byte
+	for {
+		if _, err := io.ReadFull(s.ctl, b[:]); err != nil {
+			return
+		}
+		v := int64(binary.BigEndian.Uint64(b[1:]))
+		switch b[0] {
+		case ctlPing:
+			if err := s.send(ctlPong, v); err != nil {
+				return
+			}
+		case ctlPong:
+			select {
+			case s.pongs <- v:
+			default: // not asked for
+			}
+		case ctlDrain:
+			s.peerOnce.Do(func() { close(s.peerDraining) })
+		}
+	}
+}
+
+// ping pings now and every KeepAlive, keeps the RTT, closes the session when
+// a pong is late, and sends the drain notice.
+func (s *session) ping() {
+	defer s.wg.Done()
+	drain := s.drain
+	next := time.NewTimer(0)
+	defer next.Stop()
+	for {
+		select {
+		case <-next.C:
+		case <-drain:
+			drain = nil
+			if s.send(ctlDrain, 0) != nil {
+				s.muxer.Close()
+				return
+			}
+			continue
+		case <-s.Done():
+			return
+		}
+		sent := time.Since(s.start)
+		if s.send(ctlPing, int64(sent)) != nil {
+			s.muxer.Close()
+			return
+		}
+		if !s.awaitPong(int64(sent)) {
+			return
+		}
+		next.Reset(s.keepAlive)
+	}
+}
+
+// awaitPong waits for the pong of the ping sent at sent, and reports whether
+// the session goes on.
+func (s *session) awaitPong(sent int64) bool {
+	timeout := time.NewTimer(s.pingTimeout)
+	defer timeout.Stop()
+	for {
+		select {
+		case v := <-s.pongs:
+			if v == sent {
+				s.rtt.Store(int64(time.Since(s.start)) - sent)
+				return true
+			}
+		case <-timeout.C:
+			s.log.Warn("tunnel stalled: no pong, closing the session", "timeout", s.pingTimeout)
+			s.muxer.Close()
+			return false
+		case <-s.Done():
+			return false
+		}
+	}
+}
