@@ -70,35 +70,27 @@ func startOrigin(t testing.TB, scheme, addr string, targets map[string][]string)
 // startOriginWith runs an origin that dials with up.
 func startOriginWith(t testing.TB, scheme, addr string, up *upstream.Dialer) *originProc {
 	t.Helper()
-	crt, err := cert.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
+	ln, url := listenTunnel(t, scheme, addr, originEnd(t, up))
+	p := runOrigin(t, &origin.Server{Listeners: []tunnel.Listener{ln}, Upstream: up})
+	p.ws, _ = ln.(*tunnel.WSListener)
+	p.addr, p.url = ln.Addr().String(), url
+	return p
+}
+
+// startReverseOrigin runs an origin that dials the edges at urls (reverse
+// mode) and has no listener.
+func startReverseOrigin(t testing.TB, up *upstream.Dialer, urls ...string) *originProc {
+	t.Helper()
+	srv := &origin.Server{Upstream: up, Backoff: tunnel.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}}
+	for _, u := range urls {
+		srv.Edges = append(srv.Edges, origin.Edge{Name: u, Dialer: dialerAs(t, u, originEnd(t, up))})
 	}
-	p := &originProc{done: make(chan struct{})}
-	var ln tunnel.Listener
-	if scheme == "quic" {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = tunnel.ListenQUIC(pc, crt, originEnd(t, up)); err != nil {
-			t.Fatal(err)
-		}
-		p.url = "quic://" + pc.LocalAddr().String()
-	} else {
-		tl, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if scheme == "wss" {
-			tl = tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{"http/1.1"}})
-		}
-		p.ws = tunnel.ListenWS(tl, "/tunnel", tunnel.NewVerifier(secret), decoy.New(nil, ""), originEnd(t, up))
-		ln = p.ws
-		p.url = scheme + "://" + tl.Addr().String() + "/tunnel"
-	}
-	p.addr = ln.Addr().String()
-	p.srv = &origin.Server{Listeners: []tunnel.Listener{ln}, Upstream: up, Log: testLogger(t)}
+	return runOrigin(t, srv)
+}
+
+func runOrigin(t testing.TB, srv *origin.Server) *originProc {
+	srv.Log = testLogger(t)
+	p := &originProc{srv: srv, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go func() {
@@ -107,6 +99,35 @@ func startOriginWith(t testing.TB, scheme, addr string, up *upstream.Dialer) *or
 	}()
 	t.Cleanup(p.stop)
 	return p
+}
+
+// listenTunnel opens a tunnel listener for end on addr ("127.0.0.1:0" for
+// any port) and returns it with the URL to dial it.
+func listenTunnel(t testing.TB, scheme, addr string, end tunnel.End) (tunnel.Listener, string) {
+	t.Helper()
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scheme == "quic" {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := tunnel.ListenQUIC(pc, crt, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln, "quic://" + pc.LocalAddr().String()
+	}
+	tl, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scheme == "wss" {
+		tl = tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{"http/1.1"}})
+	}
+	return tunnel.ListenWS(tl, "/tunnel", tunnel.NewVerifier(secret), decoy.New(nil, ""), end), scheme + "://" + tl.Addr().String() + "/tunnel"
 }
 
 // stop stops the origin and waits for it; it may be called more than once.
@@ -183,6 +204,7 @@ func startEdgeOrigins(t testing.TB, tunnels *edge.Tunnels, srv *edge.Server, ls 
 	e.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	tctx, stopTunnels := context.WithCancel(context.Background())
+	context.AfterFunc(ctx, tunnels.Drain) // as cmd/ferry does
 	e.cancel = cancel
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -34,8 +34,9 @@ type Server struct {
 	Relay relay.Options
 	Log   *slog.Logger
 
-	sessions atomic.Int64
-	streams  atomic.Int64
+	sessions     atomic.Int64
+	edgeDraining atomic.Int64 // sessions whose edge drains
+	streams      atomic.Int64
 
 	mu       sync.Mutex
 	live     map[tunnel.Session]struct{}
@@ -54,10 +55,11 @@ type Edge struct {
 // Stats are the origin's gauges.
 type Stats struct {
 	Sessions, Streams int64 // live now
+	EdgeDraining      int64 // sessions whose edge said it drains
 }
 
 func (s *Server) Stats() Stats {
-	return Stats{s.sessions.Load(), s.streams.Load()}
+	return Stats{Sessions: s.sessions.Load(), Streams: s.streams.Load(), EdgeDraining: s.edgeDraining.Load()}
 }
 
 // Run serves until ctx ends, then drains: it closes the listeners, lets live
@@ -195,6 +197,9 @@ func (s *Server) serveSession(ctx context.Context, sess tunnel.Session) bool {
 			select {
 			case <-sess.PeerDraining():
 				s.Log.Info("edge draining: no new streams expected")
+				s.edgeDraining.Add(1)
+				<-sess.Done()
+				s.edgeDraining.Add(-1)
 			case <-sess.Done():
 			}
 		})

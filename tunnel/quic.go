@@ -129,6 +129,15 @@ func quicHandshake(ctx context.Context, conn *quic.Conn, end End, dialer bool) (
 	} else {
 		pflags, err = helloSecond(st, key, ekm, nil, end.flags())
 	}
+	if errors.Is(err, ErrSameRole) && !dialer {
+		// Let the answer reach the dialer, which learns why and closes.
+		st.Close()
+		select {
+		case <-conn.Context().Done():
+		case <-ctx.Done():
+		}
+		return nil, err
+	}
 	if err != nil {
 		st.CancelRead(quicStreamReset)
 		st.CancelWrite(quicStreamReset)
