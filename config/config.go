@@ -10,6 +10,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"reflect"
 	"sort"
@@ -42,6 +43,9 @@ type Common struct {
 	LogLevel  LogLevel  `envconfig:"FERRY_LOG_LEVEL" default:"info" form:"debug, info, warn or error" desc:"least severe log level written"`
 	LogFormat LogFormat `envconfig:"FERRY_LOG_FORMAT" default:"text" form:"text or json" desc:"log line format"`
 	Grace     Duration  `envconfig:"FERRY_GRACE" default:"30s" form:"a duration such as 30s or 2m" desc:"on SIGTERM or SIGINT, how long live connections may finish before they are closed"`
+	// Bool rather than bool: envconfig's own parser would accept "1", "t"
+	// and the like, and quote Go's error.
+	LogClientIPs Bool `envconfig:"FERRY_LOG_CLIENT_IPS" default:"false" form:"true or false" desc:"put clients' IP addresses in the (debug) log lines about them; by default no line holds one"`
 }
 
 // Auth holds the secret shared by edges and origins.
@@ -59,6 +63,7 @@ type Clients struct {
 	// default is far above what one phone opens (a handful).
 	MaxConnsPerIP    Limit    `envconfig:"FERRY_EDGE_MAX_CONNS_PER_IP" default:"200" form:"a whole number; 0 for no cap" desc:"concurrent client connections from one IPv4 address or IPv6 /64 at most"`
 	HandshakeTimeout Duration `envconfig:"FERRY_EDGE_HANDSHAKE_TIMEOUT" default:"20s" form:"a duration such as 20s" desc:"how long a new client may take to send its PROXY header, finish TLS and send its first byte"`
+	PublicHost       string   `envconfig:"FERRY_EDGE_PUBLIC_HOST" form:"a host name or IP address" desc:"the host users enter in WhatsApp; the stats page then shows the share link and its QR code"`
 }
 
 // Upstream holds what an origin or standalone may dial.
@@ -170,6 +175,26 @@ func checkKeyPair(certVar, cert, keyVar, key string) error {
 		return &Error{Var: certVar, Err: fmt.Errorf("is required when %s is set", keyVar)}
 	}
 	return nil
+}
+
+// Attrs returns spec's variables and their values, for the log line at
+// start: the secret is redacted by its LogValue.
+func Attrs(spec any) []any {
+	var attrs []any
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous {
+				walk(v.Field(i))
+				continue
+			}
+			attrs = append(attrs, slog.Any(f.Tag.Get("envconfig"), v.Field(i).Interface()))
+		}
+	}
+	walk(reflect.ValueOf(spec).Elem())
+	return attrs
 }
 
 // Var describes one environment variable, for `ferry help`.

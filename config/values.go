@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferryproxy/ferry/tunnel"
 )
@@ -449,4 +451,52 @@ func checkHostPort(hp string, emptyHost bool) error {
 		return fmt.Errorf("%q: port must be 1 to 65535", hp)
 	}
 	return nil
+}
+
+// Bool is true or false, nothing else.
+type Bool bool
+
+func (b *Bool) Decode(v string) error {
+	switch v {
+	case "true":
+		*b = true
+	case "false":
+		*b = false
+	default:
+		return fmt.Errorf("%q is neither true nor false", v)
+	}
+	return nil
+}
+
+// The String methods below make the log line at start read as the
+// environment does.
+
+func (l LogLevel) String() string { return strings.ToLower(slog.Level(l).String()) }
+
+func (p ProxyProtocol) String() string {
+	if p == 0 {
+		return "off"
+	}
+	return fmt.Sprintf("v%d", p)
+}
+
+func (d Decoy) String() string {
+	switch {
+	case d.URL != nil:
+		return d.URL.String()
+	case d.Dir != "":
+		return d.Dir
+	}
+	return "built-in page"
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (t Targets) String() string {
+	routes := make([]string, 0, len(t))
+	for r, alts := range t {
+		routes = append(routes, r+"="+strings.Join(alts, "|"))
+	}
+	sort.Strings(routes)
+	return strings.Join(routes, ",")
 }

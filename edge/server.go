@@ -16,6 +16,7 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/relay"
 	"github.com/ferryproxy/ferry/tunnel"
 )
@@ -29,6 +30,18 @@ type Listener struct {
 	// ProxyProtocol requires a PROXY protocol header (v1 or v2) first, and
 	// takes the client's address from it.
 	ProxyProtocol bool
+}
+
+// Name is the listener as FERRY_EDGE_LISTEN gives it, for logs and metrics.
+func (l Listener) Name() string {
+	scheme := "tcp"
+	if l.TLS != nil {
+		scheme = "tls"
+	}
+	if l.ProxyProtocol {
+		scheme = "proxy+" + scheme
+	}
+	return scheme + "://" + l.Addr().String() + "/" + l.Route
 }
 
 // ConnectFunc connects a client of route to its destination. client is the
@@ -57,8 +70,12 @@ type Server struct {
 	// first, so a client that sends nothing is a scanner or a dead peer.
 	HandshakeTimeout time.Duration
 	// Relay tunes every client's relay; the zero value holds the defaults.
-	Relay relay.Options
-	Log   *slog.Logger
+	Relay   relay.Options
+	Metrics *metrics.Metrics // nil counts nothing
+	// LogClientIPs puts clients' addresses in the (debug) lines about them;
+	// by default no log line holds one.
+	LogClientIPs bool
+	Log          *slog.Logger
 
 	active   atomic.Int64
 	refused  atomic.Int64 // over MaxConns or MaxConnsPerIP
@@ -91,7 +108,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		accepts.Add(1)
 		go func() {
 			defer accepts.Done()
-			s.accept(connCtx, l, &conns)
+			s.accept(connCtx, l, s.Metrics.Listener(l.Name(), l.Route), &conns)
 		}()
 	}
 
@@ -120,7 +137,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 }
 
 // accept runs one listener's accept loop until the listener is closed.
-func (s *Server) accept(ctx context.Context, l Listener, conns *sync.WaitGroup) {
+func (s *Server) accept(ctx context.Context, l Listener, m *metrics.Listener, conns *sync.WaitGroup) {
 	var delay time.Duration
 	for {
 		c, err := l.Accept()
@@ -140,19 +157,25 @@ func (s *Server) accept(ctx context.Context, l Listener, conns *sync.WaitGroup) 
 			}
 		}
 		delay = 0
+		m.Accepted()
 		// Listeners accept concurrently: count first, then check.
 		if n := s.active.Add(1); s.MaxConns > 0 && n > int64(s.MaxConns) {
 			s.active.Add(-1)
 			s.refused.Add(1)
+			m.Closed()
+			m.Refused(metrics.RefusedCap)
 			c.Close()
 			continue
 		}
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
-			uncount := sync.OnceFunc(func() { s.active.Add(-1) })
+			uncount := sync.OnceFunc(func() {
+				s.active.Add(-1)
+				m.Closed()
+			})
 			defer uncount()
-			s.serve(ctx, c, l, uncount)
+			s.serve(ctx, c, l, m, uncount)
 		}()
 	}
 }
@@ -161,7 +184,8 @@ func (s *Server) accept(ctx context.Context, l Listener, conns *sync.WaitGroup) 
 // has them, waits for its first bytes, and relays it to its route.
 // uncount takes the client out of the active count; a refusal calls it
 // before closing, so that the next client is counted without it.
-func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, uncount func()) {
+func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, m *metrics.Listener, uncount func()) {
+	start := time.Now()
 	timeout := s.HandshakeTimeout
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
@@ -178,7 +202,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, uncount func
 		// of after reading the header, and would clear one set on c.
 		pc.SetReadDeadline(deadline)
 		if pc.ProxyHeader() == nil {
-			s.reject(c, l, "bad or missing PROXY header")
+			s.reject(c, l, m, "bad or missing PROXY header")
 			return
 		}
 		c = proxyConn{pc}
@@ -188,6 +212,8 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, uncount func
 	client := addrPort(c.RemoteAddr())
 	if !s.perIP.acquire(client.Addr(), s.MaxConnsPerIP) {
 		s.refused.Add(1)
+		m.Refused(metrics.RefusedCap)
+		s.Log.Debug("client refused: too many connections from its address", s.clientAttr(client))
 		uncount()
 		c.Close()
 		return
@@ -200,7 +226,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, uncount func
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
-			s.reject(c, l, "TLS handshake failed")
+			s.reject(c, l, m, "TLS handshake failed", s.clientAttr(client))
 			return
 		}
 		c = tc
@@ -211,7 +237,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, uncount func
 	defer firstBytes.Put(bp)
 	n, err := c.Read(*bp)
 	if err != nil {
-		s.reject(c, l, "no bytes")
+		s.reject(c, l, m, "no bytes", s.clientAttr(client))
 		return
 	}
 	c.SetReadDeadline(time.Time{})
@@ -220,16 +246,35 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, uncount func
 		return
 	}
 
+	connecting := time.Now()
 	up, err := s.connect(ctx, l.Route, client, (*bp)[:n])
 	if err != nil {
-		s.Log.Debug("client not connected", "route", l.Route, "err", err)
+		m.Refused(metrics.RefusedRoute)
+		s.Log.Debug("client not connected", "route", l.Route, "err", err, s.clientAttr(client))
 		relay.Abort(c)
 		return
 	}
-	res := relay.Pipe(ctx, c, up, s.Relay)
-	if res.Err != nil {
-		s.Log.Debug("client relay ended", "route", l.Route, "err", res.Err, "up", res.AToB+int64(n), "down", res.BToA)
+	m.Setup(time.Since(connecting))
+	o := s.Relay
+	o.AToB, o.BToA = m.Bytes()
+	if o.AToB != nil {
+		o.AToB.Add(float64(n))
 	}
+	res := relay.Pipe(ctx, c, up, o)
+	m.Relayed(time.Since(start))
+	if res.Err != nil {
+		s.Log.Debug("client relay ended", "route", l.Route, "err", res.Err, "up", res.AToB+int64(n), "down", res.BToA, s.clientAttr(client))
+	}
+}
+
+// clientAttr is the client's address for a log line when the operator asked
+// for addresses in logs, and an empty attribute, which slog leaves out,
+// otherwise.
+func (s *Server) clientAttr(client netip.AddrPort) slog.Attr {
+	if !s.LogClientIPs {
+		return slog.Attr{}
+	}
+	return slog.String("client", client.String())
 }
 
 // connect connects a client to route and sends its first bytes. Where the
@@ -280,9 +325,10 @@ func (s *Server) connect(ctx context.Context, route string, client netip.AddrPor
 // WhatsApp client's first message fits.
 var firstBytes = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
 
-func (s *Server) reject(c net.Conn, l Listener, why string) {
+func (s *Server) reject(c net.Conn, l Listener, m *metrics.Listener, why string, attrs ...any) {
 	s.rejected.Add(1)
-	s.Log.Debug("client rejected", "listener", l.Addr().String(), "why", why)
+	m.Refused(metrics.RefusedHandshake)
+	s.Log.Debug("client rejected", append([]any{"listener", l.Name(), "why", why}, attrs...)...)
 	c.Close()
 }
 

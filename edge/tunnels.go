@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -45,6 +48,7 @@ type Tunnels struct {
 	Wait time.Duration
 	// Backoff spaces redials; the zero value holds the defaults.
 	Backoff tunnel.Backoff
+	Metrics *metrics.Metrics // nil counts nothing
 	Log     *slog.Logger
 
 	mu      sync.Mutex
@@ -109,14 +113,27 @@ func (t *Tunnels) Run(ctx context.Context) {
 	slots := t.slots
 	t.mu.Unlock()
 
+	for i, o := range t.Origins {
+		t.peerMetrics(o.Name, i)
+	}
+	if len(t.Listeners) > 0 {
+		t.peerMetrics(DialledIn, len(t.Origins))
+	}
 	var wg sync.WaitGroup
 	for _, sl := range slots {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			o := t.Origins[sl.origin]
-			k := &tunnel.Keeper{Name: o.Name, Dialer: o.Dialer, Backoff: t.Backoff, Log: t.Log}
-			k.Run(ctx, t.drain, func(s tunnel.Session) string { return t.hold(ctx, sl, s, &wg) })
+			k := &tunnel.Keeper{Name: o.Name, Dialer: o.Dialer, Backoff: t.Backoff, Log: t.Log,
+				Dialled: func(err error) { t.Metrics.TunnelDial(o.Name, err) }}
+			k.Run(ctx, t.drain, func(s tunnel.Session) string {
+				why := t.hold(ctx, sl, s, &wg)
+				if ctx.Err() == nil {
+					t.Metrics.TunnelReconnect(o.Name)
+				}
+				return why
+			})
 		}()
 	}
 	for _, l := range t.Listeners {
@@ -135,6 +152,41 @@ func (t *Tunnels) Run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// DialledIn is the peer name, in metrics, of sessions that origins dialled.
+const DialledIn = "dialled-in"
+
+// peerMetrics registers the gauges of the sessions of origin i, named name.
+func (t *Tunnels) peerMetrics(name string, i int) {
+	labels := prometheus.Labels{"peer": name}
+	t.Metrics.GaugeFunc("ferry_tunnel_sessions_up", "Tunnel sessions up and in service, per peer.", labels, func() float64 {
+		return float64(t.SessionsUp()[i])
+	})
+	t.Metrics.GaugeFunc("ferry_tunnel_rtt_seconds", "Mean round trip of the latest pings of a peer's sessions; 0 with none up.", labels, func() float64 {
+		return t.RTT(i).Seconds()
+	})
+}
+
+// RTT is the mean round trip of the latest pings of origin i's sessions
+// (len(Origins) for those dialled in), zero when none is up.
+func (t *Tunnels) RTT(i int) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var sum time.Duration
+	n := 0
+	for _, sl := range t.slots {
+		if sl.origin == i && sl.cur != nil {
+			if rtt := sl.cur.sess.RTT(); rtt > 0 {
+				sum += rtt
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / time.Duration(n)
 }
 
 // accept serves the sessions of origins that dial in on l, each in a slot

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/relay"
 	"github.com/ferryproxy/ferry/tunnel"
 	"github.com/ferryproxy/ferry/upstream"
@@ -31,8 +32,9 @@ type Server struct {
 	Backoff  tunnel.Backoff
 	Upstream *upstream.Dialer
 	// Relay tunes every stream's relay; the zero value holds the defaults.
-	Relay relay.Options
-	Log   *slog.Logger
+	Relay   relay.Options
+	Metrics *metrics.Metrics // nil counts nothing
+	Log     *slog.Logger
 
 	sessions     atomic.Int64
 	edgeDraining atomic.Int64 // sessions whose edge drains
@@ -85,8 +87,15 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 			accepts.Add(1)
 			go func() {
 				defer accepts.Done()
-				k := &tunnel.Keeper{Name: e.Name, Dialer: e.Dialer, Backoff: s.Backoff, Log: s.Log}
-				k.Run(ctx, nil, func(sess tunnel.Session) string { return s.hold(ctx, streamCtx, sess) })
+				k := &tunnel.Keeper{Name: e.Name, Dialer: e.Dialer, Backoff: s.Backoff, Log: s.Log,
+					Dialled: func(err error) { s.Metrics.TunnelDial(e.Name, err) }}
+				k.Run(ctx, nil, func(sess tunnel.Session) string {
+					why := s.hold(ctx, streamCtx, sess)
+					if ctx.Err() == nil {
+						s.Metrics.TunnelReconnect(e.Name)
+					}
+					return why
+				})
 			}()
 		}
 	}
@@ -259,7 +268,9 @@ func (s *Server) serveStream(ctx context.Context, st tunnel.Stream) {
 		st.Close()
 		return
 	}
-	res := relay.Pipe(ctx, st, up, s.Relay)
+	o := s.Relay
+	o.AToB, o.BToA = s.Metrics.Route(h.Route)
+	res := relay.Pipe(ctx, st, up, o)
 	if res.Err != nil {
 		s.Log.Debug("stream relay ended", "route", h.Route, "err", res.Err, "up", res.AToB, "down", res.BToA)
 	}

@@ -22,7 +22,12 @@ type Options struct {
 	// and then went silent is not kept for the whole Idle. Zero means
 	// DefaultHalfClosedIdle.
 	HalfClosedIdle time.Duration
+	// AToB and BToA, when set, count the bytes as they move.
+	AToB, BToA Counter
 }
+
+// Counter counts bytes; a Prometheus counter is one.
+type Counter interface{ Add(float64) }
 
 const (
 	DefaultIdle           = 200 * time.Second
@@ -77,9 +82,9 @@ func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ab = p.copy(b, a)
+		ab = p.copy(b, a, o.AToB)
 	}()
-	ba := p.copy(a, b)
+	ba := p.copy(a, b, o.BToA)
 	<-done
 
 	stop()
@@ -113,7 +118,7 @@ func (p *pipe) touch() { p.last.Store(time.Now().UnixNano()) }
 
 // copy moves src to dst until EOF or failure, and returns the bytes moved.
 // It is a named function so that stack dumps show it.
-func (p *pipe) copy(dst, src net.Conn) int64 {
+func (p *pipe) copy(dst, src net.Conn, count Counter) int64 {
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
 	buf := *bp
@@ -124,6 +129,9 @@ func (p *pipe) copy(dst, src net.Conn) int64 {
 			p.touch()
 			w, werr := dst.Write(buf[:n])
 			total += int64(w)
+			if count != nil {
+				count.Add(float64(w))
+			}
 			if werr != nil {
 				p.abort(werr)
 				return total

@@ -15,6 +15,8 @@ type Keeper struct {
 	// Backoff spaces redials; the zero value holds the defaults.
 	Backoff Backoff
 	Log     *slog.Logger
+	// Dialled, when set, learns each dial's outcome, for metrics.
+	Dialled func(err error)
 }
 
 // Run dials and hands each session to hold, which returns once the session
@@ -29,6 +31,9 @@ func (k *Keeper) Run(ctx context.Context, stop <-chan struct{}, hold func(Sessio
 		default:
 		}
 		s, err := k.Dialer.Dial(ctx)
+		if k.Dialled != nil && ctx.Err() == nil {
+			k.Dialled(err)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return

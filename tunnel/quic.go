@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -163,6 +164,9 @@ type QUICListener struct {
 
 	mu    sync.Mutex
 	conns []*quic.Conn // accepted sessions, for Close to wait for
+
+	// AuthFailures counts connections refused for their hellos.
+	AuthFailures atomic.Int64
 }
 
 // ListenQUIC listens on pc, a UDP socket, with crt.
@@ -211,6 +215,7 @@ func (l *QUICListener) acceptLoop() {
 			s, err := quicHandshake(ctx, conn, l.end, false)
 			cancel()
 			if err != nil {
+				l.AuthFailures.Add(1)
 				l.end.Log.Info("quic tunnel refused", "err", err)
 				conn.CloseWithError(quicNoError, "")
 				return

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/ferryproxy/ferry/metrics"
 )
 
 // DialTimeout bounds the dial of one alternative, as the official proxy's
@@ -42,6 +44,7 @@ type Dialer struct {
 	HoldDown time.Duration
 	// DialContext dials one address; nil means a net.Dialer's. A test seam.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	Metrics     *metrics.Metrics // nil counts nothing
 
 	mu     sync.Mutex
 	failed map[string]time.Time // alternative → when it failed
@@ -71,6 +74,7 @@ func (d *Dialer) Dial(ctx context.Context, route string, client netip.AddrPort) 
 		if ctx.Err() == nil {
 			// A dial cut short by its caller says nothing of the target.
 			d.record(addr, err)
+			d.Metrics.TargetDial(route, addr, err)
 		}
 		if err == nil {
 			if err := d.sendProxyHeader(c, client); err != nil {

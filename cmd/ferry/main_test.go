@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,7 +124,7 @@ func build(t *testing.T) string {
 }
 
 // start runs bin with args and env, and waits for its log line containing
-// ready.
+// ready, unless ready is empty.
 func start(t *testing.T, bin string, env []string, ready string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -149,35 +150,72 @@ func start(t *testing.T, bin string, env []string, ready string, args ...string)
 		}
 		cmd.Wait()
 	})
-	p.waitFor(t, ready)
+	if ready != "" {
+		p.waitFor(t, ready)
+	}
 	return p
 }
 
-func (p *proc) waitFor(t *testing.T, s string) {
+// waitFor waits for a log line containing s, and returns it.
+func (p *proc) waitFor(t *testing.T, s string) string {
 	t.Helper()
 	for line := range p.lines {
 		if strings.Contains(line, s) {
-			return
+			return line
 		}
 	}
 	t.Fatalf("process ended before logging %q", s)
+	return ""
+}
+
+// httpGet returns the status and body of url.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // TestSignalDrains runs the binary: an edge and an origin relay a client;
 // on SIGTERM the edge stops accepting, lets the live client finish, and
-// exits 0; so does the origin.
+// exits 0; so does the origin. Along the way the edge's start line shows
+// its configuration without the secret, and its admin endpoint is ready
+// only while a session is up and it does not drain.
 func TestSignalDrains(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	bin := build(t)
 	echo := fake.Start(t, fake.Echo)
-	originAddr, edgeAddr := freeAddr(t), freeAddr(t)
+	originAddr, edgeAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	common := []string{"FERRY_SECRET=" + secret, "FERRY_ADMIN=", "FERRY_LOG_LEVEL=debug"}
+	edg := start(t, bin, append(common, "FERRY_EDGE_LISTEN=tcp://"+edgeAddr+"/chat", "FERRY_EDGE_ORIGINS=ws://"+originAddr+"/t",
+		"FERRY_ADMIN="+adminAddr), "", "edge")
+	line := edg.waitFor(t, "ferry edge starting")
+	if strings.Contains(line, secret) || !strings.Contains(line, "config.FERRY_SECRET=[redacted]") ||
+		!strings.Contains(line, "config.FERRY_EDGE_ORIGINS=[ws://"+originAddr+"/t]") || !strings.Contains(line, "config.FERRY_GRACE=30s") {
+		t.Errorf("start line: %s", line)
+	}
+	admin := "http://" + adminAddr
+	if code, body := httpGet(t, admin+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no tunnel session up") {
+		t.Errorf("/readyz before any origin: %d %q", code, body)
+	}
+	if code, _ := httpGet(t, admin+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
 	org := start(t, bin, append(common, "FERRY_ORIGIN_LISTEN=ws://"+originAddr+"/t", "FERRY_ORIGIN_TARGETS=chat="+echo.Addr()),
 		"ferry origin starting", "origin")
-	edg := start(t, bin, append(common, "FERRY_EDGE_LISTEN=tcp://"+edgeAddr+"/chat", "FERRY_EDGE_ORIGINS=ws://"+originAddr+"/t"),
-		"tunnel up", "edge")
+	edg.waitFor(t, "tunnel up")
+	if code, _ := httpGet(t, admin+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz with a session: %d", code)
+	}
+	if _, body := httpGet(t, admin+"/metrics"); !strings.Contains(body, `ferry_tunnel_sessions_up{peer="ws://`+originAddr+`/t"}`) {
+		t.Errorf("/metrics has no sessions gauge")
+	}
 
 	c, err := net.Dial("tcp", edgeAddr)
 	if err != nil {
@@ -198,6 +236,9 @@ func TestSignalDrains(t *testing.T) {
 
 	edg.cmd.Process.Signal(syscall.SIGTERM)
 	edg.waitFor(t, "draining")
+	if code, body := httpGet(t, admin+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
+		t.Errorf("/readyz while draining: %d %q", code, body)
+	}
 	if c2, err := net.Dial("tcp", edgeAddr); err == nil {
 		c2.Close()
 		t.Error("edge accepted a client while draining")

@@ -14,10 +14,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferryproxy/ferry/admin"
 	"github.com/ferryproxy/ferry/cert"
 	"github.com/ferryproxy/ferry/config"
 	"github.com/ferryproxy/ferry/decoy"
 	"github.com/ferryproxy/ferry/edge"
+	"github.com/ferryproxy/ferry/link"
+	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/origin"
 	"github.com/ferryproxy/ferry/tunnel"
 	"github.com/ferryproxy/ferry/upstream"
@@ -29,12 +34,13 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
+	m := metrics.New("edge", versionString())
 	end := tunnel.End{Secret: string(cfg.Secret), Log: log}
 	names, dialers, err := tunnelDialers(cfg.Origins, "FERRY_EDGE_ORIGINS", end)
 	if err != nil {
 		return err
 	}
-	tunnels := &edge.Tunnels{Pool: int(cfg.Pool), Log: log}
+	tunnels := &edge.Tunnels{Pool: int(cfg.Pool), Metrics: m, Log: log}
 	for i, d := range dialers {
 		tunnels.Origins = append(tunnels.Origins, edge.Origin{Name: names[i], Dialer: d})
 	}
@@ -44,13 +50,31 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tunnelMetrics(m, tunnels.Listeners)
 	lns, err := listenClients(cfg.Clients)
 	if err != nil {
 		closeAll(tunnels.Listeners)
 		return err
 	}
-	log.Info("ferry edge starting", "version", versionString(), "listen", cfg.Listen, "origins", names,
-		"tunnel_listen", cfg.TunnelListen, "pool", cfg.Pool, "max_conns", cfg.MaxConns, "grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
+	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
+		Role: "edge", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
+		Ready: func() error {
+			if ctx.Err() != nil {
+				return errDraining
+			}
+			if !tunnels.Up() {
+				return errors.New("no tunnel session up")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		closeAll(tunnels.Listeners)
+		closeAll(lns)
+		return err
+	}
+	defer stopAdmin()
+	log.Info("ferry edge starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 
 	// Sessions outlive the client listeners: they carry the draining
 	// clients. The origins hear at once that this edge drains.
@@ -63,7 +87,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		defer wg.Done()
 		tunnels.Run(tctx)
 	}()
-	srv := newEdgeServer(cfg.Clients, lns, tunnels.Connect, log)
+	srv := newEdgeServer(cfg.Common, cfg.Clients, lns, tunnels.Connect, m, log)
 	err = srv.Run(ctx, time.Duration(cfg.Grace))
 	stopTunnels()
 	wg.Wait()
@@ -77,14 +101,28 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
+	m := metrics.New("standalone", versionString())
 	lns, err := listenClients(cfg.Clients)
 	if err != nil {
 		return err
 	}
-	log.Info("ferry standalone starting", "version", versionString(), "listen", cfg.Listen,
-		"max_conns", cfg.MaxConns, "grace", time.Duration(cfg.Grace))
-	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol)}
-	srv := newEdgeServer(cfg.Clients, lns, up.Dial, log)
+	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
+		Role: "standalone", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
+		Ready: func() error {
+			if ctx.Err() != nil {
+				return errDraining
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	defer stopAdmin()
+	log.Info("ferry standalone starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
+	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m}
+	srv := newEdgeServer(cfg.Common, cfg.Clients, lns, up.Dial, m, log)
 	err = srv.Run(ctx, time.Duration(cfg.Grace))
 	log.Info("ferry standalone stopped")
 	return err
@@ -96,6 +134,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
+	m := metrics.New("origin", versionString())
 	end := tunnel.End{Origin: true, ClientAddress: cfg.ProxyProtocol != 0, Secret: string(cfg.Secret), Log: log}
 	names, dialers, err := tunnelDialers(cfg.Edges, "FERRY_ORIGIN_EDGES", end)
 	if err != nil {
@@ -103,7 +142,8 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	}
 	srv := &origin.Server{
 		Pool:     int(cfg.Pool),
-		Upstream: &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol)},
+		Upstream: &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m},
+		Metrics:  m,
 		Log:      log,
 	}
 	for i, d := range dialers {
@@ -115,11 +155,79 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("ferry origin starting", "version", versionString(), "listen", cfg.Listen, "edges", names, "targets", cfg.Targets,
-		"proxy_protocol", cfg.ProxyProtocol, "grace", time.Duration(cfg.Grace), "secret", cfg.Secret)
+	tunnelMetrics(m, srv.Listeners)
+	m.GaugeFunc("ferry_tunnel_sessions", "Tunnel sessions of edges, up now.", nil, func() float64 { return float64(srv.Stats().Sessions) })
+	m.GaugeFunc("ferry_tunnel_sessions_edge_draining", "Tunnel sessions whose edge said it drains.", nil, func() float64 { return float64(srv.Stats().EdgeDraining) })
+	m.GaugeFunc("ferry_streams_active", "Streams relayed to targets now.", nil, func() float64 { return float64(srv.Stats().Streams) })
+	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
+		Role: "origin", Version: versionString(), Metrics: m, Log: log,
+		Ready: func() error {
+			if ctx.Err() != nil {
+				return errDraining
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		closeAll(srv.Listeners)
+		return err
+	}
+	defer stopAdmin()
+	log.Info("ferry origin starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 	err = srv.Run(ctx, time.Duration(cfg.Grace))
 	log.Info("ferry origin stopped")
 	return err
+}
+
+var errDraining = errors.New("draining")
+
+// startAdmin serves the admin endpoint of c, unless FERRY_ADMIN is empty,
+// until the returned stop is called.
+func startAdmin(c config.Common, a *admin.Server) (stop func(), err error) {
+	if c.Admin == "" {
+		return func() {}, nil
+	}
+	ln, err := listen(string(c.Admin), "FERRY_ADMIN")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.Serve(ctx, ln); err != nil {
+			a.Log.Error("admin endpoint failed", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}, nil
+}
+
+// shareLink is the edge's wa.me link when FERRY_EDGE_PUBLIC_HOST is set.
+func shareLink(c config.Clients) string {
+	if c.PublicHost == "" {
+		return ""
+	}
+	return link.URL(c.PublicHost, link.PortsOf(c.Listen))
+}
+
+// tunnelMetrics registers the counters of tunnel listeners.
+func tunnelMetrics(m *metrics.Metrics, lns []tunnel.Listener) {
+	for _, l := range lns {
+		labels := prometheus.Labels{"listener": l.Addr().String()}
+		switch l := l.(type) {
+		case *tunnel.WSListener:
+			m.CounterFunc("ferry_tunnel_auth_failures_total", "Tunnel connections refused for a bad token or hello.", labels,
+				func() float64 { return float64(l.AuthFailures.Load()) })
+			m.CounterFunc("ferry_decoy_hits_total", "Requests answered with the decoy site.", labels,
+				func() float64 { return float64(l.DecoyHits.Load()) })
+		case *tunnel.QUICListener:
+			m.CounterFunc("ferry_tunnel_auth_failures_total", "Tunnel connections refused for a bad token or hello.", labels,
+				func() float64 { return float64(l.AuthFailures.Load()) })
+		}
+	}
 }
 
 // tunnelDialers returns a name (the URL, which holds no secret) and a dialer
@@ -202,13 +310,15 @@ func adviseUDP(log *slog.Logger, urls []config.TunnelURL) {
 	}
 }
 
-func newEdgeServer(c config.Clients, lns []edge.Listener, connect edge.ConnectFunc, log *slog.Logger) *edge.Server {
+func newEdgeServer(cc config.Common, c config.Clients, lns []edge.Listener, connect edge.ConnectFunc, m *metrics.Metrics, log *slog.Logger) *edge.Server {
 	return &edge.Server{
 		Listeners:        lns,
 		Connect:          connect,
 		MaxConns:         int(c.MaxConns),
 		MaxConnsPerIP:    int(c.MaxConnsPerIP),
 		HandshakeTimeout: time.Duration(c.HandshakeTimeout),
+		Metrics:          m,
+		LogClientIPs:     bool(cc.LogClientIPs),
 		Log:              log,
 	}
 }

@@ -1,0 +1,76 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a log sink for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNoClientIPsInLogs checks that, even at debug level, no log line holds
+// a client's address unless LogClientIPs asks for them.
+func TestNoClientIPsInLogs(t *testing.T) {
+	const client = "203.0.113.7"
+	for _, logIPs := range []bool{false, true} {
+		var logs syncBuffer
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &Server{
+			Listeners: []Listener{{Listener: ln, Route: "chat", ProxyProtocol: true}},
+			Connect: func(context.Context, string, netip.AddrPort) (net.Conn, error) {
+				return nil, errors.New("origin unreachable")
+			},
+			HandshakeTimeout: time.Second,
+			LogClientIPs:     logIPs,
+			Log:              slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			srv.Run(ctx, time.Second)
+			close(done)
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "PROXY TCP4 "+client+" 127.0.0.1 5555 443\r\nhello")
+		io.ReadAll(c) // closed once the route fails, which is logged
+		c.Close()
+		cancel()
+		<-done
+		if got := strings.Contains(logs.String(), client); got != logIPs {
+			t.Errorf("LogClientIPs %v: address in logs %v:\n%s", logIPs, got, logs.String())
+		}
+		if !strings.Contains(logs.String(), "client not connected") {
+			t.Errorf("the failure was not logged:\n%s", logs.String())
+		}
+	}
+}

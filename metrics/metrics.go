@@ -1,0 +1,213 @@
+// Package metrics holds ferry's Prometheus metrics, all named ferry_*, on a
+// registry of their own: the admin endpoint serves them and its stats page
+// shows them.
+//
+// Counters that the code paths keep anyway (sessions, auth failures, decoy
+// hits) are read at scrape time through GaugeFunc and CounterFunc; what
+// happens per connection is counted here, on children resolved once per
+// listener, so that a connection costs no label lookup.
+package metrics
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is one process's metrics. A nil *Metrics counts nothing.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	accepted *prometheus.CounterVec
+	active   *prometheus.GaugeVec
+	refused  *prometheus.CounterVec
+	bytes    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	setup    *prometheus.HistogramVec
+	tdials   *prometheus.CounterVec
+	tdown    *prometheus.CounterVec
+	dials    *prometheus.CounterVec
+}
+
+// Refusal reasons of ferry_connections_refused_total.
+const (
+	RefusedCap       = "cap"       // FERRY_EDGE_MAX_CONNS or _PER_IP
+	RefusedHandshake = "handshake" // bad PROXY header, failed TLS, or silent
+	RefusedRoute     = "route"     // no session, or the target could not be reached
+)
+
+// New makes the metrics of a process of role (edge, origin or standalone)
+// at version.
+func New(role, version string) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ferry_build_info", Help: "Always 1; the labels say what runs.",
+		ConstLabels: prometheus.Labels{"role": role, "version": version},
+	})
+	info.Set(1)
+	f(info)
+	m := &Metrics{Registry: reg}
+	lr := []string{"listener", "route"}
+	m.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_connections_accepted_total", Help: "Client connections accepted."}, lr)
+	m.active = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ferry_connections_active", Help: "Client connections open now."}, lr)
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_connections_refused_total", Help: "Client connections closed without a relay: reason cap, handshake or route."}, append(lr, "reason"))
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_bytes_total", Help: "Bytes relayed: direction up is client to WhatsApp, down the other way."}, []string{"route", "direction"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "ferry_connection_duration_seconds", Help: "How long relayed client connections lasted.",
+		Buckets: []float64{1, 10, 60, 300, 1800, 3600, 4 * 3600, 24 * 3600},
+	}, []string{"route"})
+	m.setup = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "ferry_connection_setup_seconds", Help: "From a client's first bytes to its destination's confirmation: the stream's reply, or the dial in standalone.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route"})
+	m.tdials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_tunnel_dials_total", Help: "Tunnel dials to a peer, by result (ok or failed)."}, []string{"peer", "result"})
+	m.tdown = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_tunnel_reconnects_total", Help: "Sessions to a peer that went down or drained and were redialled."}, []string{"peer"})
+	m.dials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_target_dials_total", Help: "Dials of a route's target alternatives, by result (ok or failed)."}, []string{"route", "target", "result"})
+	for _, c := range []prometheus.Collector{m.accepted, m.active, m.refused, m.bytes, m.duration, m.setup, m.tdials, m.tdown, m.dials} {
+		f(c)
+	}
+	return m
+}
+
+// Listener counts the connections of one client listener.
+type Listener struct {
+	accepted, up, down                  prometheus.Counter
+	active                              prometheus.Gauge
+	refusedCap, refusedHS, refusedRoute prometheus.Counter
+	duration, setup                     prometheus.Observer
+}
+
+// Listener returns the counters of a listener's connections; nil for a nil
+// m.
+func (m *Metrics) Listener(listener, route string) *Listener {
+	if m == nil {
+		return nil
+	}
+	return &Listener{
+		accepted:     m.accepted.WithLabelValues(listener, route),
+		active:       m.active.WithLabelValues(listener, route),
+		refusedCap:   m.refused.WithLabelValues(listener, route, RefusedCap),
+		refusedHS:    m.refused.WithLabelValues(listener, route, RefusedHandshake),
+		refusedRoute: m.refused.WithLabelValues(listener, route, RefusedRoute),
+		up:           m.bytes.WithLabelValues(route, "up"),
+		down:         m.bytes.WithLabelValues(route, "down"),
+		duration:     m.duration.WithLabelValues(route),
+		setup:        m.setup.WithLabelValues(route),
+	}
+}
+
+// Accepted counts a connection in; Closed counts it out.
+func (l *Listener) Accepted() {
+	if l != nil {
+		l.accepted.Inc()
+		l.active.Inc()
+	}
+}
+
+func (l *Listener) Closed() {
+	if l != nil {
+		l.active.Dec()
+	}
+}
+
+// Refused counts a connection closed for reason (RefusedCap, …).
+func (l *Listener) Refused(reason string) {
+	if l == nil {
+		return
+	}
+	switch reason {
+	case RefusedCap:
+		l.refusedCap.Inc()
+	case RefusedHandshake:
+		l.refusedHS.Inc()
+	default:
+		l.refusedRoute.Inc()
+	}
+}
+
+// Setup records how long a connection took to reach its destination.
+func (l *Listener) Setup(d time.Duration) {
+	if l != nil {
+		l.setup.Observe(d.Seconds())
+	}
+}
+
+// Relayed records a relayed connection's life.
+func (l *Listener) Relayed(d time.Duration) {
+	if l != nil {
+		l.duration.Observe(d.Seconds())
+	}
+}
+
+// Bytes returns the counters of bytes up (client to WhatsApp) and down, as
+// a relay adds to them; nil counters for a nil l.
+func (l *Listener) Bytes() (up, down prometheus.Counter) {
+	if l == nil {
+		return nil, nil
+	}
+	return l.up, l.down
+}
+
+// Route returns the byte counters of a route, for an origin's streams.
+func (m *Metrics) Route(route string) (up, down prometheus.Counter) {
+	if m == nil {
+		return nil, nil
+	}
+	return m.bytes.WithLabelValues(route, "up"), m.bytes.WithLabelValues(route, "down")
+}
+
+// TunnelDial counts a dial of a tunnel peer.
+func (m *Metrics) TunnelDial(peer string, err error) {
+	if m != nil {
+		m.tdials.WithLabelValues(peer, result(err)).Inc()
+	}
+}
+
+// TunnelReconnect counts a session to peer replaced.
+func (m *Metrics) TunnelReconnect(peer string) {
+	if m != nil {
+		m.tdown.WithLabelValues(peer).Inc()
+	}
+}
+
+// TargetDial counts a dial of one of route's target alternatives.
+func (m *Metrics) TargetDial(route, target string, err error) {
+	if m != nil {
+		m.dials.WithLabelValues(route, target, result(err)).Inc()
+	}
+}
+
+func result(err error) string {
+	if err != nil {
+		return "failed"
+	}
+	return "ok"
+}
+
+// GaugeFunc registers a gauge read from f at scrape time.
+func (m *Metrics) GaugeFunc(name, help string, labels prometheus.Labels, f func() float64) {
+	if m != nil {
+		m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, f))
+	}
+}
+
+// CounterFunc registers a counter read from f at scrape time.
+func (m *Metrics) CounterFunc(name, help string, labels prometheus.Labels, f func() float64) {
+	if m != nil {
+		m.register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
+	}
+}
+
+// register registers c; a second registration of the same labels (two
+// listeners on one address cannot happen, two peers with one name can) keeps
+// the first.
+func (m *Metrics) register(c prometheus.Collector) {
+	var are prometheus.AlreadyRegisteredError
+	if err := m.Registry.Register(c); err != nil && !errors.As(err, &are) {
+		panic(err)
+	}
+}
