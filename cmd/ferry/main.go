@@ -27,6 +27,8 @@ Usage:
   ferry edge          run an edge: client listeners, tunnels to origins
   ferry origin        run an origin: accepts tunnels, dials allowed targets
   ferry standalone    client listeners that dial the targets directly
+  ferry check HOST    test the proxy at HOST from outside, as the app would; exit 0 only if chat works
+                      (-chat 443/tls,80,5222 -media 587 -timeout 10s)
   ferry link HOST     print the wa.me share link of the edge at HOST, and its QR code
   ferry version       print the version
   ferry help [ROLE]   list the environment variables, with forms and defaults
@@ -71,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runStandalone(ctx, stderr)
 	case "link":
 		err = runLink(rest, stdout)
+	case "check":
+		err = runCheck(ctx, rest, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK

@@ -307,3 +307,28 @@ func TestLowPortHint(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckCommand checks `ferry check`'s exit statuses: 0 when chat works
+// on some port, 1 when it works on none, 2 for bad arguments.
+func TestCheckCommand(t *testing.T) {
+	wa := fake.Start(t, fake.WhatsApp)
+	_, waPort, _ := net.SplitHostPort(wa.Addr())
+	dead := freeAddr(t)
+	_, deadPort, _ := net.SplitHostPort(dead)
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"check", "-chat", deadPort + "," + waPort, "-media", "", "127.0.0.1"}, exitOK, "Chat works"},
+		{[]string{"check", "127.0.0.1", "-chat", deadPort, "-media", "", "-timeout", "1s"}, exitFailure, "Chat does not work"},
+		{[]string{"check"}, exitConfig, ""},
+		{[]string{"check", "-chat", "443/ssl", "127.0.0.1"}, exitConfig, ""},
+		{[]string{"check", "-bogus", "127.0.0.1"}, exitConfig, ""},
+	} {
+		var out, stderr strings.Builder
+		if code := run(tc.args, &out, &stderr); code != tc.code || !strings.Contains(out.String(), tc.says) {
+			t.Errorf("%q: exit %d, want %d\n%s%s", tc.args, code, tc.code, out.String(), stderr.String())
+		}
+	}
+}

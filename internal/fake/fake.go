@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/ferryproxy/ferry/check"
 )
 
 // Server is a TCP server on 127.0.0.1 that runs handle for each connection
@@ -77,3 +79,13 @@ func Echo(c net.Conn) {
 
 // Discard reads until EOF and writes nothing.
 func Discard(c net.Conn) { io.Copy(io.Discard, c) }
+
+// WhatsApp answers a WhatsApp client hello as a chat server does, then
+// reads until EOF.
+func WhatsApp(c net.Conn) {
+	if check.ReadHello(c) != nil {
+		return
+	}
+	c.Write(check.ServerHello())
+	io.Copy(io.Discard, c)
+}

@@ -1,0 +1,266 @@
+// Package check tests a running proxy from outside, as the WhatsApp app
+// would, port by port: TCP connect time, the TLS handshake where there is
+// one, and whether a WhatsApp server answers the opening of a chat
+// handshake. It says in plain words what a failure most likely means.
+package check
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Port is one port to check.
+type Port struct {
+	Port  int
+	TLS   bool // the proxy ends TLS here (chat on 443)
+	Media bool // media: the app's TLS goes through to WhatsApp's media servers
+}
+
+// DefaultPorts are the app's: chat on 443 with TLS, 80 and 5222; media on 587.
+var DefaultPorts = []Port{{Port: 443, TLS: true}, {Port: 80}, {Port: 5222}, {Port: 587, Media: true}}
+
+// ParsePorts parses comma-separated PORT or PORT/tls, for chat, or PORT for
+// media.
+func ParsePorts(s string, media bool) ([]Port, error) {
+	var ps []Port
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		num, opt, _ := strings.Cut(part, "/")
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 1 || n > 65535 || (opt != "" && (opt != "tls" || media)) {
+			if media {
+				return nil, fmt.Errorf("%q: want PORT", part)
+			}
+			return nil, fmt.Errorf("%q: want PORT or PORT/tls", part)
+		}
+		ps = append(ps, Port{Port: n, TLS: opt == "tls", Media: media})
+	}
+	return ps, nil
+}
+
+// MediaServerName is the TLS server name sent on media ports, as the app
+// reaching WhatsApp's media servers sends one of theirs.
+const MediaServerName = "mmg.whatsapp.net"
+
+// Result is what one port showed.
+type Result struct {
+	Port
+	Connect, Handshake, Answer time.Duration // zero when the step was not reached
+	OK                         bool
+	// Verdict says in plain words what worked, or what failed and why.
+	Verdict string
+}
+
+// Run checks every port of host, one after another, each step bounded by
+// timeout.
+func Run(ctx context.Context, host string, ports []Port, timeout time.Duration) []Result {
+	var rs []Result
+	for _, p := range ports {
+		rs = append(rs, checkPort(ctx, host, p, timeout))
+	}
+	return rs
+}
+
+func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) Result {
+	r := Result{Port: p}
+	addr := net.JoinHostPort(host, strconv.Itoa(p.Port))
+	start := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	c, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	cancel()
+	if err != nil {
+		r.Verdict = connectVerdict(err)
+		return r
+	}
+	defer c.Close()
+	r.Connect = time.Since(start)
+
+	if p.TLS || p.Media {
+		name := host
+		if p.Media {
+			name = MediaServerName
+		}
+		// The proxy's certificate is its own self-signed one on chat
+		// ports: only the handshake counts.
+		tc := tls.Client(c, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		start = time.Now()
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			if p.Media {
+				r.Verdict = "connects, but the TLS handshake with WhatsApp's media server fails: the tunnel is down, the origin cannot reach WhatsApp, or something blocks TLS (" + short(err) + ")"
+			} else {
+				r.Verdict = "connects, but TLS fails: this port is not a TLS listener of the proxy, or something in between interferes (" + short(err) + ")"
+			}
+			return r
+		}
+		r.Handshake = time.Since(start)
+		if p.Media {
+			r.OK = true
+			r.Verdict = "ok: WhatsApp's media server answers"
+			return r
+		}
+		c = tc
+	}
+
+	start = time.Now()
+	c.SetDeadline(time.Now().Add(timeout))
+	if err := Hello(c); err != nil {
+		r.Verdict = "the connection broke while sending: " + short(err)
+		return r
+	}
+	if err := AwaitServerHello(c); err != nil {
+		var ne net.Error
+		what := "TCP connects"
+		if p.TLS {
+			what = "TLS works"
+		}
+		switch {
+		case errors.Is(err, ErrNotWhatsApp):
+			r.Verdict = "something answers, but not like WhatsApp: another program on this port?"
+		case errors.As(err, &ne) && ne.Timeout():
+			r.Verdict = what + " but nothing answers behind it within " + timeout.String() + ": the tunnel is down or the origin cannot reach WhatsApp"
+		default:
+			r.Verdict = what + " but the proxy closed the connection unanswered: the tunnel is down or the origin cannot reach WhatsApp (" + short(err) + ")"
+		}
+		return r
+	}
+	r.Answer = time.Since(start)
+	r.OK = true
+	r.Verdict = "ok: WhatsApp answers"
+	return r
+}
+
+func connectVerdict(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused: a firewall, or nothing listening on this port"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "no answer to the connection: packets are dropped, by a firewall or by a censor blocking this address"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "unreachable: no route to this address from here"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return "the host name does not resolve: " + dnsErr.Err
+	}
+	return "cannot connect: " + short(err)
+}
+
+// short is err's last part, without the addresses net errors repeat.
+func short(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
+}
+
+// The opening of a WhatsApp chat connection, as public client libraries
+// (whatsmeow, Baileys) describe it: a 4-byte prologue, then frames of a
+// 3-byte big-endian length and a payload. The first payload is a protobuf
+// HandshakeMessage whose clientHello (field 2) holds the client's 32-byte
+// X25519 ephemeral key (field 1); the server answers with a frame whose
+// HandshakeMessage has serverHello (field 3), tag 0x1a.
+var (
+	Prologue       = []byte{'W', 'A', 6, 3}
+	helloPrefix    = []byte{0x12, 0x22, 0x0a, 0x20}
+	serverHelloTag = byte(0x1a)
+)
+
+// ErrNotWhatsApp is returned for an answer that is not a WhatsApp server's.
+var ErrNotWhatsApp = errors.New("the answer is not a WhatsApp server hello")
+
+// Hello sends the prologue and a client hello with a fresh random key.
+func Hello(w io.Writer) error {
+	payload := append(append([]byte{}, helloPrefix...), make([]byte, 32)...)
+	rand.Read(payload[len(helloPrefix):])
+	msg := append(append([]byte{}, Prologue...), byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload)))
+	_, err := w.Write(append(msg, payload...))
+	return err
+}
+
+// AwaitServerHello reads the server's first frame header and payload byte.
+func AwaitServerHello(r io.Reader) error {
+	var b [4]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return err
+	}
+	if n := int(b[0])<<16 | int(b[1])<<8 | int(b[2]); n == 0 || b[3] != serverHelloTag {
+		return ErrNotWhatsApp
+	}
+	return nil
+}
+
+// ReadHello reads a client's prologue and hello, as a WhatsApp server (or a
+// test's stand-in for one) does.
+func ReadHello(r io.Reader) error {
+	b := make([]byte, len(Prologue)+3+len(helloPrefix)+32)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return err
+	}
+	if string(b[:4]) != string(Prologue) || b[4] != 0 || b[5] != 0 || int(b[6]) != len(helloPrefix)+32 || string(b[7:11]) != string(helloPrefix) {
+		return errors.New("not a WhatsApp client hello")
+	}
+	return nil
+}
+
+// ServerHello is a frame as a WhatsApp server answers a hello with: only its
+// first payload byte matters here.
+func ServerHello() []byte {
+	payload := append([]byte{serverHelloTag, 0x20}, make([]byte, 32)...)
+	return append([]byte{0, 0, byte(len(payload))}, payload...)
+}
+
+// Works reports whether chat works on at least one port.
+func Works(rs []Result) bool {
+	for _, r := range rs {
+		if r.OK && !r.Media {
+			return true
+		}
+	}
+	return false
+}
+
+// Write prints rs as a table, then a summary.
+func Write(w io.Writer, host string, rs []Result) {
+	fmt.Fprintf(w, "%-6s %-11s %9s %9s %9s  %s\n", "PORT", "KIND", "CONNECT", "TLS", "ANSWER", "RESULT")
+	for _, r := range rs {
+		kind := "chat"
+		switch {
+		case r.Media:
+			kind = "media"
+		case r.TLS:
+			kind = "chat (TLS)"
+		}
+		fmt.Fprintf(w, "%-6d %-11s %9s %9s %9s  %s\n", r.Port.Port, kind, ms(r.Connect), ms(r.Handshake), ms(r.Answer), r.Verdict)
+	}
+	fmt.Fprintln(w)
+	switch {
+	case Works(rs):
+		fmt.Fprintf(w, "Chat works through %s: WhatsApp answers behind the proxy.\n", host)
+	default:
+		fmt.Fprintf(w, "Chat does not work through %s: see each port above. The app then shows \"connecting…\".\n", host)
+	}
+}
+
+func ms(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+}

@@ -1,0 +1,42 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryproxy/ferry/check"
+	"github.com/ferryproxy/ferry/edge"
+	"github.com/ferryproxy/ferry/internal/fake"
+)
+
+// TestCheck runs `ferry check`'s checker against an edge and origin: chat
+// over TLS and plain reaches a fake WhatsApp server; a route whose target is
+// down is reported as "nothing behind it", not as the edge's fault.
+func TestCheck(t *testing.T) {
+	wa := fake.Start(t, fake.WhatsApp)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	o := startOrigin(t, "ws", "127.0.0.1:0", map[string][]string{"chat": {wa.Addr()}, "down": {deadAddr}})
+	e := startEdgeWith(t, o.url, &edge.Server{},
+		lspec{name: "tls", route: "chat", tls: true}, lspec{name: "plain", route: "chat"}, lspec{name: "down", route: "down", tls: true})
+	p := func(name string) int {
+		_, s, _ := net.SplitHostPort(e.addrs[name])
+		n, _ := strconv.Atoi(s)
+		return n
+	}
+	rs := check.Run(context.Background(), "127.0.0.1", []check.Port{{Port: p("tls"), TLS: true}, {Port: p("plain")}, {Port: p("down"), TLS: true}}, 2*time.Second)
+	if !rs[0].OK || !rs[1].OK {
+		t.Errorf("chat through the edge: %+v", rs[:2])
+	}
+	if rs[2].OK || !strings.Contains(rs[2].Verdict, "TLS works but") || !strings.Contains(rs[2].Verdict, "origin cannot reach WhatsApp") {
+		t.Errorf("a route whose target is down: %q", rs[2].Verdict)
+	}
+}
