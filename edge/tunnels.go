@@ -128,7 +128,7 @@ func (t *Tunnels) Run(ctx context.Context) {
 			k := &tunnel.Keeper{Name: o.Name, Dialer: o.Dialer, Backoff: t.Backoff, Log: t.Log,
 				Dialled: func(err error) { t.Metrics.TunnelDial(o.Name, err) }}
 			k.Run(ctx, t.drain, func(s tunnel.Session) string {
-				why := t.hold(ctx, sl, s, &wg)
+				why := t.hold(ctx, o.Name, sl, s, &wg)
 				if ctx.Err() == nil {
 					t.Metrics.TunnelReconnect(o.Name)
 				}
@@ -198,7 +198,6 @@ func (t *Tunnels) accept(ctx context.Context, l tunnel.Listener, wg *sync.WaitGr
 		if err != nil {
 			return
 		}
-		t.Log.Info("tunnel up", "peer", name)
 		sl := &slot{origin: len(t.Origins)}
 		t.mu.Lock()
 		t.slots = append(t.slots, sl)
@@ -206,7 +205,7 @@ func (t *Tunnels) accept(ctx context.Context, l tunnel.Listener, wg *sync.WaitGr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			why := t.hold(ctx, sl, s, wg)
+			why := t.hold(ctx, name, sl, s, wg)
 			t.mu.Lock()
 			for i, x := range t.slots {
 				if x == sl {
@@ -265,9 +264,10 @@ func (t *Tunnels) Changed() <-chan struct{} {
 // ends, and says which. When this edge drains, it tells the origin and
 // holds on. A session whose origin drains lives on for its streams, closed
 // by its origin or at ctx's end; wg counts the goroutine that waits for that.
-func (t *Tunnels) hold(ctx context.Context, sl *slot, s tunnel.Session, wg *sync.WaitGroup) string {
+func (t *Tunnels) hold(ctx context.Context, peer string, sl *slot, s tunnel.Session, wg *sync.WaitGroup) string {
 	l := &live{sess: s, retire: make(chan struct{})}
 	t.set(sl, l)
+	t.Log.Info("tunnel up", "peer", peer)
 	why := "down"
 	drain := t.drain
 wait:

@@ -46,8 +46,7 @@ func (k *Keeper) Run(ctx context.Context, stop <-chan struct{}, hold func(Sessio
 			continue
 		}
 		up := time.Now()
-		k.Log.Info("tunnel up", "peer", k.Name)
-		why := hold(s)
+		why := hold(s) // which logs the session up once it is in service
 		if ctx.Err() != nil {
 			return
 		}

@@ -207,10 +207,18 @@ func TestSignalDrains(t *testing.T) {
 	if code, _ := httpGet(t, admin+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d", code)
 	}
+	// `ferry healthcheck`, a container's HEALTHCHECK, asks the same.
+	t.Setenv("FERRY_ADMIN", adminAddr)
+	healthcheck := func(args ...string) int {
+		return run(append([]string{"healthcheck"}, args...), io.Discard, io.Discard)
+	}
+	if healthcheck() != exitOK || healthcheck("-ready") != exitFailure {
+		t.Errorf("healthcheck before any origin: %d, -ready %d", healthcheck(), healthcheck("-ready"))
+	}
 	org := start(t, bin, append(common, "FERRY_ORIGIN_LISTEN=ws://"+originAddr+"/t", "FERRY_ORIGIN_TARGETS=chat="+echo.Addr()),
 		"ferry origin starting", "origin")
 	edg.waitFor(t, "tunnel up")
-	if code, _ := httpGet(t, admin+"/readyz"); code != http.StatusOK {
+	if code, _ := httpGet(t, admin+"/readyz"); code != http.StatusOK || healthcheck("-ready") != exitOK {
 		t.Errorf("/readyz with a session: %d", code)
 	}
 	if _, body := httpGet(t, admin+"/metrics"); !strings.Contains(body, `ferry_tunnel_sessions_up{peer="ws://`+originAddr+`/t"}`) {
