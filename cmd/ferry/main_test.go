@@ -215,9 +215,18 @@ func TestSignalDrains(t *testing.T) {
 	if healthcheck() != exitOK || healthcheck("-ready") != exitFailure {
 		t.Errorf("healthcheck before any origin: %d, -ready %d", healthcheck(), healthcheck("-ready"))
 	}
-	org := start(t, bin, append(common, "FERRY_ORIGIN_LISTEN=ws://"+originAddr+"/t", "FERRY_ORIGIN_TARGETS=chat="+echo.Addr()),
-		"ferry origin starting", "origin")
+	originAdmin := freeAddr(t)
+	org := start(t, bin, append(common, "FERRY_ORIGIN_LISTEN=ws://"+originAddr+"/t", "FERRY_ORIGIN_TARGETS=chat="+echo.Addr(),
+		"FERRY_ADMIN="+originAdmin), "ferry origin starting", "origin")
 	edg.waitFor(t, "tunnel up")
+	// A visitor of the tunnel listener gets the decoy, and the origin counts it.
+	if code, _ := httpGet(t, "http://"+originAddr+"/"); code != http.StatusOK {
+		t.Errorf("decoy: %d", code)
+	}
+	if _, body := httpGet(t, "http://"+originAdmin+"/metrics"); !strings.Contains(body, `ferry_decoy_hits_total{listener="`+originAddr+`"} 1`) ||
+		!strings.Contains(body, `ferry_tunnel_auth_failures_total{listener="`+originAddr+`"} 0`) || !strings.Contains(body, "ferry_tunnel_sessions ") {
+		t.Errorf("origin /metrics:\n%s", body)
+	}
 	if code, _ := httpGet(t, admin+"/readyz"); code != http.StatusOK || healthcheck("-ready") != exitOK {
 		t.Errorf("/readyz with a session: %d", code)
 	}
