@@ -58,15 +58,12 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	}
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "edge", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
-		Ready: func() error {
-			if ctx.Err() != nil {
-				return errDraining
-			}
+		Ready: readiness(ctx, func() error {
 			if !tunnels.Up() {
 				return errors.New("no tunnel session up")
 			}
 			return nil
-		},
+		}),
 	})
 	if err != nil {
 		closeAll(tunnels.Listeners)
@@ -108,12 +105,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	}
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "standalone", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
-		Ready: func() error {
-			if ctx.Err() != nil {
-				return errDraining
-			}
-			return nil
-		},
+		Ready: readiness(ctx, nil),
 	})
 	if err != nil {
 		closeAll(lns)
@@ -161,12 +153,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	m.GaugeFunc("ferry_streams_active", "Streams relayed to targets now.", nil, func() float64 { return float64(srv.Stats().Streams) })
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "origin", Version: versionString(), Metrics: m, Log: log,
-		Ready: func() error {
-			if ctx.Err() != nil {
-				return errDraining
-			}
-			return nil
-		},
+		Ready: readiness(ctx, nil),
 	})
 	if err != nil {
 		closeAll(srv.Listeners)
@@ -179,7 +166,19 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	return err
 }
 
-var errDraining = errors.New("draining")
+// readiness is a process's: not while it drains (ctx has ended), and
+// otherwise what more says, when set.
+func readiness(ctx context.Context, more func() error) func() error {
+	return func() error {
+		if ctx.Err() != nil {
+			return errors.New("draining")
+		}
+		if more != nil {
+			return more()
+		}
+		return nil
+	}
+}
 
 // startAdmin serves the admin endpoint of c, unless FERRY_ADMIN is empty,
 // until the returned stop is called.
