@@ -82,6 +82,8 @@ func TestClientAddressOnlyWhenAsked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The header goes out with the client's first bytes.
+		go st.Write([]byte("hello"))
 		r := <-got
 		h := r.h
 		if r.err != nil {

@@ -82,9 +82,9 @@ func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ab = p.copy(b, a, o.AToB)
+		ab = p.copy(b, a, p.small[0][:], o.AToB)
 	}()
-	ba := p.copy(a, b, o.BToA)
+	ba := p.copy(a, b, p.small[1][:], o.BToA)
 	<-done
 
 	stop()
@@ -103,6 +103,7 @@ type pipe struct {
 	a, b  net.Conn
 	opts  Options
 	timer *time.Timer
+	small [2][512]byte // each direction's buffer while cold
 
 	last atomic.Int64 // unix nanoseconds of the last byte read either way
 
@@ -118,12 +119,29 @@ func (p *pipe) touch() { p.last.Store(time.Now().UnixNano()) }
 
 // copy moves src to dst until EOF or failure, and returns the bytes moved.
 // It is a named function so that stack dumps show it.
-func (p *pipe) copy(dst, src net.Conn, count Counter) int64 {
-	bp := buffers.Get().(*[]byte)
-	defer buffers.Put(bp)
-	buf := *bp
+//
+// An idle connection holds no copy buffer, only small: its 512 bytes, in
+// the pipe. Reads go there while the direction is cold; a read that fills
+// it makes the direction hot, and hot reads go to a pooled BufferSize
+// buffer, each under a read deadline of HotIdle, so that a direction
+// silent that long gives its buffer back and turns cold again. Every read
+// is written out before the next one, so no byte waits for more to come.
+func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 	var total int64
+	var bp *[]byte // the pooled buffer while hot
+	defer func() {
+		if bp != nil {
+			buffers.Put(bp)
+		}
+	}()
 	for {
+		buf := small
+		if bp != nil {
+			if !p.armHot(src) {
+				return total
+			}
+			buf = *bp
+		}
 		n, rerr := src.Read(buf)
 		if n > 0 {
 			p.touch()
@@ -136,24 +154,72 @@ func (p *pipe) copy(dst, src net.Conn, count Counter) int64 {
 				p.abort(werr)
 				return total
 			}
-		}
-		if rerr != nil {
-			if rerr == io.EOF {
-				p.tmu.Lock()
-				if !p.halfClosed && !p.finished {
-					p.halfClosed = true
-					p.timer.Reset(p.opts.halfClosedIdle())
-				}
-				p.tmu.Unlock()
-				if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-					if err := cw.CloseWrite(); err != nil {
-						p.abort(err)
-					}
-				}
-			} else {
-				p.abort(rerr)
+			if bp == nil && n == len(small) {
+				bp = buffers.Get().(*[]byte)
 			}
-			return total
+		}
+		if rerr == nil {
+			continue
+		}
+		if bp != nil && isTimeout(rerr) && p.coolDown(src) {
+			buffers.Put(bp)
+			bp = nil
+			continue
+		}
+		p.ended(dst, rerr)
+		return total
+	}
+}
+
+// HotIdle is how long a hot direction may wait for bytes before it gives
+// its buffer back.
+const HotIdle = time.Second
+
+// armHot sets src's read deadline for a hot read, unless the relay is
+// aborting, whose own deadline must stand; it reports whether to read.
+func (p *pipe) armHot(src net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return false
+	}
+	src.SetReadDeadline(time.Now().Add(HotIdle))
+	return true
+}
+
+// coolDown clears src's read deadline after a hot read timed out, and
+// reports whether the timeout was HotIdle's rather than an abort's.
+func (p *pipe) coolDown(src net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return false
+	}
+	src.SetReadDeadline(time.Time{})
+	return true
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ended handles the read error that ended one direction: EOF half-closes
+// dst, anything else aborts both.
+func (p *pipe) ended(dst net.Conn, rerr error) {
+	if rerr != io.EOF {
+		p.abort(rerr)
+		return
+	}
+	p.tmu.Lock()
+	if !p.halfClosed && !p.finished {
+		p.halfClosed = true
+		p.timer.Reset(p.opts.halfClosedIdle())
+	}
+	p.tmu.Unlock()
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err != nil {
+			p.abort(err)
 		}
 	}
 }

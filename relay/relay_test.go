@@ -131,3 +131,46 @@ func TestFailureResets(t *testing.T) {
 		t.Fatalf("client read: %v, want a reset", err)
 	}
 }
+
+// TestBurstsAndLulls checks, in fake time, that every burst arrives whole
+// and at once whatever its size (one byte, exactly the small buffer, one
+// more, a bulk), and that the lulls between them, longer than HotIdle, cool
+// a direction down without ending the relay.
+func TestBurstsAndLulls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, a := net.Pipe()
+		b, server := net.Pipe()
+		res := make(chan Result, 1)
+		go func() { res <- Pipe(context.Background(), a, b, Options{}) }()
+		var total int64
+		for _, size := range []int{1, 512, 513, 100 << 10, 1, 512} {
+			msg := make([]byte, size)
+			got := make(chan error, 1)
+			go func() {
+				_, err := io.ReadFull(server, make([]byte, size))
+				got <- err
+			}()
+			start := time.Now()
+			if _, err := client.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-got; err != nil || time.Since(start) > 0 {
+				t.Fatalf("%d bytes: %v after %v", size, err, time.Since(start))
+			}
+			total += int64(size)
+			time.Sleep(2 * HotIdle)
+			synctest.Wait()
+			select {
+			case r := <-res:
+				t.Fatalf("the relay ended in a lull: %+v", r)
+			default:
+			}
+		}
+		client.Close()
+		r := <-res
+		server.Close()
+		if r.AToB != total {
+			t.Fatalf("relayed %d bytes, want %d", r.AToB, total)
+		}
+	})
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 )
 
 // Stream header, the first bytes the edge writes on every stream:
@@ -128,9 +130,11 @@ func WriteReply(w io.Writer, r Reply) error {
 	return err
 }
 
-// Open opens a stream on s for h. It sends the header at once and returns
-// without waiting for the reply: the returned stream's first Read consumes
-// it, and fails with the Reply as its error if the origin refused.
+// Open opens a stream on s for h and returns without waiting for the
+// reply: the header goes out with the stream's first Write (one frame, one
+// packet) or at AwaitReply, whichever comes first. The returned stream's
+// first Read consumes the reply, and fails with the Reply as its error if
+// the origin refused.
 func Open(ctx context.Context, s Session, h Header) (Stream, error) {
 	hdr, err := h.AppendBinary(make([]byte, 0, 3+MaxRouteLen+18))
 	if err != nil {
@@ -140,18 +144,45 @@ func Open(ctx context.Context, s Session, h Header) (Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
-	if _, err := st.Write(hdr); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("write stream header: %w", err)
-	}
-	return &replyStream{Stream: st}, nil
+	return &replyStream{Stream: st, pending: hdr}, nil
 }
 
-// replyStream reads the origin's Reply before the first byte of data.
-// Only one goroutine at a time reads, so replied needs no lock.
+// replyStream sends the header before the first byte of data, and reads the
+// origin's Reply before the first byte of data. Only one goroutine at a
+// time reads, so replied needs no lock.
 type replyStream struct {
 	Stream
 	replied bool
+
+	sent    atomic.Bool // the header is out
+	mu      sync.Mutex
+	pending []byte // the header, until sent
+}
+
+func (s *replyStream) Write(p []byte) (int, error) {
+	if s.sent.Load() {
+		return s.Stream.Write(p)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent.Load() {
+		return s.Stream.Write(p)
+	}
+	s.sent.Store(true)
+	if _, err := s.Stream.Write(append(s.pending, p...)); err != nil {
+		return 0, fmt.Errorf("write stream header: %w", err)
+	}
+	s.pending = nil
+	return len(p), nil
+}
+
+// flush sends the header if no Write has.
+func (s *replyStream) flush() error {
+	if s.sent.Load() {
+		return nil
+	}
+	_, err := s.Write(nil)
+	return err
 }
 
 // AwaitReply waits for the origin's reply and returns the refusal, if any,
@@ -160,6 +191,9 @@ type replyStream struct {
 func (s *replyStream) AwaitReply() error {
 	if s.replied {
 		return nil
+	}
+	if err := s.flush(); err != nil {
+		return err
 	}
 	var b [1]byte
 	if _, err := io.ReadFull(s.Stream, b[:]); err != nil {

@@ -1,0 +1,565 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferryproxy/ferry/tunnel"
+)
+
+// Options choose what a run measures.
+type Options struct {
+	Ferry      string   // the ferry binary the children run
+	Transports []string // tunnel transports: ws, wss, quic
+	Bytes      int64    // bytes per throughput measurement
+	Setups     int      // sequential connections for setup latency
+	Idle       []int    // idle connections held, cumulative steps
+	LongBytes  int64    // bytes per direction across the 100 ms link
+	Progress   io.Writer
+}
+
+// Full is a full run; Quick one for tests, in seconds.
+var (
+	Full  = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 1 << 30, Setups: 2000, Idle: []int{1000, 5000, 15000}, LongBytes: 256 << 20}
+	Quick = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 16 << 20, Setups: 100, Idle: []int{50, 200}, LongBytes: 8 << 20}
+)
+
+// LongRTT is the round trip of the emulated long link.
+const LongRTT = 100 * time.Millisecond
+
+// Report is a run's figures; the JSON the bench writes.
+type Report struct {
+	Machine  string     `json:"machine"`
+	Go       string     `json:"go"`
+	OneHop   string     `json:"one_hop"` // what the one-hop baseline was
+	Paths    []Path     `json:"paths"`
+	Idle     []Idle     `json:"idle"`
+	LongLink []LongLink `json:"long_link"`
+}
+
+// Path holds one path's throughput (MB/s), setup latency and CPU cost.
+type Path struct {
+	Name     string  `json:"name"` // direct, one-hop, ws, wss, quic
+	Up1      float64 `json:"up_1_stream_mbps"`
+	Down1    float64 `json:"down_1_stream_mbps"`
+	Up8      float64 `json:"up_8_streams_mbps"`
+	Down8    float64 `json:"down_8_streams_mbps"`
+	SetupP50 float64 `json:"setup_p50_ms"`
+	SetupP99 float64 `json:"setup_p99_ms"`
+	// CPU-seconds per GB relayed over one stream each way: the edge's (or
+	// the one-hop relay's) and the origin's, and GB per CPU-second of both.
+	CPUEdge        float64 `json:"cpu_s_per_gb_edge,omitempty"`
+	CPUOrigin      float64 `json:"cpu_s_per_gb_origin,omitempty"`
+	GBPerCPUSecond float64 `json:"gb_per_cpu_s,omitempty"`
+}
+
+// Idle is the memory of edge and origin holding idle clients.
+type Idle struct {
+	Transport string  `json:"transport"`
+	Conns     int     `json:"conns"`
+	EdgeRSS   int64   `json:"edge_rss_kib"`
+	OriginRSS int64   `json:"origin_rss_kib"`
+	EdgeKiB   float64 `json:"edge_kib_per_conn"`
+	OriginKiB float64 `json:"origin_kib_per_conn"`
+	EdgeGor   float64 `json:"edge_goroutines_per_conn"`
+	OriginGor float64 `json:"origin_goroutines_per_conn"`
+}
+
+// LongLink is one stream across the emulated long link.
+type LongLink struct {
+	Transport string  `json:"transport"`
+	RTTms     float64 `json:"rtt_ms"`
+	Up        float64 `json:"up_mbps"`
+	Down      float64 `json:"down_mbps"`
+	Bound     float64 `json:"window_bound_mbps"` // the stream window over the RTT
+}
+
+// Run measures, printing progress, and returns the report.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	r := &Report{Machine: machine(), Go: runtime.Version()}
+	srv, err := startServer(o.Ferry)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+
+	paths := []struct {
+		name  string
+		start func() (map[string]string, []*child, error)
+	}{
+		{"direct", func() (map[string]string, []*child, error) { return srv.addrs, nil, nil }},
+		{"one-hop", func() (map[string]string, []*child, error) {
+			c, addrs, what, err := startOneHop(o.Ferry, srv.addrs)
+			r.OneHop = what
+			return addrs, []*child{c}, err
+		}},
+	}
+	for _, tr := range o.Transports {
+		paths = append(paths, struct {
+			name  string
+			start func() (map[string]string, []*child, error)
+		}{tr, func() (map[string]string, []*child, error) {
+			p, err := startPair(ctx, o.Ferry, tr, srv.addrs, "")
+			if err != nil {
+				return nil, nil, err
+			}
+			return p.addrs, []*child{p.edge, p.origin}, nil
+		}})
+	}
+	for _, p := range paths {
+		fmt.Fprintf(o.Progress, "measuring %s\n", p.name)
+		addrs, children, err := p.start()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		res, err := measurePath(p.name, addrs, children, o)
+		for _, c := range children {
+			c.stop()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		r.Paths = append(r.Paths, res)
+	}
+	for _, tr := range o.Transports {
+		fmt.Fprintf(o.Progress, "idle connections over %s\n", tr)
+		idle, err := measureIdle(ctx, o, tr, srv.addrs)
+		if err != nil {
+			return nil, fmt.Errorf("idle %s: %w", tr, err)
+		}
+		r.Idle = append(r.Idle, idle...)
+	}
+	for _, tr := range []string{"ws", "quic"} {
+		fmt.Fprintf(o.Progress, "one stream over %s across a %v link\n", tr, LongRTT)
+		ll, err := measureLong(ctx, o, tr, srv.addrs)
+		if err != nil {
+			return nil, fmt.Errorf("long link %s: %w", tr, err)
+		}
+		r.LongLink = append(r.LongLink, ll)
+	}
+	return r, nil
+}
+
+func measurePath(name string, addrs map[string]string, children []*child, o Options) (Path, error) {
+	p := Path{Name: name}
+	var err error
+	cpu0 := cpuTimes(children)
+	if p.Up1, err = upload(addrs[sinkSvc], 1, o.Bytes); err != nil {
+		return p, err
+	}
+	if p.Down1, err = download(addrs[sourceSvc], 1, o.Bytes); err != nil {
+		return p, err
+	}
+	// CPU per GB over one stream each way: the figure that carries over to
+	// other hardware.
+	if len(children) > 0 {
+		cpu := cpuTimes(children)
+		gb := 2 * float64(o.Bytes) / 1e9
+		p.CPUEdge = (cpu[0] - cpu0[0]) / gb
+		total := cpu[0] - cpu0[0]
+		if len(children) > 1 {
+			p.CPUOrigin = (cpu[1] - cpu0[1]) / gb
+			total += cpu[1] - cpu0[1]
+		}
+		p.GBPerCPUSecond = gb / total
+	}
+	if p.Up8, err = upload(addrs[sinkSvc], 8, o.Bytes); err != nil {
+		return p, err
+	}
+	if p.Down8, err = download(addrs[sourceSvc], 8, o.Bytes); err != nil {
+		return p, err
+	}
+	p.SetupP50, p.SetupP99, err = setup(addrs[echoSvc], o.Setups)
+	return p, err
+}
+
+func measureIdle(ctx context.Context, o Options, tr string, targets map[string]string) ([]Idle, error) {
+	pair, err := startPair(ctx, o.Ferry, tr, targets, "")
+	if err != nil {
+		return nil, err
+	}
+	defer pair.stop()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// One client first, so that the baseline has sessions and pools warm.
+	if conns, err = openIdle(pair.addrs[echoSvc], conns, 1); err != nil {
+		return nil, err
+	}
+	e0, o0 := rssKiB(pair.edge.pid()), rssKiB(pair.origin.pid())
+	eg0, og0 := goroutines(pair.edge.admin), goroutines(pair.origin.admin)
+	var out []Idle
+	for _, n := range o.Idle {
+		if conns, err = openIdle(pair.addrs[echoSvc], conns, n+1); err != nil {
+			return nil, fmt.Errorf("at %d connections: %w", len(conns), err)
+		}
+		e, og := rssKiB(pair.edge.pid()), rssKiB(pair.origin.pid())
+		out = append(out, Idle{
+			Transport: tr, Conns: n, EdgeRSS: e, OriginRSS: og,
+			EdgeKiB: float64(e-e0) / float64(n), OriginKiB: float64(og-o0) / float64(n),
+			EdgeGor:   float64(goroutines(pair.edge.admin)-eg0) / float64(n),
+			OriginGor: float64(goroutines(pair.origin.admin)-og0) / float64(n),
+		})
+	}
+	return out, nil
+}
+
+func measureLong(ctx context.Context, o Options, tr string, targets map[string]string) (LongLink, error) {
+	ll := LongLink{Transport: tr, RTTms: float64(LongRTT) / float64(time.Millisecond)}
+	ll.Bound = float64(tunnel.StreamWindow) / LongRTT.Seconds() / 1e6
+	if tr == "quic" {
+		ll.Bound = float64(tunnel.QUICStreamWindow) / LongRTT.Seconds() / 1e6
+	}
+	pair, err := startPair(ctx, o.Ferry, tr, targets, "delay")
+	if err != nil {
+		return ll, err
+	}
+	defer pair.stop()
+	if ll.Up, err = upload(pair.addrs[sinkSvc], 1, o.LongBytes); err != nil {
+		return ll, err
+	}
+	ll.Down, err = download(pair.addrs[sourceSvc], 1, o.LongBytes)
+	return ll, err
+}
+
+// child is a process the bench started.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	admin string // its admin endpoint, for ferry children
+	log   *strings.Builder
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) stop() {
+	if c == nil {
+		return
+	}
+	if c.stdin != nil {
+		c.stdin.Close()
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		c.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// start runs a child; with n > 0 it reads the n addresses it prints.
+func start(bin string, args, env []string, n int) (*child, map[string]string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	c := &child{cmd: cmd, log: &strings.Builder{}}
+	cmd.Stderr = c.log
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	c.stdin = stdin
+	var stdout io.Reader
+	if n > 0 {
+		if stdout, err = cmd.StdoutPipe(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	if n == 0 {
+		return c, nil, nil
+	}
+	addrs, err := readAddrs(stdout, n)
+	if err != nil {
+		c.stop()
+		return nil, nil, err
+	}
+	return c, addrs, nil
+}
+
+type server struct {
+	*child
+	addrs map[string]string
+}
+
+func startServer(bin string) (*server, error) {
+	c, addrs, err := start(bin, []string{"bench-server"}, nil, len(services))
+	if err != nil {
+		return nil, fmt.Errorf("test server: %w", err)
+	}
+	return &server{c, addrs}, nil
+}
+
+// startOneHop starts HAProxy in mode tcp in front of the test server, or
+// the splice relay where HAProxy is not installed.
+func startOneHop(bin string, targets map[string]string) (*child, map[string]string, string, error) {
+	hap, err := exec.LookPath("haproxy")
+	if err != nil {
+		c, byTarget, err := start(bin, append([]string{"bench-relay"}, targets[echoSvc], targets[sinkSvc], targets[sourceSvc]), nil, len(services))
+		if err != nil {
+			return nil, nil, "", err
+		}
+		addrs := map[string]string{}
+		for name, t := range targets {
+			addrs[name] = byTarget[t]
+		}
+		return c, addrs, "Go splice relay (HAProxy is not installed)", nil
+	}
+	dir, err := os.MkdirTemp("", "ferry-bench")
+	if err != nil {
+		return nil, nil, "", err
+	}
+	defer os.RemoveAll(dir) // HAProxy has read its configuration by the time it listens
+	var cfg strings.Builder
+	cfg.WriteString("global\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 200s\n  timeout server 200s\n")
+	addrs := map[string]string{}
+	for _, name := range services {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, nil, "", err
+		}
+		addrs[name] = addr
+		fmt.Fprintf(&cfg, "listen %s\n  bind %s\n  server s %s\n", name, addr, targets[name])
+	}
+	path := dir + "/haproxy.cfg"
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
+		return nil, nil, "", err
+	}
+	c, _, err := start(hap, []string{"-db", "-f", path}, nil, 0)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	for _, a := range addrs {
+		if err := waitListen(a); err != nil {
+			c.stop()
+			return nil, nil, "", fmt.Errorf("haproxy: %w\n%s", err, c.log)
+		}
+	}
+	out, _ := exec.Command(hap, "-v").Output()
+	what, _, _ := strings.Cut(string(out), "\n")
+	return c, addrs, what + ", mode tcp", nil
+}
+
+// pair is an origin and an edge whose client listeners lead to the test
+// server's services.
+type pair struct {
+	edge, origin *child
+	addrs        map[string]string
+	relay        io.Closer // the delay relay between them, if any
+}
+
+func (p *pair) stop() {
+	p.edge.stop()
+	p.origin.stop()
+	if p.relay != nil {
+		p.relay.Close()
+	}
+}
+
+// startPair starts an origin and an edge over tr; with via "delay" the
+// tunnel crosses a relay that delays each direction by half of LongRTT.
+func startPair(ctx context.Context, bin, tr string, targets map[string]string, via string) (*pair, error) {
+	secret := make([]byte, 33)
+	rand.Read(secret)
+	common := []string{"FERRY_SECRET=" + base64.StdEncoding.EncodeToString(secret), "FERRY_LOG_LEVEL=warn", "FERRY_GRACE=1s"}
+	tunnelAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	listen := tr + "://" + tunnelAddr
+	if tr != "quic" {
+		listen += "/t"
+	}
+	var tgts []string
+	for _, name := range services {
+		tgts = append(tgts, name+"="+targets[name])
+	}
+	oAdmin, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p := &pair{addrs: map[string]string{}}
+	if p.origin, _, err = start(bin, []string{"origin"}, append(common, "FERRY_ORIGIN_LISTEN="+listen,
+		"FERRY_ORIGIN_TARGETS="+strings.Join(tgts, ","), "FERRY_ADMIN="+oAdmin), 0); err != nil {
+		return nil, err
+	}
+	p.origin.admin = oAdmin
+	dial := listen
+	if via == "delay" {
+		var addr string
+		if tr == "quic" {
+			addr, p.relay, err = delayUDP(tunnelAddr, LongRTT/2)
+		} else {
+			addr, p.relay, err = delayTCP(tunnelAddr, LongRTT/2)
+		}
+		if err != nil {
+			p.origin.stop()
+			return nil, err
+		}
+		dial = strings.Replace(listen, tunnelAddr, addr, 1)
+	}
+	var ls []string
+	for _, name := range services {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		p.addrs[name] = a
+		ls = append(ls, "tcp://"+a+"/"+name)
+	}
+	eAdmin, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if p.edge, _, err = start(bin, []string{"edge"}, append(common, "FERRY_EDGE_ORIGINS="+dial, "FERRY_EDGE_LISTEN="+strings.Join(ls, ","),
+		"FERRY_EDGE_MAX_CONNS=100000", "FERRY_EDGE_MAX_CONNS_PER_IP=0", "FERRY_ADMIN="+eAdmin), 0); err != nil {
+		p.origin.stop()
+		return nil, err
+	}
+	p.edge.admin = eAdmin
+	if err := waitReady(ctx, eAdmin); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("edge over %s: %w\nedge: %s\norigin: %s", tr, err, p.edge.log, p.origin.log)
+	}
+	return p, nil
+}
+
+func waitReady(ctx context.Context, admin string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return errors.New("not ready within 15 s")
+}
+
+func waitListen(addr string) error {
+	for range 500 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on %s", addr)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// cpuTimes returns the CPU seconds (user and system) of each child.
+func cpuTimes(cs []*child) []float64 {
+	var out []float64
+	for _, c := range cs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.pid()))
+		if err != nil {
+			out = append(out, 0)
+			continue
+		}
+		// Fields after the command's closing parenthesis; utime and stime
+		// are the 14th and 15th of the whole line, in clock ticks (100/s).
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		var ut, st float64
+		fmt.Sscan(f[11], &ut)
+		fmt.Sscan(f[12], &st)
+		out = append(out, (ut+st)/100)
+	}
+	return out
+}
+
+func rssKiB(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			var kib int64
+			fmt.Sscan(v, &kib)
+			return kib
+		}
+	}
+	return 0
+}
+
+// goroutines reads go_goroutines from a child's /metrics.
+func goroutines(admin string) int64 {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			var n int64
+			fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	return 0
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores, %s/%s", model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+}
+
+// WriteJSON writes r to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

@@ -1,0 +1,349 @@
+package bench
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// upload sends total bytes to the sink over streams connections at once,
+// and returns MB/s until the sink has counted them all.
+func upload(addr string, streams int, total int64) (float64, error) {
+	per := total / int64(streams)
+	buf := make([]byte, 256<<10)
+	return concurrently(streams, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for left := per; left > 0; {
+			n, err := c.Write(buf[:min(left, int64(len(buf)))])
+			if err != nil {
+				return err
+			}
+			left -= int64(n)
+		}
+		c.(*net.TCPConn).CloseWrite()
+		var got int64
+		if err := binary.Read(c, binary.BigEndian, &got); err != nil {
+			return fmt.Errorf("sink's count: %w", err)
+		}
+		if got != per {
+			return fmt.Errorf("sink counted %d bytes of %d", got, per)
+		}
+		return nil
+	}, per*int64(streams))
+}
+
+// download asks the source for total bytes over streams connections at
+// once, and returns MB/s until the last byte is in.
+func download(addr string, streams int, total int64) (float64, error) {
+	per := total / int64(streams)
+	return concurrently(streams, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := binary.Write(c, binary.BigEndian, per); err != nil {
+			return err
+		}
+		n, err := io.Copy(io.Discard, c)
+		if err == nil && n != per {
+			err = fmt.Errorf("got %d bytes of %d", n, per)
+		}
+		return err
+	}, per*int64(streams))
+}
+
+func concurrently(n int, f func() error, bytes int64) (float64, error) {
+	errs := make(chan error, n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { errs <- f() })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(bytes) / elapsed.Seconds() / 1e6, nil
+}
+
+// setup connects n times in a row, echoes 64 bytes each time, and returns
+// the median and 99th percentile in milliseconds.
+func setup(addr string, n int) (p50, p99 float64, err error) {
+	msg := make([]byte, 64)
+	got := make([]byte, 64)
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return 0, 0, err
+		}
+		_, err = c.Write(msg)
+		if err == nil {
+			_, err = io.ReadFull(c, got)
+		}
+		ds = append(ds, time.Since(start))
+		c.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	slices.Sort(ds)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return ms(ds[len(ds)/2]), ms(ds[len(ds)*99/100]), nil
+}
+
+// openIdle opens echo clients until conns holds n, each after one 64-byte
+// echo, and returns conns.
+func openIdle(addr string, conns []net.Conn, n int) ([]net.Conn, error) {
+	need := n - len(conns)
+	if need <= 0 {
+		return conns, nil
+	}
+	const workers = 16
+	out := make(chan net.Conn, need)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	next := make(chan struct{}, need)
+	for range need {
+		next <- struct{}{}
+	}
+	close(next)
+	for range workers {
+		wg.Go(func() {
+			msg := make([]byte, 64)
+			for range next {
+				c, err := net.Dial("tcp", addr)
+				if err == nil {
+					if _, err = c.Write(msg); err == nil {
+						_, err = io.ReadFull(c, msg)
+					}
+				}
+				if err != nil {
+					if c != nil {
+						c.Close()
+					}
+					errs <- err
+					return
+				}
+				out <- c
+			}
+		})
+	}
+	wg.Wait()
+	close(out)
+	for c := range out {
+		conns = append(conns, c)
+	}
+	select {
+	case err := <-errs:
+		return conns, err
+	default:
+	}
+	return conns, nil
+}
+
+// delayTCP relays TCP connections to target, delaying each direction by
+// d without limiting its rate: a long, fat link.
+func delayTCP(target string, d time.Duration) (string, io.Closer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go serve(ln, func(c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		done := make(chan struct{}, 2)
+		go func() { delayCopy(up, c, d); done <- struct{}{} }()
+		go func() { delayCopy(c, up, d); done <- struct{}{} }()
+		<-done
+		c.Close()
+		up.Close()
+		<-done
+	})
+	return ln.Addr().String(), ln, nil
+}
+
+type timed struct {
+	due  time.Time
+	data []byte
+}
+
+// delayCopy copies src to dst, each chunk d after it was read.
+func delayCopy(dst, src net.Conn, d time.Duration) {
+	q := make(chan timed, 1<<16)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 64<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- timed{time.Now().Add(d), buf[:n]}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for t := range q {
+		time.Sleep(time.Until(t.due))
+		if _, err := dst.Write(t.data); err != nil {
+			src.Close()
+			for range q {
+			}
+			return
+		}
+	}
+	if tc, ok := dst.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+}
+
+// delayUDP relays the datagrams of one client to target, delaying each
+// direction by d.
+func delayUDP(target string, d time.Duration) (string, io.Closer, error) {
+	front, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	back, err := net.Dial("udp", target)
+	if err != nil {
+		front.Close()
+		return "", nil, err
+	}
+	// A burst larger than the default buffers would be lost here, and the
+	// link would measure loss, not length.
+	for _, c := range []any{front, back} {
+		bigBuffers(c.(syscall.Conn))
+	}
+	var mu sync.Mutex
+	var client net.Addr
+	toTarget := make(chan timed, 1<<16)
+	toClient := make(chan timed, 1<<16)
+	go func() {
+		defer close(toTarget)
+		for {
+			buf := make([]byte, 2048)
+			n, from, err := front.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			client = from
+			mu.Unlock()
+			toTarget <- timed{time.Now().Add(d), buf[:n]}
+		}
+	}()
+	go func() {
+		defer close(toClient)
+		for {
+			buf := make([]byte, 2048)
+			n, err := back.Read(buf)
+			if err != nil {
+				return
+			}
+			toClient <- timed{time.Now().Add(d), buf[:n]}
+		}
+	}()
+	go func() {
+		for t := range toTarget {
+			time.Sleep(time.Until(t.due))
+			back.Write(t.data)
+		}
+	}()
+	go func() {
+		for t := range toClient {
+			time.Sleep(time.Until(t.due))
+			mu.Lock()
+			to := client
+			mu.Unlock()
+			front.WriteTo(t.data, to)
+		}
+	}()
+	return front.LocalAddr().String(), closers{front, back}, nil
+}
+
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	for _, c := range cs {
+		c.Close()
+	}
+	return nil
+}
+
+// Write prints r as tables, each figure beside its baseline.
+func (r *Report) Write(w io.Writer) {
+	fmt.Fprintf(w, "machine: %s, %s\none hop: %s\n\n", r.Machine, r.Go, r.OneHop)
+	var direct, hop Path
+	for _, p := range r.Paths {
+		switch p.Name {
+		case "direct":
+			direct = p
+		case "one-hop":
+			hop = p
+		}
+	}
+	ratio := func(v, base float64) string {
+		if base == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (%.2f×)", v/base)
+	}
+	fmt.Fprintf(w, "throughput, MB/s (× one hop)  %-18s %-18s %-18s %-18s\n", "up, 1 stream", "down, 1 stream", "up, 8 streams", "down, 8 streams")
+	for _, p := range r.Paths {
+		fmt.Fprintf(w, "  %-28s %-18s %-18s %-18s %-18s\n", p.Name,
+			fmt.Sprintf("%.0f%s", p.Up1, ratio(p.Up1, hop.Up1)), fmt.Sprintf("%.0f%s", p.Down1, ratio(p.Down1, hop.Down1)),
+			fmt.Sprintf("%.0f%s", p.Up8, ratio(p.Up8, hop.Up8)), fmt.Sprintf("%.0f%s", p.Down8, ratio(p.Down8, hop.Down8)))
+	}
+	fmt.Fprintf(w, "\nsetup (connect, 64-byte echo)  %-10s %-10s %s\n", "p50 ms", "p99 ms", "p50 above direct")
+	for _, p := range r.Paths {
+		fmt.Fprintf(w, "  %-28s %-10.3f %-10.3f %+.3f ms\n", p.Name, p.SetupP50, p.SetupP99, p.SetupP50-direct.SetupP50)
+	}
+	fmt.Fprintf(w, "\nCPU, one stream each way       %-16s %-16s %s\n", "edge s/GB", "origin s/GB", "GB per CPU-second")
+	for _, p := range r.Paths {
+		if p.GBPerCPUSecond > 0 {
+			fmt.Fprintf(w, "  %-28s %-16.3f %-16.3f %.2f\n", p.Name, p.CPUEdge, p.CPUOrigin, p.GBPerCPUSecond)
+		}
+	}
+	fmt.Fprintf(w, "\nidle clients                   %-10s %-12s %-12s %-12s %-12s %-14s %s\n", "conns", "edge RSS", "origin RSS", "edge KiB/c", "origin KiB/c", "edge gor/c", "origin gor/c")
+	for _, i := range r.Idle {
+		fmt.Fprintf(w, "  %-28s %-10d %-12s %-12s %-12.1f %-12.1f %-14.2f %.2f\n", i.Transport, i.Conns,
+			fmt.Sprintf("%d MiB", i.EdgeRSS>>10), fmt.Sprintf("%d MiB", i.OriginRSS>>10), i.EdgeKiB, i.OriginKiB, i.EdgeGor, i.OriginGor)
+	}
+	fmt.Fprintf(w, "\none stream, %v round trip      %-10s %-10s %s\n", LongRTT, "up MB/s", "down MB/s", "window/RTT bound")
+	for _, l := range r.LongLink {
+		fmt.Fprintf(w, "  %-28s %-10.1f %-10.1f %.1f MB/s\n", l.Transport, l.Up, l.Down, l.Bound)
+	}
+}
+
+// bigBuffers asks for 16 MiB socket buffers, past net.core.rmem_max where
+// the process may (as root).
+func bigBuffers(c syscall.Conn) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		for _, opt := range []int{syscall.SO_RCVBUFFORCE, syscall.SO_SNDBUFFORCE} {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 16<<20)
+		}
+	})
+}
