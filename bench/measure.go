@@ -203,7 +203,7 @@ func delayCopy(dst, src net.Conn, d time.Duration) {
 		}
 	}()
 	for t := range q {
-		time.Sleep(time.Until(t.due))
+		waitUntil(t.due)
 		if _, err := dst.Write(t.data); err != nil {
 			src.Close()
 			for range q {
@@ -264,13 +264,13 @@ func delayUDP(target string, d time.Duration) (string, io.Closer, error) {
 	}()
 	go func() {
 		for t := range toTarget {
-			time.Sleep(time.Until(t.due))
+			waitUntil(t.due)
 			back.Write(t.data)
 		}
 	}()
 	go func() {
 		for t := range toClient {
-			time.Sleep(time.Until(t.due))
+			waitUntil(t.due)
 			mu.Lock()
 			to := client
 			mu.Unlock()
@@ -330,7 +330,11 @@ func (r *Report) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\none stream, %v round trip      %-10s %-10s %s\n", LongRTT, "up MB/s", "down MB/s", "window/RTT bound")
 	for _, l := range r.LongLink {
-		fmt.Fprintf(w, "  %-28s %-10.1f %-10.1f %.1f MB/s\n", l.Transport, l.Up, l.Down, l.Bound)
+		fmt.Fprintf(w, "  %-28s %-10.1f %-10.1f %.1f MB/s", l.Transport, l.Up, l.Down, l.Bound)
+		if l.Err != "" {
+			fmt.Fprintf(w, "  failed: %s", l.Err)
+		}
+		fmt.Fprintln(w)
 	}
 }
 
@@ -346,4 +350,13 @@ func bigBuffers(c syscall.Conn) {
 			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 16<<20)
 		}
 	})
+}
+
+// waitUntil sleeps until due, unless that is under a millisecond away: a
+// sleep that short lasts about a millisecond anyway, and one per packet
+// would cap the link at a thousand packets a second.
+func waitUntil(due time.Time) {
+	if d := time.Until(due); d > time.Millisecond {
+		time.Sleep(d)
+	}
 }

@@ -46,7 +46,15 @@ func NewWSDialer(rawURL, connect, sni string, end End) (*WSDialer, error) {
 		if connect != "" {
 			addr = connect
 		}
-		return netDialer.DialContext(ctx, network, addr)
+		c, err := netDialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cc := &corkConn{Conn: c}
+		if slot, ok := ctx.Value(corkKey{}).(*corkSlot); ok {
+			slot.c = cc
+		}
+		return cc, nil
 	}
 	serverName := sni
 	if serverName == "" {
@@ -77,6 +85,7 @@ func NewWSDialer(rawURL, connect, sni string, end End) (*WSDialer, error) {
 func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
 	defer cancel()
+	ctx, slot := withCorkSlot(ctx)
 	h := http.Header{}
 	token := Token(d.end.Secret, time.Now())
 	h.Set("Authorization", "Bearer "+token)
@@ -112,7 +121,7 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
 	}
 	nc.SetDeadline(time.Time{})
-	s, err := newYamux(ctx, &frameConn{Conn: nc, close: c.CloseNow}, d.end, pflags)
+	s, err := newYamux(ctx, newFrameConn(nc, c.CloseNow, slot.c), d.end, pflags)
 	if err != nil {
 		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
 	}
@@ -148,9 +157,14 @@ type WSListener struct {
 	DecoyHits, AuthFailures atomic.Int64
 }
 
-// ListenWS serves ln (already TLS for wss://). A request for path with a
-// token that v accepts becomes a session; anything else gets decoy.
-func ListenWS(ln net.Listener, path string, v *Verifier, decoy http.Handler, end End) *WSListener {
+// ListenWS serves ln, with TLS when tlsConf is set (wss://). A request for
+// path with a token that v accepts becomes a session; anything else gets
+// decoy.
+func ListenWS(ln net.Listener, tlsConf *tls.Config, path string, v *Verifier, decoy http.Handler, end End) *WSListener {
+	ln = corkListener{ln}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
 	l := &WSListener{
 		ln: ln, path: path, verifier: v, key: helloKey(end.Secret), decoy: decoy, end: end, log: end.Log,
 		queue: newQueue(), served: make(chan struct{}),
@@ -160,6 +174,9 @@ func ListenWS(ln net.Listener, path string, v *Verifier, decoy http.Handler, end
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(end.Log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
 	go func() {
 		defer close(l.served)
@@ -244,7 +261,8 @@ func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte)
 		return nil, err
 	}
 	nc.SetDeadline(time.Time{})
-	return newYamux(ctx, &frameConn{Conn: nc, close: c.CloseNow}, l.end, pflags)
+	conn, _ := r.Context().Value(connKey{}).(net.Conn)
+	return newYamux(ctx, newFrameConn(nc, c.CloseNow, corkOf(conn)), l.end, pflags)
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -97,14 +98,27 @@ type yamuxStream struct{ *yamux.Stream }
 
 func (s yamuxStream) CloseWrite() error { return s.Stream.Close() }
 
-// frameConn makes each yamux frame one Write, and so one WebSocket message:
-// yamux writes a frame's 12-byte header and its body with two calls. Only
-// yamux's send loop writes, so the pending header needs no lock.
+// frameConn makes each yamux frame one WebSocket message and, with the
+// corkConn under the WebSocket, one write system call: yamux writes a
+// frame's 12-byte header and its body with two calls. Only yamux's send
+// loop writes, so the pending header needs no lock. Reads go through a
+// buffer of readBuffer bytes: yamux reads 4 KiB at a time, and each read
+// would otherwise be a system call.
 type frameConn struct {
 	net.Conn
+	r     *bufio.Reader
+	cork  *corkConn // nil when the connection under the WebSocket is not one
 	buf   []byte
 	close func() error // ends the transport at once
 }
+
+const readBuffer = 64 << 10
+
+func newFrameConn(c net.Conn, close func() error, cork *corkConn) *frameConn {
+	return &frameConn{Conn: c, r: bufio.NewReaderSize(c, readBuffer), cork: cork, close: close}
+}
+
+func (c *frameConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Close ends the WebSocket without a closing handshake: yamux closes its
 // connection only once the session is over, and a handshake with a dead
@@ -117,18 +131,33 @@ const (
 )
 
 func (c *frameConn) Write(p []byte) (int, error) {
-	if len(c.buf) == 0 {
-		if len(p) == yamuxHeaderLen && p[1] == yamuxTypeData && binary.BigEndian.Uint32(p[8:12]) > 0 {
-			c.buf = append(c.buf, p...)
-			return len(p), nil
-		}
-		return c.Conn.Write(p)
+	if len(c.buf) == 0 && len(p) == yamuxHeaderLen && p[1] == yamuxTypeData && binary.BigEndian.Uint32(p[8:12]) > 0 {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
 	}
-	c.buf = append(c.buf, p...)
-	_, err := c.Conn.Write(c.buf)
+	msg := p
+	if len(c.buf) > 0 {
+		c.buf = append(c.buf, p...)
+		msg = c.buf
+	}
+	err := c.write(msg)
 	c.buf = c.buf[:0]
 	if err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// write sends msg as one message, corked.
+func (c *frameConn) write(msg []byte) error {
+	if c.cork == nil {
+		_, err := c.Conn.Write(msg)
+		return err
+	}
+	c.cork.cork()
+	_, err := c.Conn.Write(msg)
+	if uerr := c.cork.uncork(); err == nil {
+		err = uerr
+	}
+	return err
 }

@@ -287,11 +287,12 @@ func listenTunnels(urls []config.TunnelURL, variable, certVar, certFile, keyFile
 		if err != nil {
 			return fail(err)
 		}
+		var tlsConf *tls.Config
 		if u.Scheme == "wss" {
 			// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
-			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*crt}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+			tlsConf = &tls.Config{Certificates: []tls.Certificate{*crt}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 		}
-		lns = append(lns, tunnel.ListenWS(ln, u.Path, verifier, decoy, end))
+		lns = append(lns, tunnel.ListenWS(ln, tlsConf, u.Path, verifier, decoy, end))
 	}
 	return lns, nil
 }
