@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// transferLimit bounds one measurement: a stalled path fails it rather
+// than the whole run.
+const transferLimit = time.Minute
+
 // upload sends total bytes to the sink over streams connections at once,
 // and returns MB/s until the sink has counted them all.
 func upload(addr string, streams int, total int64) (float64, error) {
@@ -22,6 +26,7 @@ func upload(addr string, streams int, total int64) (float64, error) {
 			return err
 		}
 		defer c.Close()
+		c.SetDeadline(time.Now().Add(transferLimit))
 		for left := per; left > 0; {
 			n, err := c.Write(buf[:min(left, int64(len(buf)))])
 			if err != nil {
@@ -51,6 +56,7 @@ func download(addr string, streams int, total int64) (float64, error) {
 			return err
 		}
 		defer c.Close()
+		c.SetDeadline(time.Now().Add(transferLimit))
 		if err := binary.Write(c, binary.BigEndian, per); err != nil {
 			return err
 		}

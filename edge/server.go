@@ -170,21 +170,43 @@ func (s *Server) accept(ctx context.Context, l Listener, m *metrics.Listener, co
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
-			uncount := sync.OnceFunc(func() {
-				s.active.Add(-1)
-				m.Closed()
-			})
+			// One goroutine runs serve and this: a flag does what a
+			// sync.OnceFunc would, without its allocations per client.
+			counted := true
+			uncount := func() {
+				if counted {
+					counted = false
+					s.active.Add(-1)
+					m.Closed()
+				}
+			}
 			defer uncount()
-			s.serve(ctx, c, l, m, uncount)
+			// open returns before the relay starts, so that its frame is
+			// off the stack of a goroutine that then waits for hours:
+			// the garbage collector shrinks stacks that use little.
+			if cl := s.open(ctx, c, l, m, uncount); cl != nil {
+				s.relay(ctx, cl, l, m)
+				s.perIP.release(cl.addr.Addr())
+			}
 		}()
 	}
 }
 
-// serve reads a client's PROXY header and TLS handshake if its listener
-// has them, waits for its first bytes, and relays it to its route.
-// uncount takes the client out of the active count; a refusal calls it
-// before closing, so that the next client is counted without it.
-func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, m *metrics.Listener, uncount func()) {
+// clientConn is a client connected to its route, ready to relay.
+type clientConn struct {
+	c, up net.Conn
+	addr  netip.AddrPort
+	first int // bytes sent already
+	start time.Time
+}
+
+// open reads a client's PROXY header and TLS handshake if its listener has
+// them, waits for its first bytes, and connects it to its route. It returns
+// nil when it has closed the client instead; otherwise the caller relays,
+// then releases the client's address from the per-IP count. uncount takes
+// the client out of the active count; a refusal calls it before closing,
+// so that the next client is counted without it.
+func (s *Server) open(ctx context.Context, c net.Conn, l Listener, m *metrics.Listener, uncount func()) *clientConn {
 	start := time.Now()
 	timeout := s.HandshakeTimeout
 	if timeout <= 0 {
@@ -203,7 +225,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, m *metrics.L
 		pc.SetReadDeadline(deadline)
 		if pc.ProxyHeader() == nil {
 			s.reject(c, l, m, "bad or missing PROXY header")
-			return
+			return nil
 		}
 		c = proxyConn{pc}
 	} else {
@@ -216,9 +238,14 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, m *metrics.L
 		s.Log.Debug("client refused: too many connections from its address", s.clientAttr(client))
 		uncount()
 		c.Close()
-		return
+		return nil
 	}
-	defer s.perIP.release(client.Addr())
+	opened := false
+	defer func() {
+		if !opened {
+			s.perIP.release(client.Addr())
+		}
+	}()
 
 	if l.TLS != nil {
 		tc := tls.Server(c, l.TLS)
@@ -227,43 +254,53 @@ func (s *Server) serve(ctx context.Context, c net.Conn, l Listener, m *metrics.L
 		cancel()
 		if err != nil {
 			s.reject(c, l, m, "TLS handshake failed", s.clientAttr(client))
-			return
+			return nil
 		}
 		c = tc
 	}
 
 	// Wait for the client's first bytes before the route costs anything.
 	bp := firstBytes.Get().(*[]byte)
-	defer firstBytes.Put(bp)
 	n, err := c.Read(*bp)
 	if err != nil {
+		firstBytes.Put(bp)
 		s.reject(c, l, m, "no bytes", s.clientAttr(client))
-		return
+		return nil
 	}
 	c.SetReadDeadline(time.Time{})
 	if !stop() {
+		firstBytes.Put(bp)
 		c.Close()
-		return
+		return nil
 	}
 
 	connecting := time.Now()
 	up, err := s.connect(ctx, l.Route, client, (*bp)[:n])
+	// Written by now (and copied where a retry may need them): the buffer
+	// goes back at once, not at the end of a connection that may last hours.
+	firstBytes.Put(bp)
 	if err != nil {
 		m.Refused(metrics.RefusedRoute)
 		s.Log.Debug("client not connected", "route", l.Route, "err", err, s.clientAttr(client))
 		relay.Abort(c)
-		return
+		return nil
 	}
 	m.Setup(time.Since(connecting))
+	opened = true
+	return &clientConn{c: c, up: up, addr: client, first: n, start: start}
+}
+
+// relay relays a client until either side ends.
+func (s *Server) relay(ctx context.Context, cl *clientConn, l Listener, m *metrics.Listener) {
 	o := s.Relay
 	o.AToB, o.BToA = m.Bytes()
 	if o.AToB != nil {
-		o.AToB.Add(float64(n))
+		o.AToB.Add(float64(cl.first))
 	}
-	res := relay.Pipe(ctx, c, up, o)
-	m.Relayed(time.Since(start))
+	res := relay.Pipe(ctx, cl.c, cl.up, o)
+	m.Relayed(time.Since(cl.start))
 	if res.Err != nil {
-		s.Log.Debug("client relay ended", "route", l.Route, "err", res.Err, "up", res.AToB+int64(n), "down", res.BToA, s.clientAttr(client))
+		s.Log.Debug("client relay ended", "route", l.Route, "err", res.Err, "up", res.AToB+int64(cl.first), "down", res.BToA, s.clientAttr(cl.addr))
 	}
 }
 

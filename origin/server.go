@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,20 +239,27 @@ func (s *Server) acceptStreams(ctx context.Context, sess tunnel.Session) {
 		go func() {
 			defer s.streamWG.Done()
 			defer s.streams.Add(-1)
-			s.serveStream(ctx, st)
+			// openStream returns before the relay starts, so that the
+			// dial's deep frames are off the stack of a goroutine that
+			// then waits for hours: the garbage collector shrinks it.
+			if up, route := s.openStream(ctx, st); up != nil {
+				s.relay(ctx, st, up, route)
+			}
 		}()
 	}
 }
 
-// serveStream reads a stream's header, dials its route and relays.
-func (s *Server) serveStream(ctx context.Context, st tunnel.Stream) {
+// openStream reads a stream's header, dials its route and answers; it
+// returns the target's connection and the route, or nil once it has refused
+// the stream.
+func (s *Server) openStream(ctx context.Context, st tunnel.Stream) (net.Conn, string) {
 	st.SetReadDeadline(time.Now().Add(HeaderTimeout))
 	h, err := tunnel.ReadHeader(st)
 	st.SetReadDeadline(time.Time{})
 	if err != nil {
 		s.Log.Debug("stream refused", "err", err)
 		refuse(st, tunnel.ReplyBadHeader)
-		return
+		return nil, ""
 	}
 	up, err := s.Upstream.Dial(ctx, h.Route, h.Client)
 	if err != nil {
@@ -261,18 +269,23 @@ func (s *Server) serveStream(ctx context.Context, st tunnel.Stream) {
 		} else {
 			refuse(st, tunnel.ReplyUnreachable)
 		}
-		return
+		return nil, ""
 	}
 	if err := tunnel.WriteReply(st, tunnel.ReplyOK); err != nil {
 		up.Close()
 		st.Close()
-		return
+		return nil, ""
 	}
+	return up, h.Route
+}
+
+// relay relays a stream to its target until either side ends.
+func (s *Server) relay(ctx context.Context, st tunnel.Stream, up net.Conn, route string) {
 	o := s.Relay
-	o.AToB, o.BToA = s.Metrics.Route(h.Route)
+	o.AToB, o.BToA = s.Metrics.Route(route)
 	res := relay.Pipe(ctx, st, up, o)
 	if res.Err != nil {
-		s.Log.Debug("stream relay ended", "route", h.Route, "err", res.Err, "up", res.AToB, "down", res.BToA)
+		s.Log.Debug("stream relay ended", "route", route, "err", res.Err, "up", res.AToB, "down", res.BToA)
 	}
 }
 

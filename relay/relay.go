@@ -103,7 +103,7 @@ type pipe struct {
 	a, b  net.Conn
 	opts  Options
 	timer *time.Timer
-	small [2][512]byte // each direction's buffer while cold
+	small [2][256]byte // each direction's buffer while cold
 
 	last atomic.Int64 // unix nanoseconds of the last byte read either way
 
@@ -120,7 +120,7 @@ func (p *pipe) touch() { p.last.Store(time.Now().UnixNano()) }
 // copy moves src to dst until EOF or failure, and returns the bytes moved.
 // It is a named function so that stack dumps show it.
 //
-// An idle connection holds no copy buffer, only small: its 512 bytes, in
+// An idle connection holds no copy buffer, only small: its 256 bytes, in
 // the pipe. Reads go there while the direction is cold; a read that fills
 // it makes the direction hot, and hot reads go to a pooled BufferSize
 // buffer, each under a read deadline of HotIdle, so that a direction

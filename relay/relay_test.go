@@ -143,7 +143,7 @@ func TestBurstsAndLulls(t *testing.T) {
 		res := make(chan Result, 1)
 		go func() { res <- Pipe(context.Background(), a, b, Options{}) }()
 		var total int64
-		for _, size := range []int{1, 512, 513, 100 << 10, 1, 512} {
+		for _, size := range []int{1, 256, 257, 100 << 10, 1, 256} {
 			msg := make([]byte, size)
 			got := make(chan error, 1)
 			go func() {
