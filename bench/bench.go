@@ -29,13 +29,16 @@ type Options struct {
 	Setups     int      // sequential connections for setup latency
 	Idle       []int    // idle connections held, cumulative steps
 	LongBytes  int64    // bytes per direction across the 100 ms link
-	Progress   io.Writer
+	// Limit bounds one transfer: a stalled path fails its figure, not the
+	// run.
+	Limit    time.Duration
+	Progress io.Writer
 }
 
 // Full is a full run; Quick one for tests, in seconds.
 var (
-	Full  = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 1 << 30, Setups: 2000, Idle: []int{1000, 5000, 15000}, LongBytes: 256 << 20}
-	Quick = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 16 << 20, Setups: 100, Idle: []int{50, 200}, LongBytes: 8 << 20}
+	Full  = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 1 << 30, Setups: 2000, Idle: []int{1000, 5000, 15000}, LongBytes: 256 << 20, Limit: time.Minute}
+	Quick = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 16 << 20, Setups: 100, Idle: []int{50, 200}, LongBytes: 8 << 20, Limit: 10 * time.Second}
 )
 
 // LongRTT is the round trip of the emulated long link.
@@ -159,10 +162,10 @@ func measurePath(name string, addrs map[string]string, children []*child, o Opti
 	p := Path{Name: name}
 	var err error
 	cpu0 := cpuTimes(children)
-	if p.Up1, err = upload(addrs[sinkSvc], 1, o.Bytes); err != nil {
+	if p.Up1, err = upload(addrs[sinkSvc], 1, o.Bytes, o.Limit); err != nil {
 		return p, err
 	}
-	if p.Down1, err = download(addrs[sourceSvc], 1, o.Bytes); err != nil {
+	if p.Down1, err = download(addrs[sourceSvc], 1, o.Bytes, o.Limit); err != nil {
 		return p, err
 	}
 	// CPU per GB over one stream each way: the figure that carries over to
@@ -178,10 +181,10 @@ func measurePath(name string, addrs map[string]string, children []*child, o Opti
 		}
 		p.GBPerCPUSecond = gb / total
 	}
-	if p.Up8, err = upload(addrs[sinkSvc], 8, o.Bytes); err != nil {
+	if p.Up8, err = upload(addrs[sinkSvc], 8, o.Bytes, o.Limit); err != nil {
 		return p, err
 	}
-	if p.Down8, err = download(addrs[sourceSvc], 8, o.Bytes); err != nil {
+	if p.Down8, err = download(addrs[sourceSvc], 8, o.Bytes, o.Limit); err != nil {
 		return p, err
 	}
 	p.SetupP50, p.SetupP99, err = setup(addrs[echoSvc], o.Setups)
@@ -233,10 +236,10 @@ func measureLong(ctx context.Context, o Options, tr string, targets map[string]s
 		return ll, err
 	}
 	defer pair.stop()
-	if ll.Up, err = upload(pair.addrs[sinkSvc], 1, o.LongBytes); err != nil {
+	if ll.Up, err = upload(pair.addrs[sinkSvc], 1, o.LongBytes, o.Limit); err != nil {
 		return ll, err
 	}
-	ll.Down, err = download(pair.addrs[sourceSvc], 1, o.LongBytes)
+	ll.Down, err = download(pair.addrs[sourceSvc], 1, o.LongBytes, o.Limit)
 	return ll, err
 }
 

@@ -11,13 +11,9 @@ import (
 	"time"
 )
 
-// transferLimit bounds one measurement: a stalled path fails it rather
-// than the whole run.
-const transferLimit = time.Minute
-
 // upload sends total bytes to the sink over streams connections at once,
 // and returns MB/s until the sink has counted them all.
-func upload(addr string, streams int, total int64) (float64, error) {
+func upload(addr string, streams int, total int64, limit time.Duration) (float64, error) {
 	per := total / int64(streams)
 	buf := make([]byte, 256<<10)
 	return concurrently(streams, func() error {
@@ -26,7 +22,7 @@ func upload(addr string, streams int, total int64) (float64, error) {
 			return err
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(transferLimit))
+		c.SetDeadline(time.Now().Add(limit))
 		for left := per; left > 0; {
 			n, err := c.Write(buf[:min(left, int64(len(buf)))])
 			if err != nil {
@@ -48,7 +44,7 @@ func upload(addr string, streams int, total int64) (float64, error) {
 
 // download asks the source for total bytes over streams connections at
 // once, and returns MB/s until the last byte is in.
-func download(addr string, streams int, total int64) (float64, error) {
+func download(addr string, streams int, total int64, limit time.Duration) (float64, error) {
 	per := total / int64(streams)
 	return concurrently(streams, func() error {
 		c, err := net.Dial("tcp", addr)
@@ -56,7 +52,7 @@ func download(addr string, streams int, total int64) (float64, error) {
 			return err
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(transferLimit))
+		c.SetDeadline(time.Now().Add(limit))
 		if err := binary.Write(c, binary.BigEndian, per); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -346,6 +347,54 @@ func TestCheckCommand(t *testing.T) {
 		var out, stderr strings.Builder
 		if code := run(tc.args, &out, &stderr); code != tc.code || !strings.Contains(out.String(), tc.says) {
 			t.Errorf("%q: exit %d, want %d\n%s%s", tc.args, code, tc.code, out.String(), stderr.String())
+		}
+	}
+}
+
+// TestBenchQuick runs `ferry bench -quick` end to end: children start,
+// every figure is measured, and the JSON holds them.
+func TestBenchQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the benchmark")
+	}
+	bin := build(t)
+	out := filepath.Join(t.TempDir(), "bench.json")
+	cmd := exec.Command(bin, "bench", "-quick", "-json", out)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ferry bench -quick: %v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Paths []struct {
+			Name     string  `json:"name"`
+			Up1      float64 `json:"up_1_stream_mbps"`
+			Down8    float64 `json:"down_8_streams_mbps"`
+			SetupP50 float64 `json:"setup_p50_ms"`
+		} `json:"paths"`
+		Idle []struct {
+			EdgeKiB float64 `json:"edge_kib_per_conn"`
+		} `json:"idle"`
+		LongLink []struct{ Transport string } `json:"long_link"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Paths) != 5 || len(r.Idle) != 6 || len(r.LongLink) != 2 {
+		t.Fatalf("report: %s", b)
+	}
+	for _, p := range r.Paths {
+		if p.Up1 <= 0 || p.Down8 <= 0 || p.SetupP50 <= 0 {
+			t.Errorf("path %s not measured: %+v", p.Name, p)
+		}
+	}
+	for _, want := range []string{"throughput", "setup", "idle clients", "round trip"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q", want)
 		}
 	}
 }
