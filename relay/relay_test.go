@@ -174,3 +174,42 @@ func TestBurstsAndLulls(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkPipe relays between two loopback TCP connections: -benchmem shows
+// what the relay allocates per chunk (nothing).
+func BenchmarkPipe(b *testing.B) {
+	pair := func() (net.Conn, net.Conn) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c, s
+	}
+	client, a := pair()
+	b2, server := pair()
+	done := make(chan Result, 1)
+	go func() { done <- Pipe(context.Background(), a, b2, Options{}) }()
+	go io.Copy(io.Discard, server)
+	buf := make([]byte, BufferSize)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := client.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	client.Close()
+	<-done
+	server.Close()
+}
