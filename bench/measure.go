@@ -218,27 +218,23 @@ func delayCopy(dst, src net.Conn, d time.Duration) {
 	}
 }
 
-// delayUDP relays the datagrams of one client to target, delaying each
-// direction by d.
+// delayUDP relays datagrams to target, delaying each direction by d. Like a
+// NAT, it gives each client address a socket of its own towards target, so
+// that the answers of each QUIC connection (an edge keeps two) go back to
+// the socket it came from.
 func delayUDP(target string, d time.Duration) (string, io.Closer, error) {
 	front, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	back, err := net.Dial("udp", target)
-	if err != nil {
-		front.Close()
-		return "", nil, err
-	}
 	// A burst larger than the default buffers would be lost here, and the
 	// link would measure loss, not length.
-	for _, c := range []any{front, back} {
-		bigBuffers(c.(syscall.Conn))
-	}
+	bigBuffers(front.(syscall.Conn))
+	toTarget := make(chan timedTo, 1<<16)
+	toClient := make(chan timedTo, 1<<16)
 	var mu sync.Mutex
-	var client net.Addr
-	toTarget := make(chan timed, 1<<16)
-	toClient := make(chan timed, 1<<16)
+	backs := map[string]net.Conn{}
+	all := closers{front}
 	go func() {
 		defer close(toTarget)
 		for {
@@ -248,39 +244,59 @@ func delayUDP(target string, d time.Duration) (string, io.Closer, error) {
 				return
 			}
 			mu.Lock()
-			client = from
-			mu.Unlock()
-			toTarget <- timed{time.Now().Add(d), buf[:n]}
-		}
-	}()
-	go func() {
-		defer close(toClient)
-		for {
-			buf := make([]byte, 2048)
-			n, err := back.Read(buf)
-			if err != nil {
-				return
+			back, ok := backs[from.String()]
+			if !ok {
+				if back, err = net.Dial("udp", target); err != nil {
+					mu.Unlock()
+					continue
+				}
+				bigBuffers(back.(syscall.Conn))
+				backs[from.String()] = back
+				all = append(all, back)
+				go func() {
+					for {
+						buf := make([]byte, 2048)
+						n, err := back.Read(buf)
+						if err != nil {
+							return
+						}
+						toClient <- timedTo{timed{time.Now().Add(d), buf[:n]}, from, nil}
+					}
+				}()
 			}
-			toClient <- timed{time.Now().Add(d), buf[:n]}
+			mu.Unlock()
+			toTarget <- timedTo{timed{time.Now().Add(d), buf[:n]}, nil, back}
 		}
 	}()
 	go func() {
 		for t := range toTarget {
 			waitUntil(t.due)
-			back.Write(t.data)
+			t.back.Write(t.data)
 		}
 	}()
 	go func() {
 		for t := range toClient {
 			waitUntil(t.due)
-			mu.Lock()
-			to := client
-			mu.Unlock()
-			front.WriteTo(t.data, to)
+			front.WriteTo(t.data, t.to)
 		}
 	}()
-	return front.LocalAddr().String(), closers{front, back}, nil
+	return front.LocalAddr().String(), closerFunc(func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return all.Close()
+	}), nil
 }
+
+// timedTo is a datagram due at a time, for a client or towards the target.
+type timedTo struct {
+	timed
+	to   net.Addr
+	back net.Conn
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 type closers []io.Closer
 
