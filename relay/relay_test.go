@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/ferryproxy/ferry/cert"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -212,4 +215,42 @@ func BenchmarkPipe(b *testing.B) {
 	client.Close()
 	<-done
 	server.Close()
+}
+
+// TestHotIdleOverTLS checks, in fake time, that a lull longer than HotIdle
+// leaves a TLS connection usable: the read deadline that cools a direction
+// down must not break crypto/tls's state.
+func TestHotIdleOverTLS(t *testing.T) {
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		clientRaw, edgeRaw := net.Pipe()
+		b, server := net.Pipe()
+		client := tls.Client(clientRaw, &tls.Config{InsecureSkipVerify: true})
+		a := tls.Server(edgeRaw, &tls.Config{Certificates: []tls.Certificate{crt}})
+		res := make(chan Result, 1)
+		go func() { res <- Pipe(context.Background(), a, b, Options{}) }()
+		for _, size := range []int{300, 40 << 10, 300} { // each turns the direction hot
+			got := make(chan error, 1)
+			go func() {
+				_, err := io.ReadFull(server, make([]byte, size))
+				got <- err
+			}()
+			if _, err := client.Write(make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-got; err != nil {
+				t.Fatalf("%d bytes: %v", size, err)
+			}
+			time.Sleep(3 * HotIdle)
+			synctest.Wait()
+		}
+		client.Close()
+		server.Close()
+		if r := <-res; r.AToB != 300+40<<10+300 {
+			t.Fatalf("relayed %+v", r)
+		}
+	})
 }
