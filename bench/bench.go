@@ -517,15 +517,7 @@ func rssKiB(pid int) int64 {
 		return 0
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			var kib int64
-			fmt.Sscan(v, &kib)
-			return kib
-		}
-	}
-	return 0
+	return lineValue(f, "VmRSS:")
 }
 
 // goroutines reads go_goroutines from a child's /metrics.
@@ -535,9 +527,15 @@ func goroutines(admin string) int64 {
 		return 0
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	return lineValue(resp.Body, "go_goroutines ")
+}
+
+// lineValue is the number after prefix on the first line of r that starts
+// with it, or 0.
+func lineValue(r io.Reader, prefix string) int64 {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
 			var n int64
 			fmt.Sscan(v, &n)
 			return n
