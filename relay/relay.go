@@ -69,7 +69,8 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, BufferSize); return 
 // both. EOF read from one side ends only that direction: the other side's
 // writing is closed (CloseWrite) and the opposite direction goes on. A
 // failure either way, the idle timeout or the end of ctx closes both at once;
-// a TCP connection is then reset, so its peer sees an error, not an EOF.
+// a TCP connection is then reset, and a QUIC stream too, so its peer sees an
+// error, not an EOF (a yamux stream, which has no reset, ends with a FIN).
 func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	p := &pipe{a: a, b: b, opts: o}
 	p.touch()
@@ -248,6 +249,9 @@ func (p *pipe) abort(err error) {
 func Abort(c net.Conn) {
 	if tc, ok := tcpConn(c); ok {
 		tc.SetLinger(0)
+		// First, so that a TLS connection over it does not wait 5 s to
+		// send its close alert to a peer that does not read.
+		tc.Close()
 	}
 	c.Close()
 }

@@ -168,10 +168,13 @@ func (s *replyStream) Write(p []byte) (int, error) {
 	if s.sent.Load() {
 		return s.Stream.Write(p)
 	}
-	s.sent.Store(true)
-	if _, err := s.Stream.Write(append(s.pending, p...)); err != nil {
-		return 0, fmt.Errorf("write stream header: %w", err)
+	// sent turns true only once the header is out, so that no writer on
+	// the fast path can put bytes ahead of it.
+	n, err := s.Stream.Write(append(s.pending, p...))
+	if err != nil {
+		return max(0, n-len(s.pending)), fmt.Errorf("write stream header: %w", err)
 	}
+	s.sent.Store(true)
 	s.pending = nil
 	return len(p), nil
 }

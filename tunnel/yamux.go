@@ -133,8 +133,14 @@ func (c *frameConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Close ends the WebSocket without a closing handshake: yamux closes its
 // connection only once the session is over, and a handshake with a dead
-// peer would hold the closer for seconds.
-func (c *frameConn) Close() error { return c.close() }
+// peer would hold the closer for seconds. The socket under the cork closes
+// first: a send stuck there must not hold TLS's close alert for its 5 s.
+func (c *frameConn) Close() error {
+	if c.cork != nil {
+		c.cork.Conn.Close()
+	}
+	return c.close()
+}
 
 const (
 	yamuxHeaderLen = 12
