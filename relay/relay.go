@@ -124,12 +124,16 @@ func (p *pipe) touch() { p.last.Store(time.Now().UnixNano()) }
 // An idle connection holds no copy buffer, only small: its 256 bytes, in
 // the pipe. Reads go there while the direction is cold; a read that fills
 // it makes the direction hot, and hot reads go to a pooled BufferSize
-// buffer, each under a read deadline of HotIdle, so that a direction
-// silent that long gives its buffer back and turns cold again. Every read
-// is written out before the next one, so no byte waits for more to come.
+// buffer under a read deadline, so that a direction silent for HotIdle
+// (half of it at least) gives its buffer back and turns cold again. The
+// deadline moves only once half of it has passed, not at every chunk.
+// Every read is written out before the next one, so no byte waits for more
+// to come.
 func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 	var total int64
-	var bp *[]byte // the pooled buffer while hot
+	var bp *[]byte      // the pooled buffer while hot
+	var now time.Time   // when the last read returned
+	var armed time.Time // the hot read deadline set on src; zero while cold
 	defer func() {
 		if bp != nil {
 			buffers.Put(bp)
@@ -138,14 +142,18 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 	for {
 		buf := small
 		if bp != nil {
-			if !p.armHot(src) {
-				return total
+			if armed.Sub(now) < HotIdle/2 {
+				armed = now.Add(HotIdle)
+				if !p.armHot(src, armed) {
+					return total
+				}
 			}
 			buf = *bp
 		}
 		n, rerr := src.Read(buf)
+		now = time.Now()
 		if n > 0 {
-			p.touch()
+			p.last.Store(now.UnixNano())
 			w, werr := dst.Write(buf[:n])
 			total += int64(w)
 			if count != nil {
@@ -164,7 +172,7 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 		}
 		if bp != nil && isTimeout(rerr) && p.coolDown(src) {
 			buffers.Put(bp)
-			bp = nil
+			bp, armed = nil, time.Time{}
 			continue
 		}
 		p.ended(dst, rerr)
@@ -176,15 +184,15 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 // its buffer back.
 const HotIdle = time.Second
 
-// armHot sets src's read deadline for a hot read, unless the relay is
+// armHot sets src's read deadline for hot reads, unless the relay is
 // aborting, whose own deadline must stand; it reports whether to read.
-func (p *pipe) armHot(src net.Conn) bool {
+func (p *pipe) armHot(src net.Conn, deadline time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {
 		return false
 	}
-	src.SetReadDeadline(time.Now().Add(HotIdle))
+	src.SetReadDeadline(deadline)
 	return true
 }
 
