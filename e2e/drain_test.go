@@ -5,6 +5,7 @@ import (
 
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/tunnel"
 )
 
 // TestOriginDrain checks that a draining origin lets a running client
@@ -15,14 +16,14 @@ func TestOriginDrain(t *testing.T) {
 		targets := map[string][]string{"chat": {echo.Addr()}}
 		a := startOrigin(t, scheme, "127.0.0.1:0", targets)
 		b := startOrigin(t, scheme, "127.0.0.1:0", targets)
-		e := startEdgeOrigins(t, &edge.Tunnels{Origins: []edge.Origin{
+		e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{
 			{Name: "a", Dialer: dialer(t, a.url)},
 			{Name: "b", Dialer: dialer(t, b.url)},
 		}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
 		// Wait until the edge holds its sessions to a, the preferred origin.
 		for {
 			changed := e.tunnels.Changed()
-			if e.tunnels.SessionsUp()[0] == edge.DefaultPool {
+			if e.tunnels.SessionsUp()[0] == tunnel.DefaultPool {
 				break
 			}
 			<-changed

@@ -83,7 +83,7 @@ func startReverseOrigin(t testing.TB, up *upstream.Dialer, urls ...string) *orig
 	t.Helper()
 	srv := &origin.Server{Upstream: up, Backoff: tunnel.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}}
 	for _, u := range urls {
-		srv.Edges = append(srv.Edges, origin.Edge{Name: u, Dialer: dialerAs(t, u, originEnd(t, up))})
+		srv.Edges = append(srv.Edges, tunnel.Peer{Name: u, Dialer: dialerAs(t, u, originEnd(t, up))})
 	}
 	return runOrigin(t, srv)
 }
@@ -167,9 +167,9 @@ type lspec struct {
 // tunnelling to originURL, or with srv.Connect when that is set.
 func startEdgeWith(t testing.TB, originURL string, srv *edge.Server, ls ...lspec) *edgeProc {
 	t.Helper()
-	var origins []edge.Origin
+	var origins []tunnel.Peer
 	if originURL != "" {
-		origins = []edge.Origin{{Name: originURL, Dialer: dialer(t, originURL)}}
+		origins = []tunnel.Peer{{Name: originURL, Dialer: dialer(t, originURL)}}
 	}
 	return startEdgeOrigins(t, &edge.Tunnels{Origins: origins}, srv, ls...)
 }

@@ -270,7 +270,7 @@ func TestFallback(t *testing.T) {
 	relay.drop.Store(true) // QUIC is blocked from the start
 
 	start := time.Now()
-	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []edge.Origin{
+	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{
 		{Name: "quic", Dialer: dialer(t, "quic://"+relay.pc.LocalAddr().String())},
 		{Name: "ws", Dialer: dialer(t, w.url)},
 	}}, &edge.Server{}, lspec{name: "chat", route: "chat"})

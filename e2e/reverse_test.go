@@ -73,7 +73,7 @@ func TestReverse(t *testing.T) {
 		echo := fake.Start(t, fake.Echo)
 		up := &upstream.Dialer{Targets: map[string][]string{"chat": {echo.Addr()}}, Timeout: time.Second}
 		e, o, url := startReverse(t, scheme, up, "chat")
-		waitSessions(t, e, edge.DefaultPool)
+		waitSessions(t, e, tunnel.DefaultPool)
 
 		c := e.dial(t, "chat")
 		if sent, got := roundTrip(t, c, 1<<20); sent != got {
@@ -105,7 +105,7 @@ func TestReverse(t *testing.T) {
 		o.stop()
 		waitSessions(t, e, 0)
 		startReverseOrigin(t, up, url)
-		waitSessions(t, e, edge.DefaultPool)
+		waitSessions(t, e, tunnel.DefaultPool)
 		c = e.dial(t, "chat")
 		if got, err := echoOnce(c, []byte("again")); err != nil || string(got) != "again" {
 			t.Fatalf("after the origin came back: %q, %v", got, err)
@@ -143,7 +143,7 @@ func TestEdgeDrain(t *testing.T) {
 				var o *originProc
 				if mode == "reverse" {
 					e, o, _ = startReverse(t, scheme, up, "chat")
-					waitSessions(t, e, edge.DefaultPool)
+					waitSessions(t, e, tunnel.DefaultPool)
 				} else {
 					o = startOriginWith(t, scheme, "127.0.0.1:0", up)
 					e = startEdge(t, o.url, "chat")

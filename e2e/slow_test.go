@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/tunnel"
 )
 
 // TestSlowConsumer checks that a client that stops reading does not slow
@@ -35,7 +36,7 @@ func TestSlowConsumer(t *testing.T) {
 		})
 		echo := fake.Start(t, fake.Echo)
 		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"firehose": {firehose.Addr()}, "chat": {echo.Addr()}})
-		e := startEdgeOrigins(t, &edge.Tunnels{Origins: []edge.Origin{{Name: "o", Dialer: dialer(t, o.url)}}, Pool: 1},
+		e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: dialer(t, o.url)}}, Pool: 1},
 			&edge.Server{}, lspec{name: "firehose", route: "firehose"}, lspec{name: "chat", route: "chat"})
 
 		stalled := e.dial(t, "firehose")

@@ -16,19 +16,8 @@ import (
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
-// Origin is one origin the edge keeps a session to.
-type Origin struct {
-	Name   string // for logs: the URL, which holds no secret
-	Dialer tunnel.Dialer
-}
-
 // DefaultWait is how long a client waits for a session when none is up.
 const DefaultWait = 5 * time.Second
-
-// DefaultPool is how many sessions the edge keeps to each origin: one lost
-// session then takes only its share of clients, and the others carry new
-// ones while it is redialled.
-const DefaultPool = 2
 
 // ErrNoSession is returned when no session came up within the wait.
 var ErrNoSession = errors.New("no tunnel session up")
@@ -38,11 +27,11 @@ var ErrNoSession = errors.New("no tunnel session up")
 // first origin, in order, with a session up, on its session with the fewest
 // streams. Sessions dialled in come after every listed origin.
 type Tunnels struct {
-	Origins []Origin
+	Origins []tunnel.Peer
 	// Listeners accept sessions from origins that dial this edge; Tunnels
 	// closes them.
 	Listeners []tunnel.Listener
-	// Pool is how many sessions to keep per origin; zero means DefaultPool.
+	// Pool is how many sessions to keep per origin; zero means tunnel.DefaultPool.
 	Pool int
 	// Wait is how long Connect waits for a session; zero means DefaultWait.
 	Wait time.Duration
@@ -101,7 +90,7 @@ func (t *Tunnels) Run(ctx context.Context) {
 	t.init()
 	pool := t.Pool
 	if pool <= 0 {
-		pool = DefaultPool
+		pool = tunnel.DefaultPool
 	}
 	t.mu.Lock()
 	t.slots = nil
@@ -125,15 +114,8 @@ func (t *Tunnels) Run(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			o := t.Origins[sl.origin]
-			k := &tunnel.Keeper{Name: o.Name, Dialer: o.Dialer, Backoff: t.Backoff, Log: t.Log,
-				Dialled: func(err error) { t.Metrics.TunnelDial(o.Name, err) }}
-			k.Run(ctx, t.drain, func(s tunnel.Session) string {
-				why := t.hold(ctx, o.Name, sl, s, &wg)
-				if ctx.Err() == nil {
-					t.Metrics.TunnelReconnect(o.Name)
-				}
-				return why
-			})
+			k := &tunnel.Keeper{Peer: o, Backoff: t.Backoff, Metrics: t.Metrics, Log: t.Log}
+			k.Run(ctx, t.drain, func(s tunnel.Session) string { return t.hold(ctx, o.Name, sl, s, &wg) })
 		}()
 	}
 	for _, l := range t.Listeners {

@@ -59,7 +59,7 @@ func TestClientAddressOnlyWhenAsked(t *testing.T) {
 	client := netip.MustParseAddrPort("203.0.113.5:5555")
 	for _, asked := range []bool{false, true} {
 		sess := &pipeSession{clientAddr: asked, streams: make(chan net.Conn, 1), done: make(chan struct{})}
-		tun := &Tunnels{Origins: []Origin{{Name: "test", Dialer: sessionDialer{sess}}}, Log: slog.New(slog.DiscardHandler)}
+		tun := &Tunnels{Origins: []tunnel.Peer{{Name: "test", Dialer: sessionDialer{sess}}}, Log: slog.New(slog.DiscardHandler)}
 		ctx, cancel := context.WithCancel(context.Background())
 		ran := make(chan struct{})
 		go func() {
@@ -116,7 +116,7 @@ func (d countingDialer) Dial(context.Context) (tunnel.Session, error) {
 // streams go to the one with the fewest.
 func TestPoolLeastBusy(t *testing.T) {
 	d := countingDialer{sessions: make(chan *pipeSession, 3)}
-	tun := &Tunnels{Origins: []Origin{{Name: "o", Dialer: d}}, Pool: 3, Log: slog.New(slog.DiscardHandler)}
+	tun := &Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: d}}, Pool: 3, Log: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() {

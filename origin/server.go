@@ -26,8 +26,9 @@ type Server struct {
 	Listeners []tunnel.Listener
 	// Edges are dialled by the origin (reverse mode), Pool sessions each;
 	// the edges still open the streams.
-	Edges []Edge
-	// Pool is how many sessions to keep per edge; zero means 2.
+	Edges []tunnel.Peer
+	// Pool is how many sessions to keep per edge; zero means
+	// tunnel.DefaultPool.
 	Pool int
 	// Backoff spaces redials; the zero value holds the defaults.
 	Backoff  tunnel.Backoff
@@ -47,12 +48,6 @@ type Server struct {
 	// Live sessions and streams; Add only under mu while not draining, so
 	// that no Add races the drain's Wait.
 	sessionWG, streamWG sync.WaitGroup
-}
-
-// Edge is an edge that the origin dials.
-type Edge struct {
-	Name   string // for logs: the URL, which holds no secret
-	Dialer tunnel.Dialer
 }
 
 // Stats are the origin's gauges.
@@ -81,22 +76,15 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	var accepts sync.WaitGroup
 	pool := s.Pool
 	if pool <= 0 {
-		pool = 2
+		pool = tunnel.DefaultPool
 	}
 	for _, e := range s.Edges {
 		for range pool {
 			accepts.Add(1)
 			go func() {
 				defer accepts.Done()
-				k := &tunnel.Keeper{Name: e.Name, Dialer: e.Dialer, Backoff: s.Backoff, Log: s.Log,
-					Dialled: func(err error) { s.Metrics.TunnelDial(e.Name, err) }}
-				k.Run(ctx, nil, func(sess tunnel.Session) string {
-					why := s.hold(ctx, streamCtx, sess)
-					if ctx.Err() == nil {
-						s.Metrics.TunnelReconnect(e.Name)
-					}
-					return why
-				})
+				k := &tunnel.Keeper{Peer: e, Backoff: s.Backoff, Metrics: s.Metrics, Log: s.Log}
+				k.Run(ctx, nil, func(sess tunnel.Session) string { return s.hold(ctx, streamCtx, sess) })
 			}()
 		}
 	}

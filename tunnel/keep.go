@@ -5,18 +5,30 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/ferryproxy/ferry/metrics"
 )
+
+// Peer is a peer that sessions are dialled to: an edge's origin, or in
+// reverse mode an origin's edge.
+type Peer struct {
+	Name   string // the URL, for logs and metrics; it holds no secret
+	Dialer Dialer
+}
+
+// DefaultPool is how many sessions are kept to each peer: one lost session
+// then takes only its share of clients, and the others carry new ones while
+// it is redialled.
+const DefaultPool = 2
 
 // Keeper keeps one session to one peer up: the edge's to its origins, and in
 // reverse mode the origin's to its edges.
 type Keeper struct {
-	Name   string // the peer's URL, for logs; it holds no secret
-	Dialer Dialer
+	Peer
 	// Backoff spaces redials; the zero value holds the defaults.
 	Backoff Backoff
+	Metrics *metrics.Metrics // nil counts nothing
 	Log     *slog.Logger
-	// Dialled, when set, learns each dial's outcome, for metrics.
-	Dialled func(err error)
 }
 
 // Run dials and hands each session to hold, which returns once the session
@@ -31,8 +43,8 @@ func (k *Keeper) Run(ctx context.Context, stop <-chan struct{}, hold func(Sessio
 		default:
 		}
 		s, err := k.Dialer.Dial(ctx)
-		if k.Dialled != nil && ctx.Err() == nil {
-			k.Dialled(err)
+		if ctx.Err() == nil {
+			k.Metrics.TunnelDial(k.Name, err)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -50,6 +62,7 @@ func (k *Keeper) Run(ctx context.Context, stop <-chan struct{}, hold func(Sessio
 		if ctx.Err() != nil {
 			return
 		}
+		k.Metrics.TunnelReconnect(k.Name)
 		if time.Since(up) >= b.healthy() {
 			b.Reset()
 		}

@@ -36,14 +36,11 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	log := newLogger(cfg.Common, logw)
 	m := metrics.New("edge", versionString())
 	end := tunnel.End{Secret: string(cfg.Secret), Log: log}
-	names, dialers, err := tunnelDialers(cfg.Origins, "FERRY_EDGE_ORIGINS", end)
+	origins, err := tunnelPeers(cfg.Origins, "FERRY_EDGE_ORIGINS", end)
 	if err != nil {
 		return err
 	}
-	tunnels := &edge.Tunnels{Pool: int(cfg.Pool), Metrics: m, Log: log}
-	for i, d := range dialers {
-		tunnels.Origins = append(tunnels.Origins, edge.Origin{Name: names[i], Dialer: d})
-	}
+	tunnels := &edge.Tunnels{Origins: origins, Pool: int(cfg.Pool), Metrics: m, Log: log}
 	adviseUDP(log, append(cfg.Origins, cfg.TunnelListen...))
 	tunnels.Listeners, err = listenTunnels(cfg.TunnelListen, "FERRY_EDGE_TUNNEL_LISTEN", "FERRY_EDGE_TLS_CERT", cfg.TLSCert, cfg.TLSKey,
 		decoy.New(cfg.Decoy.URL, cfg.Decoy.Dir), end)
@@ -128,18 +125,16 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	log := newLogger(cfg.Common, logw)
 	m := metrics.New("origin", versionString())
 	end := tunnel.End{Origin: true, ClientAddress: cfg.ProxyProtocol != 0, Secret: string(cfg.Secret), Log: log}
-	names, dialers, err := tunnelDialers(cfg.Edges, "FERRY_ORIGIN_EDGES", end)
+	edges, err := tunnelPeers(cfg.Edges, "FERRY_ORIGIN_EDGES", end)
 	if err != nil {
 		return err
 	}
 	srv := &origin.Server{
+		Edges:    edges,
 		Pool:     int(cfg.Pool),
 		Upstream: &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m},
 		Metrics:  m,
 		Log:      log,
-	}
-	for i, d := range dialers {
-		srv.Edges = append(srv.Edges, origin.Edge{Name: names[i], Dialer: d})
 	}
 	adviseUDP(log, append(cfg.Listen, cfg.Edges...))
 	srv.Listeners, err = listenTunnels(cfg.Listen, "FERRY_ORIGIN_LISTEN", "FERRY_ORIGIN_TLS_CERT", cfg.TLSCert, cfg.TLSKey,
@@ -229,24 +224,24 @@ func tunnelMetrics(m *metrics.Metrics, lns []tunnel.Listener) {
 	}
 }
 
-// tunnelDialers returns a name (the URL, which holds no secret) and a dialer
-// for each URL of variable.
-func tunnelDialers(urls []config.TunnelURL, variable string, end tunnel.End) ([]string, []tunnel.Dialer, error) {
-	var names []string
-	var dialers []tunnel.Dialer
+// tunnelPeers returns a peer, named by its URL (which holds no secret), for
+// each URL of variable.
+func tunnelPeers(urls []config.TunnelURL, variable string, end tunnel.End) ([]tunnel.Peer, error) {
+	var peers []tunnel.Peer
 	for _, u := range urls {
-		names = append(names, u.String())
+		var d tunnel.Dialer
 		if u.Scheme == "quic" {
-			dialers = append(dialers, tunnel.NewQUICDialer(u.Host, u.Connect, u.SNI, end))
-			continue
+			d = tunnel.NewQUICDialer(u.Host, u.Connect, u.SNI, end)
+		} else {
+			wd, err := tunnel.NewWSDialer(u.URL(), u.Connect, u.SNI, end)
+			if err != nil {
+				return nil, &config.Error{Var: variable, Err: err}
+			}
+			d = wd
 		}
-		d, err := tunnel.NewWSDialer(u.URL(), u.Connect, u.SNI, end)
-		if err != nil {
-			return nil, nil, &config.Error{Var: variable, Err: err}
-		}
-		dialers = append(dialers, d)
+		peers = append(peers, tunnel.Peer{Name: u.String(), Dialer: d})
 	}
-	return names, dialers, nil
+	return peers, nil
 }
 
 // listenTunnels opens the tunnel listeners of variable, with the certificate
