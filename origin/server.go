@@ -42,6 +42,8 @@ type Server struct {
 	edgeDraining atomic.Int64 // sessions whose edge drains
 	streams      atomic.Int64
 
+	routeBytes map[string][2]relay.Counter // up and down; set by Run
+
 	mu       sync.Mutex
 	live     map[tunnel.Session]struct{}
 	draining bool // no new sessions or streams
@@ -68,6 +70,12 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	s.mu.Lock()
 	s.live = map[tunnel.Session]struct{}{}
 	s.mu.Unlock()
+	// Each route's byte counters, resolved once rather than per stream.
+	s.routeBytes = map[string][2]relay.Counter{}
+	for route := range s.Upstream.Targets {
+		up, down := s.Metrics.Route(route)
+		s.routeBytes[route] = [2]relay.Counter{up, down}
+	}
 
 	// Streams live until the grace period ends, past ctx.
 	streamCtx, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
@@ -270,7 +278,8 @@ func (s *Server) openStream(ctx context.Context, st tunnel.Stream) (net.Conn, st
 // relay relays a stream to its target until either side ends.
 func (s *Server) relay(ctx context.Context, st tunnel.Stream, up net.Conn, route string) {
 	o := s.Relay
-	o.AToB, o.BToA = s.Metrics.Route(route)
+	b := s.routeBytes[route]
+	o.AToB, o.BToA = b[0], b[1]
 	res := relay.Pipe(ctx, st, up, o)
 	if res.Err != nil {
 		s.Log.Debug("stream relay ended", "route", route, "err", res.Err, "up", res.AToB, "down", res.BToA)
