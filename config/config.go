@@ -181,20 +181,27 @@ func checkKeyPair(certVar, cert, keyVar, key string) error {
 // start: the secret is redacted by its LogValue.
 func Attrs(spec any) []any {
 	var attrs []any
+	eachVar(spec, func(f reflect.StructField, v reflect.Value) {
+		attrs = append(attrs, slog.Any(f.Tag.Get("envconfig"), v.Interface()))
+	})
+	return attrs
+}
+
+// eachVar calls fn with each variable's field of spec (a pointer to a
+// struct), in the order they are declared, through embedded structs.
+func eachVar(spec any, fn func(f reflect.StructField, v reflect.Value)) {
 	var walk func(v reflect.Value)
 	walk = func(v reflect.Value) {
-		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
 			if f.Anonymous {
 				walk(v.Field(i))
 				continue
 			}
-			attrs = append(attrs, slog.Any(f.Tag.Get("envconfig"), v.Field(i).Interface()))
+			fn(f, v.Field(i))
 		}
 	}
 	walk(reflect.ValueOf(spec).Elem())
-	return attrs
 }
 
 // Var describes one environment variable, for `ferry help`.
@@ -206,23 +213,14 @@ type Var struct {
 // order they are declared.
 func Vars(spec any) []Var {
 	var vars []Var
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Anonymous {
-				walk(f.Type)
-				continue
-			}
-			vars = append(vars, Var{
-				Key:     f.Tag.Get("envconfig"),
-				Desc:    f.Tag.Get("desc"),
-				Form:    f.Tag.Get("form"),
-				Default: f.Tag.Get("default"),
-			})
-		}
-	}
-	walk(reflect.TypeOf(spec).Elem())
+	eachVar(spec, func(f reflect.StructField, _ reflect.Value) {
+		vars = append(vars, Var{
+			Key:     f.Tag.Get("envconfig"),
+			Desc:    f.Tag.Get("desc"),
+			Form:    f.Tag.Get("form"),
+			Default: f.Tag.Get("default"),
+		})
+	})
 	return vars
 }
 

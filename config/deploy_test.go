@@ -16,7 +16,7 @@ import (
 func TestDeployVariables(t *testing.T) {
 	fields := map[string]reflect.Value{}
 	for _, spec := range []any{&Edge{}, &Origin{}, &Standalone{}} {
-		collect(reflect.ValueOf(spec).Elem(), fields)
+		eachVar(spec, func(f reflect.StructField, v reflect.Value) { fields[f.Tag.Get("envconfig")] = v })
 	}
 	names := regexp.MustCompile(`FERRY_[A-Z0-9_]*[A-Z0-9]`)
 	assign := regexp.MustCompile(`(?m)^\s*(?:- )?(FERRY_[A-Z0-9_]+)\s*(?:=|:|= )\s*"?([^"\n]*?)"?\s*$`)
@@ -52,18 +52,6 @@ func TestDeployVariables(t *testing.T) {
 	}
 	if seen < 20 {
 		t.Fatalf("only %d variables seen in deploy/: is the walk broken?", seen)
-	}
-}
-
-// collect maps each variable of v's struct to a field of its type.
-func collect(v reflect.Value, fields map[string]reflect.Value) {
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		if f.Anonymous {
-			collect(v.Field(i), fields)
-			continue
-		}
-		fields[f.Tag.Get("envconfig")] = v.Field(i)
 	}
 }
 
