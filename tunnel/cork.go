@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"sync"
@@ -70,14 +69,6 @@ func (l corkListener) Accept() (net.Conn, error) {
 	return &corkConn{Conn: c}, nil
 }
 
-// corkSlot carries, in a dial's context, where the dialled corkConn goes.
-type corkSlot struct{ c *corkConn }
-
-type corkKey struct{}
-
-func withCorkSlot(ctx context.Context) (context.Context, *corkSlot) {
-	s := &corkSlot{}
-	return context.WithValue(ctx, corkKey{}, s), s
-}
-
+// connKey carries, in a request's context, the listener's connection under
+// it, to find its cork.
 type connKey struct{}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -50,11 +51,7 @@ func NewWSDialer(rawURL, connect, sni string, end End) (*WSDialer, error) {
 		if err != nil {
 			return nil, err
 		}
-		cc := &corkConn{Conn: c}
-		if slot, ok := ctx.Value(corkKey{}).(*corkSlot); ok {
-			slot.c = cc
-		}
-		return cc, nil
+		return &corkConn{Conn: c}, nil
 	}
 	serverName := sni
 	if serverName == "" {
@@ -85,7 +82,9 @@ func NewWSDialer(rawURL, connect, sni string, end End) (*WSDialer, error) {
 func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
 	defer cancel()
-	ctx, slot := withCorkSlot(ctx)
+	// The connection under the WebSocket, to find its cork.
+	var conn net.Conn
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { conn = i.Conn }})
 	h := http.Header{}
 	token := Token(d.end.Secret, time.Now())
 	h.Set("Authorization", "Bearer "+token)
@@ -121,7 +120,7 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
 	}
 	nc.SetDeadline(time.Time{})
-	s, err := newYamux(ctx, newFrameConn(nc, c.CloseNow, slot.c), d.end, pflags)
+	s, err := newYamux(ctx, newFrameConn(nc, c.CloseNow, corkOf(conn)), d.end, pflags)
 	if err != nil {
 		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
 	}
