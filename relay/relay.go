@@ -139,8 +139,14 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 			buffers.Put(bp)
 		}
 	}()
+	shrinker, _ := src.(interface{ Shrink() })
 	for {
 		buf := small
+		if bp == nil && shrinker != nil {
+			// About to wait cold: let a stream drop what its last burst
+			// grew its receive buffer to (yamux keeps it otherwise).
+			shrinker.Shrink()
+		}
 		if bp != nil {
 			if armed.Sub(now) < HotIdle/2 {
 				armed = now.Add(HotIdle)

@@ -270,6 +270,9 @@ type quicStream struct {
 	wroteClosed bool
 }
 
+// Shrink has nothing to do: quic-go frees what a stream has read.
+func (s *quicStream) Shrink() {}
+
 func (s *quicStream) CloseWrite() error {
 	s.mu.Lock()
 	s.wroteClosed = true

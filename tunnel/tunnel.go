@@ -34,6 +34,11 @@ type Stream interface {
 	// CloseWrite ends the sending direction; reading goes on until the peer
 	// ends its own.
 	CloseWrite() error
+	// Shrink drops the receive buffer of a stream whose data has all been
+	// read, where the transport keeps one (yamux); the relay calls it
+	// before it waits on a cold direction, so that an idle stream holds
+	// none.
+	Shrink()
 }
 
 // Session is a multiplexed link between one edge and one origin, whichever

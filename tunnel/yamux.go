@@ -92,17 +92,6 @@ func (y yamuxSession) AcceptStream(ctx context.Context) (Stream, error) {
 func (y yamuxSession) Done() <-chan struct{} { return y.s.CloseChan() }
 func (y yamuxSession) Close() error          { return y.s.Close() }
 
-// Read drops the stream's receive buffer once a read has emptied it: yamux
-// keeps it otherwise, and an idle stream would hold what its largest burst
-// grew it to.
-func (s yamuxStream) Read(p []byte) (int, error) {
-	n, err := s.Stream.Read(p)
-	if n < len(p) {
-		s.Stream.Shrink()
-	}
-	return n, err
-}
-
 // yamuxStream adapts a yamux stream. yamux's Close already only ends the
 // sending direction (a FIN); yamux frees the stream once both sides have.
 type yamuxStream struct{ *yamux.Stream }
