@@ -16,13 +16,7 @@ import (
 func upload(addr string, streams int, total int64, limit time.Duration) (float64, error) {
 	per := total / int64(streams)
 	buf := make([]byte, 256<<10)
-	return concurrently(streams, func() error {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(limit))
+	return concurrently(addr, streams, limit, per, func(c net.Conn) error {
 		for left := per; left > 0; {
 			n, err := c.Write(buf[:min(left, int64(len(buf)))])
 			if err != nil {
@@ -39,20 +33,14 @@ func upload(addr string, streams int, total int64, limit time.Duration) (float64
 			return fmt.Errorf("sink counted %d bytes of %d", got, per)
 		}
 		return nil
-	}, per*int64(streams))
+	})
 }
 
 // download asks the source for total bytes over streams connections at
 // once, and returns MB/s until the last byte is in.
 func download(addr string, streams int, total int64, limit time.Duration) (float64, error) {
 	per := total / int64(streams)
-	return concurrently(streams, func() error {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(limit))
+	return concurrently(addr, streams, limit, per, func(c net.Conn) error {
 		if err := binary.Write(c, binary.BigEndian, per); err != nil {
 			return err
 		}
@@ -61,15 +49,26 @@ func download(addr string, streams int, total int64, limit time.Duration) (float
 			err = fmt.Errorf("got %d bytes of %d", n, per)
 		}
 		return err
-	}, per*int64(streams))
+	})
 }
 
-func concurrently(n int, f func() error, bytes int64) (float64, error) {
+// concurrently runs f on n connections to addr at once, each bounded by
+// limit and moving per bytes, and returns MB/s over them all.
+func concurrently(addr string, n int, limit time.Duration, per int64, f func(c net.Conn) error) (float64, error) {
 	errs := make(chan error, n)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range n {
-		wg.Go(func() { errs <- f() })
+		wg.Go(func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(limit))
+			errs <- f(c)
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -79,7 +78,7 @@ func concurrently(n int, f func() error, bytes int64) (float64, error) {
 			return 0, err
 		}
 	}
-	return float64(bytes) / elapsed.Seconds() / 1e6, nil
+	return float64(per*int64(n)) / elapsed.Seconds() / 1e6, nil
 }
 
 // setup connects n times in a row, echoes 64 bytes each time, and returns
