@@ -169,8 +169,7 @@ func (s *Server) accept(ctx context.Context, l Listener, m *metrics.Listener, co
 		}
 		conns.Add(1)
 		go func() {
-			defer conns.Done()
-			// One goroutine runs serve and this: a flag does what a
+			// One goroutine at a time runs this: a flag does what a
 			// sync.OnceFunc would, without its allocations per client.
 			counted := true
 			uncount := func() {
@@ -180,14 +179,28 @@ func (s *Server) accept(ctx context.Context, l Listener, m *metrics.Listener, co
 					m.Closed()
 				}
 			}
-			defer uncount()
-			// open returns before the relay starts, so that its frame is
-			// off the stack of a goroutine that then waits for hours:
-			// the garbage collector shrinks stacks that use little.
-			if cl := s.open(ctx, c, l, m, uncount); cl != nil {
+			cl := s.open(ctx, c, l, m, uncount)
+			if cl == nil {
+				uncount()
+				conns.Done()
+				return
+			}
+			serve := func() {
+				defer conns.Done()
+				defer uncount()
 				s.relay(ctx, cl, l, m)
 				s.perIP.release(cl.addr.Addr())
 			}
+			if l.TLS == nil {
+				serve()
+				return
+			}
+			// The relay waits, maybe for hours, on a fresh goroutine: the
+			// TLS handshake grew this one's stack to 16 KiB, and a stack
+			// shrinks only by half per garbage collection, which a process
+			// of idle clients rarely runs. Without TLS, the stack is small
+			// and a fresh one would cost more than it saves.
+			go serve()
 		}()
 	}
 }

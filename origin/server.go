@@ -233,14 +233,21 @@ func (s *Server) acceptStreams(ctx context.Context, sess tunnel.Session) {
 		s.mu.Unlock()
 		s.streams.Add(1)
 		go func() {
-			defer s.streamWG.Done()
-			defer s.streams.Add(-1)
-			// openStream returns before the relay starts, so that the
-			// dial's deep frames are off the stack of a goroutine that
-			// then waits for hours: the garbage collector shrinks it.
-			if up, route := s.openStream(ctx, st); up != nil {
-				s.relay(ctx, st, up, route)
+			up, route := s.openStream(ctx, st)
+			if up == nil {
+				s.streams.Add(-1)
+				s.streamWG.Done()
+				return
 			}
+			// The relay waits, maybe for hours, on a fresh goroutine: the
+			// dial grew this one's stack to 8 KiB or more, and a stack
+			// shrinks only by half per garbage collection, which a process
+			// of idle clients rarely runs.
+			go func() {
+				defer s.streamWG.Done()
+				defer s.streams.Add(-1)
+				s.relay(ctx, st, up, route)
+			}()
 		}()
 	}
 }
