@@ -73,6 +73,7 @@ type Path struct {
 // Idle is the memory of edge and origin holding idle clients.
 type Idle struct {
 	Transport string  `json:"transport"`
+	Clients   string  `json:"clients"` // tcp, or tls: a TLS handshake first, as on port 443
 	Conns     int     `json:"conns"`
 	EdgeRSS   int64   `json:"edge_rss_kib"`
 	OriginRSS int64   `json:"origin_rss_kib"`
@@ -139,11 +140,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		r.Paths = append(r.Paths, res)
 	}
+	// Most clients come to port 443 with TLS, whose state the edge keeps
+	// for each; one transport shows what that costs.
+	type idleRun struct{ tr, clients string }
+	var idles []idleRun
 	for _, tr := range o.Transports {
-		fmt.Fprintf(o.Progress, "idle connections over %s\n", tr)
-		idle, err := measureIdle(ctx, o, tr, srv.addrs)
+		idles = append(idles, idleRun{tr, "tcp"})
+	}
+	idles = append(idles, idleRun{o.Transports[0], "tls"})
+	for _, i := range idles {
+		fmt.Fprintf(o.Progress, "idle %s clients over %s\n", i.clients, i.tr)
+		idle, err := measureIdle(ctx, o, i.tr, i.clients, srv.addrs)
 		if err != nil {
-			return nil, fmt.Errorf("idle %s: %w", tr, err)
+			return nil, fmt.Errorf("idle %s clients over %s: %w", i.clients, i.tr, err)
 		}
 		r.Idle = append(r.Idle, idle...)
 	}
@@ -191,7 +200,7 @@ func measurePath(name string, addrs map[string]string, children []*child, o Opti
 	return p, err
 }
 
-func measureIdle(ctx context.Context, o Options, tr string, targets map[string]string) ([]Idle, error) {
+func measureIdle(ctx context.Context, o Options, tr, clients string, targets map[string]string) ([]Idle, error) {
 	pair, err := startPair(ctx, o.Ferry, tr, targets, "")
 	if err != nil {
 		return nil, err
@@ -203,20 +212,24 @@ func measureIdle(ctx context.Context, o Options, tr string, targets map[string]s
 			c.Close()
 		}
 	}()
+	addr, tlsClients := pair.addrs[echoSvc], clients == "tls"
+	if tlsClients {
+		addr = pair.addrs[echoTLS]
+	}
 	// One client first, so that the baseline has sessions and pools warm.
-	if conns, err = openIdle(pair.addrs[echoSvc], conns, 1); err != nil {
+	if conns, err = openIdle(addr, tlsClients, conns, 1); err != nil {
 		return nil, err
 	}
 	e0, o0 := rssKiB(pair.edge.pid()), rssKiB(pair.origin.pid())
 	eg0, og0 := goroutines(pair.edge.admin), goroutines(pair.origin.admin)
 	var out []Idle
 	for _, n := range o.Idle {
-		if conns, err = openIdle(pair.addrs[echoSvc], conns, n+1); err != nil {
+		if conns, err = openIdle(addr, tlsClients, conns, n+1); err != nil {
 			return nil, fmt.Errorf("at %d connections: %w", len(conns), err)
 		}
 		e, og := rssKiB(pair.edge.pid()), rssKiB(pair.origin.pid())
 		out = append(out, Idle{
-			Transport: tr, Conns: n, EdgeRSS: e, OriginRSS: og,
+			Transport: tr, Clients: clients, Conns: n, EdgeRSS: e, OriginRSS: og,
 			EdgeKiB: float64(e-e0) / float64(n), OriginKiB: float64(og-o0) / float64(n),
 			EdgeGor:   float64(goroutines(pair.edge.admin)-eg0) / float64(n),
 			OriginGor: float64(goroutines(pair.origin.admin)-og0) / float64(n),
@@ -435,6 +448,12 @@ func startPair(ctx context.Context, bin, tr string, targets map[string]string, v
 		p.addrs[name] = a
 		ls = append(ls, "tcp://"+a+"/"+name)
 	}
+	a, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p.addrs[echoTLS] = a
+	ls = append(ls, "tls://"+a+"/"+echoSvc)
 	eAdmin, err := freeAddr()
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -109,8 +110,9 @@ func setup(addr string, n int) (p50, p99 float64, err error) {
 }
 
 // openIdle opens echo clients until conns holds n, each after one 64-byte
-// echo, and returns conns.
-func openIdle(addr string, conns []net.Conn, n int) ([]net.Conn, error) {
+// echo (and first a TLS handshake when tlsClients is set), and returns
+// conns.
+func openIdle(addr string, tlsClients bool, conns []net.Conn, n int) ([]net.Conn, error) {
 	need := n - len(conns)
 	if need <= 0 {
 		return conns, nil
@@ -129,6 +131,10 @@ func openIdle(addr string, conns []net.Conn, n int) ([]net.Conn, error) {
 			msg := make([]byte, 64)
 			for range next {
 				c, err := net.Dial("tcp", addr)
+				if err == nil && tlsClients {
+					// The edge's certificate is its own self-signed one.
+					c = tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+				}
 				if err == nil {
 					if _, err = c.Write(msg); err == nil {
 						_, err = io.ReadFull(c, msg)
@@ -340,9 +346,9 @@ func (r *Report) Write(w io.Writer) {
 			fmt.Fprintf(w, "  %-28s %-16.3f %-16.3f %.2f\n", p.Name, p.CPUEdge, p.CPUOrigin, p.GBPerCPUSecond)
 		}
 	}
-	fmt.Fprintf(w, "\nidle clients                   %-10s %-12s %-12s %-12s %-12s %-14s %s\n", "conns", "edge RSS", "origin RSS", "edge KiB/c", "origin KiB/c", "edge gor/c", "origin gor/c")
+	fmt.Fprintf(w, "\nidle clients, over             %-10s %-12s %-12s %-12s %-12s %-14s %s\n", "conns", "edge RSS", "origin RSS", "edge KiB/c", "origin KiB/c", "edge gor/c", "origin gor/c")
 	for _, i := range r.Idle {
-		fmt.Fprintf(w, "  %-28s %-10d %-12s %-12s %-12.1f %-12.1f %-14.2f %.2f\n", i.Transport, i.Conns,
+		fmt.Fprintf(w, "  %-28s %-10d %-12s %-12s %-12.1f %-12.1f %-14.2f %.2f\n", i.Transport+", "+i.Clients+" clients", i.Conns,
 			fmt.Sprintf("%d MiB", i.EdgeRSS>>10), fmt.Sprintf("%d MiB", i.OriginRSS>>10), i.EdgeKiB, i.OriginKiB, i.EdgeGor, i.OriginGor)
 	}
 	fmt.Fprintf(w, "\none stream, %v round trip      %-10s %-10s %s\n", LongRTT, "up MB/s", "down MB/s", "window/RTT bound")

@@ -23,6 +23,10 @@ const (
 
 var services = []string{echoSvc, sinkSvc, sourceSvc}
 
+// echoTLS names the edge's TLS listener for the echo service; the test
+// server itself speaks no TLS.
+const echoTLS = "echo+tls"
+
 // Server runs the test server (`ferry bench-server`): it prints a line
 // "SERVICE HOST:PORT" per service, then serves until its stdin closes, which
 // happens when the parent exits.
