@@ -377,6 +377,7 @@ func TestBenchQuick(t *testing.T) {
 			SetupP50 float64 `json:"setup_p50_ms"`
 		} `json:"paths"`
 		Idle []struct {
+			Clients string  `json:"clients"`
 			EdgeKiB float64 `json:"edge_kib_per_conn"`
 		} `json:"idle"`
 		LongLink []struct{ Transport string } `json:"long_link"`
@@ -384,7 +385,8 @@ func TestBenchQuick(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Paths) != 5 || len(r.Idle) != 6 || len(r.LongLink) != 2 {
+	// Two steps of idle clients over each transport, and over ws with TLS.
+	if len(r.Paths) != 5 || len(r.Idle) != 8 || r.Idle[7].Clients != "tls" || len(r.LongLink) != 2 {
 		t.Fatalf("report: %s", b)
 	}
 	for _, p := range r.Paths {
