@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -63,6 +65,10 @@ type Path struct {
 	Down8    float64 `json:"down_8_streams_mbps"`
 	SetupP50 float64 `json:"setup_p50_ms"`
 	SetupP99 float64 `json:"setup_p99_ms"`
+	// Context switches (a thread going to sleep or being preempted) per
+	// connection of the setup measurement, in the relay's processes
+	// together: each is a wake-up on the connection's path or beside it.
+	SetupSwitches float64 `json:"setup_switches_per_conn,omitempty"`
 	// CPU-seconds per GB relayed over one stream each way: the edge's (or
 	// the one-hop relay's) and the origin's, and GB per CPU-second of both.
 	CPUEdge        float64 `json:"cpu_s_per_gb_edge,omitempty"`
@@ -196,7 +202,9 @@ func measurePath(name string, addrs map[string]string, children []*child, o Opti
 	if p.Down8, err = download(addrs[sourceSvc], 8, o.Bytes, o.Limit); err != nil {
 		return p, err
 	}
+	sw0 := switches(children)
 	p.SetupP50, p.SetupP99, err = setup(addrs[echoSvc], o.Setups)
+	p.SetupSwitches = float64(switches(children)-sw0) / float64(o.Setups)
 	return p, err
 }
 
@@ -528,6 +536,24 @@ func cpuTimes(cs []*child) []float64 {
 		out = append(out, (ut+st)/100)
 	}
 	return out
+}
+
+// switches counts the context switches, voluntary or not, of every thread
+// of the children.
+func switches(cs []*child) int64 {
+	var n int64
+	for _, c := range cs {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", c.pid()))
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue // the thread has just ended
+			}
+			n += lineValue(bytes.NewReader(b), "voluntary_ctxt_switches:")
+			n += lineValue(bytes.NewReader(b), "nonvoluntary_ctxt_switches:")
+		}
+	}
+	return n
 }
 
 func rssKiB(pid int) int64 {

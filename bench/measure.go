@@ -336,9 +336,13 @@ func (r *Report) Write(w io.Writer) {
 			fmt.Sprintf("%.0f%s", p.Up1, ratio(p.Up1, hop.Up1)), fmt.Sprintf("%.0f%s", p.Down1, ratio(p.Down1, hop.Down1)),
 			fmt.Sprintf("%.0f%s", p.Up8, ratio(p.Up8, hop.Up8)), fmt.Sprintf("%.0f%s", p.Down8, ratio(p.Down8, hop.Down8)))
 	}
-	fmt.Fprintf(w, "\nsetup (connect, 64-byte echo)  %-10s %-10s %s\n", "p50 ms", "p99 ms", "p50 above direct")
+	fmt.Fprintf(w, "\nsetup (connect, 64-byte echo)  %-10s %-10s %-18s %s\n", "p50 ms", "p99 ms", "p50 above direct", "context switches per connection")
 	for _, p := range r.Paths {
-		fmt.Fprintf(w, "  %-28s %-10.3f %-10.3f %+.3f ms\n", p.Name, p.SetupP50, p.SetupP99, p.SetupP50-direct.SetupP50)
+		fmt.Fprintf(w, "  %-28s %-10.3f %-10.3f %-18s", p.Name, p.SetupP50, p.SetupP99, fmt.Sprintf("%+.3f ms", p.SetupP50-direct.SetupP50))
+		if p.SetupSwitches > 0 {
+			fmt.Fprintf(w, " %.1f", p.SetupSwitches)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "\nCPU, one stream each way       %-16s %-16s %s\n", "edge s/GB", "origin s/GB", "GB per CPU-second")
 	for _, p := range r.Paths {
