@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -109,29 +110,91 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 			return nil, err
 		}
 	}
-	nc := netConn(c)
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	pflags, err := helloFirst(nc, d.key, ekm, []byte(token), d.end.flags())
-	if !stop() {
-		err = errors.Join(err, ctx.Err())
+	mc := newMsgConn(c, ctx)
+	pflags, err := helloFirst(mc, d.key, ekm, []byte(token), d.end.flags())
+	if err == nil {
+		err = mc.handshakeDone()
 	}
 	if err != nil {
 		c.CloseNow()
-		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
+		return nil, fmt.Errorf("websocket %s: %w", d.url, errors.Join(err, ctx.Err()))
 	}
-	nc.SetDeadline(time.Time{})
-	s, err := newYamux(ctx, newFrameConn(nc, c.CloseNow, corkOf(conn)), d.end, pflags)
+	s, err := newYamux(ctx, newFrameConn(mc, c.CloseNow, corkOf(conn)), d.end, pflags)
 	if err != nil {
 		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
 	}
 	return s, nil
 }
 
-// netConn makes a byte stream of binary messages. Its context is never
-// cancelled: it would bound the whole connection's life, which ends by Close
-// instead.
-func netConn(c *websocket.Conn) net.Conn {
-	return websocket.NetConn(context.Background(), c, websocket.MessageBinary)
+// msgConn is a byte stream of binary messages, as websocket.NetConn is,
+// without its deadlines: NetConn reads and writes under a context of its
+// own, for which coder/websocket registers and removes a context.AfterFunc
+// around every frame (three of every four allocations of a relayed chunk).
+// A session's reads and writes are unbounded and end by Close; only the
+// hellos are bounded, by the handshake's context, whose end closes the
+// WebSocket. Only one goroutine reads and one writes, as yamux does.
+type msgConn struct {
+	c   *websocket.Conn
+	ctx context.Context
+	r   io.Reader // the message being read
+}
+
+// newMsgConn bounds the hellos by ctx until handshakeDone. A message is
+// read as it arrives, never held whole, so it needs no size limit (yamux
+// frames may exceed coder/websocket's default of 32 KiB).
+func newMsgConn(c *websocket.Conn, ctx context.Context) *msgConn {
+	c.SetReadLimit(-1)
+	return &msgConn{c: c, ctx: ctx}
+}
+
+// handshakeDone ends the bound of the hellos. The last hello's message must
+// end with it: its reader keeps the handshake's context, which its caller
+// is about to cancel.
+func (m *msgConn) handshakeDone() error {
+	if m.r != nil {
+		if _, err := m.r.Read(nil); err != io.EOF {
+			return fmt.Errorf("%w: the message runs on past the hello", ErrBadHello)
+		}
+		m.r = nil
+	}
+	m.ctx = context.Background()
+	return nil
+}
+
+func (m *msgConn) Read(p []byte) (int, error) {
+	for {
+		if m.r == nil {
+			typ, r, err := m.c.Reader(m.ctx)
+			if err != nil {
+				switch websocket.CloseStatus(err) {
+				case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+					return 0, io.EOF
+				}
+				return 0, err
+			}
+			if typ != websocket.MessageBinary {
+				m.c.Close(websocket.StatusUnsupportedData, "binary messages only")
+				return 0, fmt.Errorf("websocket: a %v message, not binary", typ)
+			}
+			m.r = r
+		}
+		n, err := m.r.Read(p)
+		if err == io.EOF {
+			m.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (m *msgConn) Write(p []byte) (int, error) {
+	if err := m.c.Write(m.ctx, websocket.MessageBinary, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // WSListener serves tunnels at one path of one HTTP listener, and the decoy
@@ -248,20 +311,18 @@ func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte)
 	if err != nil {
 		return nil, err
 	}
-	nc := netConn(c)
 	ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	pflags, err := helloSecond(nc, l.key, ekm, token, l.end.flags())
-	if !stop() {
-		err = errors.Join(err, ctx.Err())
+	mc := newMsgConn(c, ctx)
+	pflags, err := helloSecond(mc, l.key, ekm, token, l.end.flags())
+	if err == nil {
+		err = mc.handshakeDone()
 	}
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, ctx.Err())
 	}
-	nc.SetDeadline(time.Time{})
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
-	return newYamux(ctx, newFrameConn(nc, c.CloseNow, corkOf(conn)), l.end, pflags)
+	return newYamux(ctx, newFrameConn(mc, c.CloseNow, corkOf(conn)), l.end, pflags)
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.

@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -42,7 +42,7 @@ func yamuxConfig(log *slog.Logger) *yamux.Config {
 // newYamux runs a yamux session over conn, set up by the hellos: the client
 // side on the edge, the server side on the origin. ctx bounds the wait for
 // the control stream.
-func newYamux(ctx context.Context, conn net.Conn, end End, peerFlags byte) (Session, error) {
+func newYamux(ctx context.Context, conn io.ReadWriteCloser, end End, peerFlags byte) (Session, error) {
 	cfg := yamuxConfig(end.Log)
 	if !end.Origin {
 		s, err := yamux.Client(conn, cfg)
@@ -105,7 +105,7 @@ func (s yamuxStream) CloseWrite() error { return s.Stream.Close() }
 // buffer of readBuffer bytes: yamux reads 4 KiB at a time, and each read
 // would otherwise be a system call.
 type frameConn struct {
-	net.Conn
+	rw    io.ReadWriter // the WebSocket's messages
 	r     *bufio.Reader
 	cork  *corkConn // nil when the connection under the WebSocket is not one
 	buf   []byte
@@ -114,8 +114,8 @@ type frameConn struct {
 
 const readBuffer = 64 << 10
 
-func newFrameConn(c net.Conn, close func() error, cork *corkConn) *frameConn {
-	return &frameConn{Conn: c, r: bufio.NewReaderSize(c, readBuffer), cork: cork, close: close}
+func newFrameConn(rw io.ReadWriter, close func() error, cork *corkConn) *frameConn {
+	return &frameConn{rw: rw, r: bufio.NewReaderSize(rw, readBuffer), cork: cork, close: close}
 }
 
 func (c *frameConn) Read(p []byte) (int, error) { return c.r.Read(p) }
@@ -157,11 +157,11 @@ func (c *frameConn) Write(p []byte) (int, error) {
 // write sends msg as one message, corked.
 func (c *frameConn) write(msg []byte) error {
 	if c.cork == nil {
-		_, err := c.Conn.Write(msg)
+		_, err := c.rw.Write(msg)
 		return err
 	}
 	c.cork.cork()
-	_, err := c.Conn.Write(msg)
+	_, err := c.rw.Write(msg)
 	if uerr := c.cork.uncork(); err == nil {
 		err = uerr
 	}
