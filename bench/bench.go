@@ -118,6 +118,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			r.OneHop = what
 			return addrs, []*child{c}, err
 		}},
+		// ferry's own one hop, the drop-in for the official proxy.
+		{"standalone", func() (map[string]string, []*child, error) {
+			c, addrs, err := startStandalone(o.Ferry, srv.addrs)
+			return addrs, []*child{c}, err
+		}},
 	}
 	for _, tr := range o.Transports {
 		paths = append(paths, struct {
@@ -387,6 +392,34 @@ func startOneHop(bin string, targets map[string]string) (*child, map[string]stri
 	out, _ := exec.Command(hap, "-v").Output()
 	what, _, _ := strings.Cut(string(out), "\n")
 	return c, addrs, what + ", mode tcp", nil
+}
+
+// startStandalone starts `ferry standalone` in front of the test server.
+func startStandalone(bin string, targets map[string]string) (*child, map[string]string, error) {
+	addrs := map[string]string{}
+	var ls, tgts []string
+	for _, name := range services {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, nil, err
+		}
+		addrs[name] = a
+		ls = append(ls, "tcp://"+a+"/"+name)
+		tgts = append(tgts, name+"="+targets[name])
+	}
+	c, _, err := start(bin, []string{"standalone"}, []string{"FERRY_LOG_LEVEL=warn", "FERRY_ADMIN=",
+		"FERRY_EDGE_LISTEN=" + strings.Join(ls, ","), "FERRY_ORIGIN_TARGETS=" + strings.Join(tgts, ","),
+		"FERRY_EDGE_MAX_CONNS=100000", "FERRY_EDGE_MAX_CONNS_PER_IP=0"}, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, a := range addrs {
+		if err := waitListen(a); err != nil {
+			c.stop()
+			return nil, nil, fmt.Errorf("standalone: %w\n%s", err, c.log)
+		}
+	}
+	return c, addrs, nil
 }
 
 // pair is an origin and an edge whose client listeners lead to the test

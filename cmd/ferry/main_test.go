@@ -386,7 +386,7 @@ func TestBenchQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Two steps of idle clients over each transport, and over ws with TLS.
-	if len(r.Paths) != 5 || len(r.Idle) != 8 || r.Idle[7].Clients != "tls" || len(r.LongLink) != 2 {
+	if len(r.Paths) != 6 || len(r.Idle) != 8 || r.Idle[7].Clients != "tls" || len(r.LongLink) != 2 {
 		t.Fatalf("report: %s", b)
 	}
 	for _, p := range r.Paths {
