@@ -366,14 +366,14 @@ func startOneHop(bin string, targets map[string]string) (*child, map[string]stri
 	defer os.RemoveAll(dir) // HAProxy has read its configuration by the time it listens
 	var cfg strings.Builder
 	cfg.WriteString("global\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 200s\n  timeout server 200s\n")
+	free, err := freeAddrs(len(services))
+	if err != nil {
+		return nil, nil, "", err
+	}
 	addrs := map[string]string{}
-	for _, name := range services {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, nil, "", err
-		}
-		addrs[name] = addr
-		fmt.Fprintf(&cfg, "listen %s\n  bind %s\n  server s %s\n", name, addr, targets[name])
+	for i, name := range services {
+		addrs[name] = free[i]
+		fmt.Fprintf(&cfg, "listen %s\n  bind %s\n  server s %s\n", name, free[i], targets[name])
 	}
 	path := dir + "/haproxy.cfg"
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
@@ -396,18 +396,18 @@ func startOneHop(bin string, targets map[string]string) (*child, map[string]stri
 
 // startStandalone starts `ferry standalone` in front of the test server.
 func startStandalone(bin string, targets map[string]string) (*child, map[string]string, error) {
+	free, err := freeAddrs(len(services))
+	if err != nil {
+		return nil, nil, err
+	}
 	addrs := map[string]string{}
 	var ls, tgts []string
-	for _, name := range services {
-		a, err := freeAddr()
-		if err != nil {
-			return nil, nil, err
-		}
-		addrs[name] = a
-		ls = append(ls, "tcp://"+a+"/"+name)
+	for i, name := range services {
+		addrs[name] = free[i]
+		ls = append(ls, "tcp://"+free[i]+"/"+name)
 		tgts = append(tgts, name+"="+targets[name])
 	}
-	c, _, err := start(bin, []string{"standalone"}, []string{"FERRY_LOG_LEVEL=warn", "FERRY_ADMIN=",
+	c, _, err := start(bin, []string{"standalone"}, []string{"FERRY_LOG_LEVEL=warn", "FERRY_ADMIN=", "FERRY_GRACE=1s",
 		"FERRY_EDGE_LISTEN=" + strings.Join(ls, ","), "FERRY_ORIGIN_TARGETS=" + strings.Join(tgts, ","),
 		"FERRY_EDGE_MAX_CONNS=100000", "FERRY_EDGE_MAX_CONNS_PER_IP=0"}, 0)
 	if err != nil {
@@ -430,8 +430,11 @@ type pair struct {
 	relay        io.Closer // the delay relay between them, if any
 }
 
+// stop stops what has started.
 func (p *pair) stop() {
-	p.edge.stop()
+	if p.edge != nil {
+		p.edge.stop()
+	}
 	p.origin.stop()
 	if p.relay != nil {
 		p.relay.Close()
@@ -444,23 +447,26 @@ func startPair(ctx context.Context, bin, tr string, targets map[string]string, v
 	secret := make([]byte, 33)
 	rand.Read(secret)
 	common := []string{"FERRY_SECRET=" + base64.StdEncoding.EncodeToString(secret), "FERRY_LOG_LEVEL=warn", "FERRY_GRACE=1s"}
-	tunnelAddr, err := freeAddr()
+	// Every address first, so that a failure leaves no child behind.
+	free, err := freeAddrs(3 + len(services) + 1)
 	if err != nil {
 		return nil, err
 	}
+	tunnelAddr, oAdmin, eAdmin, clientAddrs := free[0], free[1], free[2], free[3:]
 	listen := tr + "://" + tunnelAddr
 	if tr != "quic" {
 		listen += "/t"
 	}
-	var tgts []string
-	for _, name := range services {
-		tgts = append(tgts, name+"="+targets[name])
-	}
-	oAdmin, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	p := &pair{addrs: map[string]string{}}
+	var tgts, ls []string
+	for i, name := range services {
+		tgts = append(tgts, name+"="+targets[name])
+		p.addrs[name] = clientAddrs[i]
+		ls = append(ls, "tcp://"+clientAddrs[i]+"/"+name)
+	}
+	p.addrs[echoTLS] = clientAddrs[len(services)]
+	ls = append(ls, "tls://"+p.addrs[echoTLS]+"/"+echoSvc)
+
 	if p.origin, _, err = start(bin, []string{"origin"}, append(common, "FERRY_ORIGIN_LISTEN="+listen,
 		"FERRY_ORIGIN_TARGETS="+strings.Join(tgts, ","), "FERRY_ADMIN="+oAdmin), 0); err != nil {
 		return nil, err
@@ -475,33 +481,14 @@ func startPair(ctx context.Context, bin, tr string, targets map[string]string, v
 			addr, p.relay, err = delayTCP(tunnelAddr, LongRTT/2)
 		}
 		if err != nil {
-			p.origin.stop()
+			p.stop()
 			return nil, err
 		}
 		dial = strings.Replace(listen, tunnelAddr, addr, 1)
 	}
-	var ls []string
-	for _, name := range services {
-		a, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		p.addrs[name] = a
-		ls = append(ls, "tcp://"+a+"/"+name)
-	}
-	a, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	p.addrs[echoTLS] = a
-	ls = append(ls, "tls://"+a+"/"+echoSvc)
-	eAdmin, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	if p.edge, _, err = start(bin, []string{"edge"}, append(common, "FERRY_EDGE_ORIGINS="+dial, "FERRY_EDGE_LISTEN="+strings.Join(ls, ","),
 		"FERRY_EDGE_MAX_CONNS=100000", "FERRY_EDGE_MAX_CONNS_PER_IP=0", "FERRY_ADMIN="+eAdmin), 0); err != nil {
-		p.origin.stop()
+		p.stop()
 		return nil, err
 	}
 	p.edge.admin = eAdmin
@@ -542,13 +529,19 @@ func waitListen(addr string) error {
 	return fmt.Errorf("nothing listens on %s", addr)
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs returns n distinct loopback addresses that were free a moment
+// ago, for children to listen on.
+func freeAddrs(n int) ([]string, error) {
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return out, nil
 }
 
 // cpuTimes returns the CPU seconds (user and system) of each child.

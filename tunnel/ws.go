@@ -152,8 +152,12 @@ func newMsgConn(c *websocket.Conn, ctx context.Context) *msgConn {
 // is about to cancel.
 func (m *msgConn) handshakeDone() error {
 	if m.r != nil {
-		if _, err := m.r.Read(nil); err != io.EOF {
+		switch _, err := m.r.Read(nil); err {
+		case io.EOF:
+		case nil: // bytes left in the message
 			return fmt.Errorf("%w: the message runs on past the hello", ErrBadHello)
+		default: // the handshake's context ended, or the connection
+			return err
 		}
 		m.r = nil
 	}
