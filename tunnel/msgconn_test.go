@@ -54,7 +54,7 @@ func TestMsgConn(t *testing.T) {
 		c.Close(websocket.StatusNormalClosure, "")
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	m := newMsgConn(c, ctx)
+	m := newMsgConn(ctx, c)
 	hello := make([]byte, 5)
 	if _, err := io.ReadFull(m, hello); err != nil || string(hello) != "hello" {
 		t.Fatalf("hello %q, %v", hello, err)
@@ -78,7 +78,7 @@ func TestMsgConnRefuses(t *testing.T) {
 			c.Write(context.Background(), websocket.MessageBinary, []byte("hello and more"))
 			c.Reader(context.Background()) // until the client closes
 		})
-		m := newMsgConn(c, context.Background())
+		m := newMsgConn(context.Background(), c)
 		io.ReadFull(m, make([]byte, 5))
 		if err := m.handshakeDone(); !errors.Is(err, ErrBadHello) {
 			t.Fatalf("handshakeDone: %v, want ErrBadHello", err)
@@ -89,7 +89,7 @@ func TestMsgConnRefuses(t *testing.T) {
 			c.Write(context.Background(), websocket.MessageText, []byte("hello"))
 			c.Reader(context.Background())
 		})
-		m := newMsgConn(c, context.Background())
+		m := newMsgConn(context.Background(), c)
 		if _, err := m.Read(make([]byte, 5)); err == nil || !strings.Contains(err.Error(), "not binary") {
 			t.Fatalf("read a text message: %v", err)
 		}

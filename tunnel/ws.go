@@ -110,7 +110,7 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 			return nil, err
 		}
 	}
-	mc := newMsgConn(c, ctx)
+	mc := newMsgConn(ctx, c)
 	pflags, err := helloFirst(mc, d.key, ekm, []byte(token), d.end.flags())
 	if err == nil {
 		err = mc.handshakeDone()
@@ -129,7 +129,7 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 // msgConn is a byte stream of binary messages, as websocket.NetConn is,
 // without its deadlines: NetConn reads and writes under a context of its
 // own, for which coder/websocket registers and removes a context.AfterFunc
-// around every frame (three of every four allocations of a relayed chunk).
+// around every frame (48 of the 56 allocations of 128 KiB relayed).
 // A session's reads and writes are unbounded and end by Close; only the
 // hellos are bounded, by the handshake's context, whose end closes the
 // WebSocket. Only one goroutine reads and one writes, as yamux does.
@@ -142,7 +142,7 @@ type msgConn struct {
 // newMsgConn bounds the hellos by ctx until handshakeDone. A message is
 // read as it arrives, never held whole, so it needs no size limit (yamux
 // frames may exceed coder/websocket's default of 32 KiB).
-func newMsgConn(c *websocket.Conn, ctx context.Context) *msgConn {
+func newMsgConn(ctx context.Context, c *websocket.Conn) *msgConn {
 	c.SetReadLimit(-1)
 	return &msgConn{c: c, ctx: ctx}
 }
@@ -317,7 +317,7 @@ func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte)
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
 	defer cancel()
-	mc := newMsgConn(c, ctx)
+	mc := newMsgConn(ctx, c)
 	pflags, err := helloSecond(mc, l.key, ekm, token, l.end.flags())
 	if err == nil {
 		err = mc.handshakeDone()
