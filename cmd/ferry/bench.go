@@ -22,6 +22,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return &config.Error{Var: "ferry bench", Form: "ferry bench [-quick] [-json FILE]", Err: fmt.Errorf("bad arguments %q", args)}
 	}
+	// Before minutes of measuring, not after: a path that cannot be
+	// written would lose the run.
+	f, err := os.Create(*out)
+	if err != nil {
+		return &config.Error{Var: "ferry bench -json", Form: "a file that can be written", Err: err}
+	}
+	defer f.Close()
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -36,5 +43,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	r.Write(stdout)
-	return r.WriteJSON(*out)
+	if err := r.WriteJSON(f); err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -73,6 +73,14 @@ func TestBadConfig(t *testing.T) {
 	if code := run([]string{"sail"}, io.Discard, &stderr); code != exitConfig {
 		t.Errorf("unknown command: exit %d", code)
 	}
+	// ferry bench refuses bad arguments and an unwritable -json at once,
+	// before it measures anything.
+	for _, args := range [][]string{{"bench", "-bogus"}, {"bench", "-json", filepath.Join(t.TempDir(), "no", "such.json")}} {
+		stderr.Reset()
+		if code := run(args, io.Discard, &stderr); code != exitConfig || !strings.Contains(stderr.String(), "ferry bench") {
+			t.Errorf("%q: exit %d, want %d: %s", args, code, exitConfig, stderr.String())
+		}
+	}
 }
 
 func TestHelpAndVersion(t *testing.T) {
