@@ -72,7 +72,14 @@ type session struct {
 	wg           sync.WaitGroup
 }
 
-func newSession(m muxer, ctl Stream, clientAddr bool, end End) *session {
+// newSession runs a session set up by the hellos, in which the peer sent
+// peerFlags. Client addresses cross it when the origin asks for them: the
+// origin knows its own setting, an edge learns it from the origin's hello.
+func newSession(m muxer, ctl Stream, end End, peerFlags byte) *session {
+	clientAddr := peerFlags&FlagClientAddress != 0
+	if end.Origin {
+		clientAddr = end.ClientAddress
+	}
 	s := &session{
 		muxer: m, ctl: ctl, clientAddr: clientAddr, log: end.Log,
 		keepAlive: cmp.Or(end.KeepAlive, KeepAlive), pingTimeout: cmp.Or(end.PingTimeout, PingTimeout), start: time.Now(),

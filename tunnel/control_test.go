@@ -59,8 +59,8 @@ func pairSessions(t *testing.T) (a, b *session) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a = newSession(newPipeMux(ca), pipeCtl{ca}, false, testEnd())
-	b = newSession(newPipeMux(cb), pipeCtl{cb}, false, testEnd())
+	a = newSession(newPipeMux(ca), pipeCtl{ca}, testEnd(), 0)
+	b = newSession(newPipeMux(cb), pipeCtl{cb}, testEnd(), 0)
 	t.Cleanup(func() {
 		a.Close()
 		b.Close()
@@ -108,7 +108,7 @@ func TestControlStall(t *testing.T) {
 	defer cb.Close()
 	go io.Copy(io.Discard, cb) // reads, never answers
 	start := time.Now()
-	s := newSession(newPipeMux(ca), pipeCtl{ca}, false, testEnd())
+	s := newSession(newPipeMux(ca), pipeCtl{ca}, testEnd(), 0)
 	defer s.Close()
 	select {
 	case <-s.Done():
@@ -137,7 +137,7 @@ func FuzzControl(f *testing.F) {
 		end := testEnd()
 		end.KeepAlive = time.Hour // no pings of its own
 		end.PingTimeout = time.Hour
-		s := newSession(newPipeMux(ca), pipeCtl{ca}, false, end)
+		s := newSession(newPipeMux(ca), pipeCtl{ca}, end, 0)
 		defer s.Close()
 		var pings []uint64
 		for p := data; len(p) >= ctlLen; p = p[ctlLen:] {

@@ -56,6 +56,13 @@ var ErrBadHello = errors.New("tunnel peer did not prove the secret")
 // ErrSameRole is returned when the peer is an edge too, or an origin too.
 var ErrSameRole = errors.New("tunnel peer has the same role: an origin's FERRY_ORIGIN_EDGES must name edges' FERRY_EDGE_TUNNEL_LISTEN, and an edge's FERRY_EDGE_ORIGINS origins' FERRY_ORIGIN_LISTEN")
 
+// authFailure reports whether a tunnel handshake failed for its hellos: a
+// wrong secret or a peer of the same role, not a timeout or a dropped
+// connection, which scanners and networks cause without any secret.
+func authFailure(err error) bool {
+	return errors.Is(err, ErrBadHello) || errors.Is(err, ErrSameRole)
+}
+
 func helloKey(secret string) []byte {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte("ferry tunnel hello v1"))

@@ -149,11 +149,7 @@ func quicHandshake(ctx context.Context, conn *quic.Conn, end End, dialer bool) (
 		return nil, err
 	}
 	st.SetDeadline(time.Time{})
-	clientAddr := pflags&FlagClientAddress != 0
-	if end.Origin {
-		clientAddr = end.ClientAddress
-	}
-	return newSession(&quicSession{conn}, &quicStream{Stream: st, conn: conn}, clientAddr, end), nil
+	return newSession(&quicSession{conn}, &quicStream{Stream: st, conn: conn}, end, pflags), nil
 }
 
 // QUICListener accepts QUIC sessions: an origin's from edges, or in reverse
@@ -219,7 +215,9 @@ func (l *QUICListener) acceptLoop() {
 			s, err := quicHandshake(ctx, conn, l.end, false)
 			cancel()
 			if err != nil {
-				l.AuthFailures.Add(1)
+				if authFailure(err) {
+					l.AuthFailures.Add(1)
+				}
 				l.end.Log.Info("quic tunnel refused", "err", err)
 				conn.CloseWithError(quicNoError, "")
 				return

@@ -299,7 +299,7 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := l.handshake(c, r, []byte(token))
 	if err != nil {
-		if errors.Is(err, ErrBadHello) || errors.Is(err, ErrSameRole) {
+		if authFailure(err) {
 			l.AuthFailures.Add(1)
 		}
 		l.log.Info("tunnel refused after the upgrade", "err", err)

@@ -54,7 +54,7 @@ func newYamux(ctx context.Context, conn io.ReadWriteCloser, end End, peerFlags b
 			s.Close()
 			return nil, fmt.Errorf("open control stream: %w", err)
 		}
-		return newSession(yamuxSession{s}, yamuxStream{ctl}, peerFlags&FlagClientAddress != 0, end), nil
+		return newSession(yamuxSession{s}, yamuxStream{ctl}, end, peerFlags), nil
 	}
 	s, err := yamux.Server(conn, cfg)
 	if err != nil {
@@ -65,7 +65,7 @@ func newYamux(ctx context.Context, conn io.ReadWriteCloser, end End, peerFlags b
 		s.Close()
 		return nil, fmt.Errorf("no control stream: %w", err)
 	}
-	return newSession(yamuxSession{s}, yamuxStream{ctl}, end.ClientAddress, end), nil
+	return newSession(yamuxSession{s}, yamuxStream{ctl}, end, peerFlags), nil
 }
 
 type yamuxSession struct{ s *yamux.Session }
