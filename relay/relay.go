@@ -150,7 +150,7 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 		if bp != nil {
 			if armed.Sub(now) < HotIdle/2 {
 				armed = now.Add(HotIdle)
-				if !p.armHot(src, armed) {
+				if !p.setReadDeadline(src, armed) {
 					return total
 				}
 			}
@@ -176,7 +176,7 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 		if rerr == nil {
 			continue
 		}
-		if bp != nil && isTimeout(rerr) && p.coolDown(src) {
+		if bp != nil && isTimeout(rerr) && p.setReadDeadline(src, time.Time{}) {
 			buffers.Put(bp)
 			bp, armed = nil, time.Time{}
 			continue
@@ -190,27 +190,17 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 // its buffer back.
 const HotIdle = time.Second
 
-// armHot sets src's read deadline for hot reads, unless the relay is
-// aborting, whose own deadline must stand; it reports whether to read.
-func (p *pipe) armHot(src net.Conn, deadline time.Time) bool {
+// setReadDeadline sets src's read deadline for a hot read, or clears it
+// (zero t) after a hot read timed out, unless the relay is aborting, whose
+// own deadline must stand. It reports whether it did: whether to read on,
+// and after a timeout, whether that timeout was HotIdle's, not an abort's.
+func (p *pipe) setReadDeadline(src net.Conn, t time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {
 		return false
 	}
-	src.SetReadDeadline(deadline)
-	return true
-}
-
-// coolDown clears src's read deadline after a hot read timed out, and
-// reports whether the timeout was HotIdle's rather than an abort's.
-func (p *pipe) coolDown(src net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		return false
-	}
-	src.SetReadDeadline(time.Time{})
+	src.SetReadDeadline(t)
 	return true
 }
 
