@@ -23,7 +23,7 @@ func TestOriginDrain(t *testing.T) {
 		// Wait until the edge holds its sessions to a, the preferred origin.
 		for {
 			changed := e.tunnels.Changed()
-			if e.tunnels.SessionsUp()[0] == tunnel.DefaultPool {
+			if e.tunnels.SessionsUp(0) == tunnel.DefaultPool {
 				break
 			}
 			<-changed

@@ -38,8 +38,8 @@ func waitSessions(t *testing.T, e *edgeProc, n int) {
 	timeout := time.After(10 * time.Second)
 	for {
 		changed := e.tunnels.Changed()
-		up := e.tunnels.SessionsUp()
-		if up[len(up)-1] == n {
+		up := e.tunnels.SessionsUp(len(e.tunnels.Origins))
+		if up == n {
 			return
 		}
 		select {

@@ -227,7 +227,7 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, m *metrics.Li
 	}
 	// One deadline covers the PROXY header, the TLS handshake and the first
 	// bytes; the drain's end cuts them short too.
-	deadline := time.Now().Add(timeout)
+	deadline := start.Add(timeout)
 	raw := c
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -378,7 +378,11 @@ var firstBytes = sync.Pool{New: func() any { b := make([]byte, 2048); return &b 
 func (s *Server) reject(c net.Conn, l Listener, m *metrics.Listener, why string, attrs ...any) {
 	s.rejected.Add(1)
 	m.Refused(metrics.RefusedHandshake)
-	s.Log.Debug("client rejected", append([]any{"listener", l.Name(), "why", why}, attrs...)...)
+	// Scanners are rejected by the thousand: build the line only if it is
+	// written.
+	if s.Log.Enabled(context.Background(), slog.LevelDebug) {
+		s.Log.Debug("client rejected", append([]any{"listener", l.Name(), "why", why}, attrs...)...)
+	}
 	c.Close()
 }
 

@@ -76,6 +76,11 @@ func (l *live) retired() bool {
 func (t *Tunnels) init() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.initLocked()
+}
+
+// initLocked is init for a holder of t.mu.
+func (t *Tunnels) initLocked() {
 	if t.changed == nil {
 		t.changed = make(chan struct{})
 	}
@@ -143,7 +148,7 @@ const DialledIn = "dialled-in"
 func (t *Tunnels) peerMetrics(name string, i int) {
 	labels := prometheus.Labels{"peer": name}
 	t.Metrics.GaugeFunc("ferry_tunnel_sessions_up", "Tunnel sessions up and in service, per peer.", labels, func() float64 {
-		return float64(t.SessionsUp()[i])
+		return float64(t.SessionsUp(i))
 	})
 	t.Metrics.GaugeFunc("ferry_tunnel_rtt_seconds", "Mean round trip of the latest pings of a peer's sessions; 0 with none up.", labels, func() float64 {
 		return t.RTT(i).Seconds()
@@ -220,15 +225,15 @@ func (t *Tunnels) Up() bool {
 	return false
 }
 
-// SessionsUp returns, per origin in order, how many of its sessions are up
-// and in service, and then how many sessions dialled in are.
-func (t *Tunnels) SessionsUp() []int {
+// SessionsUp returns how many sessions of origin i are up and in service;
+// i == len(Origins) counts the sessions dialled in.
+func (t *Tunnels) SessionsUp(i int) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := make([]int, len(t.Origins)+1)
+	n := 0
 	for _, sl := range t.slots {
-		if sl.cur != nil && !sl.cur.retired() {
-			n[sl.origin]++
+		if sl.origin == i && sl.cur != nil && !sl.cur.retired() {
+			n++
 		}
 	}
 	return n
@@ -236,9 +241,9 @@ func (t *Tunnels) SessionsUp() []int {
 
 // Changed returns a channel closed at the next change of any session.
 func (t *Tunnels) Changed() <-chan struct{} {
-	t.init()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.initLocked()
 	return t.changed
 }
 
@@ -299,9 +304,9 @@ func (t *Tunnels) set(sl *slot, l *live) {
 // with a session up, the session with the fewest streams. It returns nil
 // when none is up, and a channel closed at the next change.
 func (t *Tunnels) pick() (*live, <-chan struct{}) {
-	t.init()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.initLocked()
 	var best *live
 	bestOrigin := -1
 	for _, sl := range t.slots { // grouped by origin, in order
