@@ -5,8 +5,10 @@
 package deploy
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -48,37 +51,27 @@ type manifests struct {
 	objectsCount int
 }
 
-// splitDocuments splits a multi-document YAML file on lines that are exactly
-// "---". Documents holding nothing but blank lines and comments are dropped.
+// splitDocuments splits a multi-document YAML file as kubectl does.
+// Documents holding nothing but blank lines and comments are dropped.
 func splitDocuments(data []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var docs [][]byte
-	var cur bytes.Buffer
-	flush := func() error {
-		doc := bytes.Clone(cur.Bytes())
-		cur.Reset()
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
+		}
 		j, err := yaml.YAMLToJSON(doc)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
 		}
-		if s := string(bytes.TrimSpace(j)); s == "null" || s == "" {
-			return nil
+		if s := string(bytes.TrimSpace(j)); s != "null" && s != "" {
+			docs = append(docs, doc)
 		}
-		docs = append(docs, doc)
-		return nil
 	}
-	for line := range strings.Lines(string(data)) {
-		if strings.TrimRight(line, "\r\n") == "---" {
-			if err := flush(); err != nil {
-				return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
-			}
-			continue
-		}
-		cur.WriteString(line)
-	}
-	if err := flush(); err != nil {
-		return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
-	}
-	return docs, nil
 }
 
 // decode reads a document's apiVersion and kind, then decodes it strictly into
@@ -322,13 +315,14 @@ spec:
 }
 
 func TestSplitDocuments(t *testing.T) {
-	in := "# only a comment\n---\na: 1\n--- # not a separator line\nb: 2\n---\n\n---\r\nc: '---'\n"
+	// A comment may follow a separator, as YAML and kubectl allow.
+	in := "# only a comment\n---\na: 1\n--- # a separator with a comment\nb: 2\n---\n\n---\r\nc: '---'\n"
 	docs, err := splitDocuments([]byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(docs) != 2 {
-		t.Fatalf("got %d documents, want 2: %q", len(docs), docs)
+	if len(docs) != 3 {
+		t.Fatalf("got %d documents, want 3: %q", len(docs), docs)
 	}
 }
 
