@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -204,20 +203,10 @@ func startEdgeOrigins(t testing.TB, tunnels *edge.Tunnels, srv *edge.Server, ls 
 	srv.Log = testLogger(t)
 	e.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
-	tctx, stopTunnels := context.WithCancel(context.Background())
-	context.AfterFunc(ctx, tunnels.Drain) // as cmd/ferry does
 	e.cancel = cancel
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tunnels.Run(tctx)
-	}()
 	go func() {
 		defer close(e.done)
-		e.srv.Run(ctx, time.Second)
-		stopTunnels()
-		wg.Wait()
+		edge.Serve(ctx, e.srv, tunnels, time.Second)
 	}()
 	t.Cleanup(e.stop)
 	return e

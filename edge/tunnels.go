@@ -89,6 +89,22 @@ func (t *Tunnels) initLocked() {
 	}
 }
 
+// Serve runs srv with the sessions of tunnels until ctx ends, then drains
+// both: the origins hear at once that this edge drains, and the sessions
+// outlive the client listeners, carrying the draining clients until
+// srv.Run returns.
+func Serve(ctx context.Context, srv *Server, tunnels *Tunnels, grace time.Duration) error {
+	tctx, stopTunnels := context.WithCancel(context.WithoutCancel(ctx))
+	stopDrain := context.AfterFunc(ctx, tunnels.Drain)
+	defer stopDrain()
+	var wg sync.WaitGroup
+	wg.Go(func() { tunnels.Run(tctx) })
+	err := srv.Run(ctx, grace)
+	stopTunnels()
+	wg.Wait()
+	return err
+}
+
 // Run keeps the sessions up until ctx ends, then closes them and the
 // listeners, and returns.
 func (t *Tunnels) Run(ctx context.Context) {

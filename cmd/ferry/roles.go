@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -70,21 +69,8 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	defer stopAdmin()
 	log.Info("ferry edge starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 
-	// Sessions outlive the client listeners: they carry the draining
-	// clients. The origins hear at once that this edge drains.
-	tctx, stopTunnels := context.WithCancel(context.WithoutCancel(ctx))
-	stopDrain := context.AfterFunc(ctx, tunnels.Drain)
-	defer stopDrain()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tunnels.Run(tctx)
-	}()
 	srv := newEdgeServer(cfg.Common, cfg.Clients, lns, tunnels.Connect, m, log)
-	err = srv.Run(ctx, time.Duration(cfg.Grace))
-	stopTunnels()
-	wg.Wait()
+	err = edge.Serve(ctx, srv, tunnels, time.Duration(cfg.Grace))
 	log.Info("ferry edge stopped")
 	return err
 }
