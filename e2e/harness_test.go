@@ -123,11 +123,11 @@ func listenTunnel(t testing.TB, scheme, addr string, end tunnel.End) (tunnel.Lis
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tlsConf *tls.Config
+	var wsCrt *tls.Certificate
 	if scheme == "wss" {
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{"http/1.1"}}
+		wsCrt = &crt
 	}
-	return tunnel.ListenWS(tl, tlsConf, "/tunnel", tunnel.NewVerifier(secret), decoy.New(nil, ""), end), scheme + "://" + tl.Addr().String() + "/tunnel"
+	return tunnel.ListenWS(tl, wsCrt, "/tunnel", tunnel.NewVerifier(secret), decoy.New(nil, ""), end), scheme + "://" + tl.Addr().String() + "/tunnel"
 }
 
 // stop stops the origin and waits for it; it may be called more than once.

@@ -223,13 +223,14 @@ type WSListener struct {
 	DecoyHits, AuthFailures atomic.Int64
 }
 
-// ListenWS serves ln, with TLS when tlsConf is set (wss://). A request for
-// path with a token that v accepts becomes a session; anything else gets
-// decoy.
-func ListenWS(ln net.Listener, tlsConf *tls.Config, path string, v *Verifier, decoy http.Handler, end End) *WSListener {
+// ListenWS serves ln, with TLS and crt when crt is set (wss://). A request
+// for path with a token that v accepts becomes a session; anything else
+// gets decoy.
+func ListenWS(ln net.Listener, crt *tls.Certificate, path string, v *Verifier, decoy http.Handler, end End) *WSListener {
 	ln = corkListener{ln}
-	if tlsConf != nil {
-		ln = tls.NewListener(ln, tlsConf)
+	if crt != nil {
+		// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*crt}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
 	}
 	l := &WSListener{
 		ln: ln, path: path, verifier: v, key: helloKey(end.Secret), decoy: decoy, end: end, log: end.Log,

@@ -268,12 +268,11 @@ func listenTunnels(urls []config.TunnelURL, variable, certVar, certFile, keyFile
 		if err != nil {
 			return fail(err)
 		}
-		var tlsConf *tls.Config
+		var wsCrt *tls.Certificate
 		if u.Scheme == "wss" {
-			// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
-			tlsConf = &tls.Config{Certificates: []tls.Certificate{*crt}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+			wsCrt = crt
 		}
-		lns = append(lns, tunnel.ListenWS(ln, tlsConf, u.Path, verifier, decoy, end))
+		lns = append(lns, tunnel.ListenWS(ln, wsCrt, u.Path, verifier, decoy, end))
 	}
 	return lns, nil
 }
