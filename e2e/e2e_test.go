@@ -71,39 +71,43 @@ func TestConcurrentClients(t *testing.T) {
 		echo := fake.Start(t, fake.Echo)
 		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"chat": {echo.Addr()}})
 		e := startEdge(t, o.url, "chat")
-		const clients = 500
-		var wg sync.WaitGroup
-		errs := make(chan error, clients)
-		for i := range clients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c, err := net.Dial("tcp", e.addrs["chat"])
+		echoClients(t, e.addrs["chat"], 500, 4)
+	})
+}
+
+// echoClients runs clients at once against the echo behind addr, each
+// sending rounds messages of its own and checking every echo.
+func echoClients(t *testing.T, addr string, clients, rounds int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			for j := range rounds {
+				msg := bytes.Repeat([]byte{byte(i), byte(j)}, 512)
+				got, err := echoOnce(c, msg)
 				if err != nil {
-					errs <- err
+					errs <- fmt.Errorf("client %d: %w", i, err)
 					return
 				}
-				defer c.Close()
-				for j := range 4 {
-					msg := bytes.Repeat([]byte{byte(i), byte(j)}, 512)
-					got, err := echoOnce(c, msg)
-					if err != nil {
-						errs <- fmt.Errorf("client %d: %w", i, err)
-						return
-					}
-					if !bytes.Equal(got, msg) {
-						errs <- fmt.Errorf("client %d: echo differs", i)
-						return
-					}
+				if !bytes.Equal(got, msg) {
+					errs <- fmt.Errorf("client %d: echo differs", i)
+					return
 				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-	})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
 
 // TestHalfClose checks that ending one direction leaves the other working,

@@ -3,12 +3,9 @@ package e2e
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,27 +76,7 @@ func TestReverse(t *testing.T) {
 		if sent, got := roundTrip(t, c, 1<<20); sent != got {
 			t.Fatal("echoed data differs from sent data")
 		}
-		var wg sync.WaitGroup
-		errs := make(chan error, 50)
-		for i := range 50 {
-			wg.Go(func() {
-				c, err := net.Dial("tcp", e.addrs["chat"])
-				if err != nil {
-					errs <- err
-					return
-				}
-				defer c.Close()
-				msg := fmt.Appendf(nil, "client %d", i)
-				if got, err := echoOnce(c, msg); err != nil || string(got) != string(msg) {
-					errs <- fmt.Errorf("client %d: %q, %v", i, got, err)
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
+		echoClients(t, e.addrs["chat"], 50, 1)
 
 		// Another origin takes over when the first one goes.
 		o.stop()
@@ -117,14 +94,9 @@ func TestReverse(t *testing.T) {
 			t.Errorf("an edge dialling an edge: %v, want ErrSameRole", err)
 		}
 		if scheme == "ws" {
-			resp, err := http.Get(strings.Replace(url, "ws://", "http://", 1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<html") {
-				t.Errorf("visitor got %d %q, want the decoy page", resp.StatusCode, body)
+			r := get(t, http.DefaultClient, strings.Replace(url, "ws://", "http://", 1), nil)
+			if r.status != http.StatusOK || !strings.Contains(r.body, "<html") {
+				t.Errorf("visitor got %d %q, want the decoy page", r.status, r.body)
 			}
 		}
 	})
