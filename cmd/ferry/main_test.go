@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -21,7 +22,20 @@ import (
 	"github.com/ferryproxy/ferry/internal/fake"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// binDir holds the binary that the tests which run one build once.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ferry-test")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
 
 const secret = "0123456789abcdef0123456789abcdef-test"
 
@@ -122,15 +136,19 @@ type proc struct {
 	lines chan string // stderr, line by line
 }
 
+// build returns the path of the ferry binary, built on first use.
 func build(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ferry")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	out, err := buildOnce()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return bin
+	return filepath.Join(binDir, "ferry")
 }
+
+var buildOnce = sync.OnceValues(func() ([]byte, error) {
+	return exec.Command("go", "build", "-o", filepath.Join(binDir, "ferry"), ".").CombinedOutput()
+})
 
 // start runs bin with args and env, and waits for its log line containing
 // ready, unless ready is empty.
