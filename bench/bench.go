@@ -108,10 +108,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer srv.stop()
 
-	paths := []struct {
+	// A path starts what relays it and returns the addresses of its
+	// services and the processes to measure.
+	type path struct {
 		name  string
 		start func() (map[string]string, []*child, error)
-	}{
+	}
+	paths := []path{
 		{"direct", func() (map[string]string, []*child, error) { return srv.addrs, nil, nil }},
 		{"one-hop", func() (map[string]string, []*child, error) {
 			c, addrs, what, err := startOneHop(o.Ferry, srv.addrs)
@@ -125,10 +128,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}},
 	}
 	for _, tr := range o.Transports {
-		paths = append(paths, struct {
-			name  string
-			start func() (map[string]string, []*child, error)
-		}{tr, func() (map[string]string, []*child, error) {
+		paths = append(paths, path{tr, func() (map[string]string, []*child, error) {
 			p, err := startPair(ctx, o.Ferry, tr, srv.addrs, "")
 			if err != nil {
 				return nil, nil, err
@@ -383,11 +383,9 @@ func startOneHop(bin string, targets map[string]string) (*child, map[string]stri
 	if err != nil {
 		return nil, nil, "", err
 	}
-	for _, a := range addrs {
-		if err := waitListen(a); err != nil {
-			c.stop()
-			return nil, nil, "", fmt.Errorf("haproxy: %w\n%s", err, c.log)
-		}
+	if err := waitListenAll(addrs); err != nil {
+		c.stop()
+		return nil, nil, "", fmt.Errorf("haproxy: %w\n%s", err, c.log)
 	}
 	out, _ := exec.Command(hap, "-v").Output()
 	what, _, _ := strings.Cut(string(out), "\n")
@@ -400,26 +398,31 @@ func startStandalone(bin string, targets map[string]string) (*child, map[string]
 	if err != nil {
 		return nil, nil, err
 	}
-	addrs := map[string]string{}
-	var ls, tgts []string
-	for i, name := range services {
-		addrs[name] = free[i]
-		ls = append(ls, "tcp://"+free[i]+"/"+name)
-		tgts = append(tgts, name+"="+targets[name])
-	}
+	addrs, ls, tgts := clientSide(free, targets)
 	c, _, err := start(bin, []string{"standalone"}, []string{"FERRY_LOG_LEVEL=warn", "FERRY_ADMIN=", "FERRY_GRACE=1s",
 		"FERRY_EDGE_LISTEN=" + strings.Join(ls, ","), "FERRY_ORIGIN_TARGETS=" + strings.Join(tgts, ","),
 		"FERRY_EDGE_MAX_CONNS=100000", "FERRY_EDGE_MAX_CONNS_PER_IP=0"}, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, a := range addrs {
-		if err := waitListen(a); err != nil {
-			c.stop()
-			return nil, nil, fmt.Errorf("standalone: %w\n%s", err, c.log)
-		}
+	if err := waitListenAll(addrs); err != nil {
+		c.stop()
+		return nil, nil, fmt.Errorf("standalone: %w\n%s", err, c.log)
 	}
 	return c, addrs, nil
+}
+
+// clientSide assigns the services one address each from free, and returns
+// those, the client listeners (FERRY_EDGE_LISTEN) and the targets
+// (FERRY_ORIGIN_TARGETS) that lead each to its service in targets.
+func clientSide(free []string, targets map[string]string) (addrs map[string]string, listeners, tgts []string) {
+	addrs = map[string]string{}
+	for i, name := range services {
+		addrs[name] = free[i]
+		listeners = append(listeners, "tcp://"+free[i]+"/"+name)
+		tgts = append(tgts, name+"="+targets[name])
+	}
+	return addrs, listeners, tgts
 }
 
 // pair is an origin and an edge whose client listeners lead to the test
@@ -457,13 +460,9 @@ func startPair(ctx context.Context, bin, tr string, targets map[string]string, v
 	if tr != "quic" {
 		listen += "/t"
 	}
-	p := &pair{addrs: map[string]string{}}
-	var tgts, ls []string
-	for i, name := range services {
-		tgts = append(tgts, name+"="+targets[name])
-		p.addrs[name] = clientAddrs[i]
-		ls = append(ls, "tcp://"+clientAddrs[i]+"/"+name)
-	}
+	p := &pair{}
+	var ls, tgts []string
+	p.addrs, ls, tgts = clientSide(clientAddrs, targets)
 	p.addrs[echoTLS] = clientAddrs[len(services)]
 	ls = append(ls, "tls://"+p.addrs[echoTLS]+"/"+echoSvc)
 
@@ -516,6 +515,16 @@ func waitReady(ctx context.Context, admin string) error {
 		}
 	}
 	return errors.New("not ready within 15 s")
+}
+
+// waitListenAll waits until something listens on every address of addrs.
+func waitListenAll(addrs map[string]string) error {
+	for _, a := range addrs {
+		if err := waitListen(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func waitListen(addr string) error {
