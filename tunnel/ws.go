@@ -110,20 +110,31 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 			return nil, err
 		}
 	}
+	s, err := wsSession(ctx, c, conn, d.key, ekm, []byte(token), d.end, true)
+	if err != nil {
+		c.CloseNow()
+		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
+	}
+	return s, nil
+}
+
+// wsSession runs the hellos over c, the dialer's side when dialer is set,
+// and then yamux; conn is the connection under the WebSocket, for its cork.
+// ctx bounds the hellos and the wait for the control stream.
+func wsSession(ctx context.Context, c *websocket.Conn, conn net.Conn, key, ekm, token []byte, end End, dialer bool) (Session, error) {
 	mc := newMsgConn(ctx, c)
-	pflags, err := helloFirst(mc, d.key, ekm, []byte(token), d.end.flags())
+	hello := helloSecond
+	if dialer {
+		hello = helloFirst
+	}
+	pflags, err := hello(mc, key, ekm, token, end.flags())
 	if err == nil {
 		err = mc.handshakeDone()
 	}
 	if err != nil {
-		c.CloseNow()
-		return nil, fmt.Errorf("websocket %s: %w", d.url, errors.Join(err, ctx.Err()))
+		return nil, errors.Join(err, ctx.Err())
 	}
-	s, err := newYamux(ctx, newFrameConn(mc, c.CloseNow, corkOf(conn)), d.end, pflags)
-	if err != nil {
-		return nil, fmt.Errorf("websocket %s: %w", d.url, err)
-	}
-	return s, nil
+	return newYamux(ctx, newFrameConn(mc, c.CloseNow, corkOf(conn)), end, pflags)
 }
 
 // msgConn is a byte stream of binary messages, as websocket.NetConn is,
@@ -318,16 +329,8 @@ func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte)
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
 	defer cancel()
-	mc := newMsgConn(ctx, c)
-	pflags, err := helloSecond(mc, l.key, ekm, token, l.end.flags())
-	if err == nil {
-		err = mc.handshakeDone()
-	}
-	if err != nil {
-		return nil, errors.Join(err, ctx.Err())
-	}
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
-	return newYamux(ctx, newFrameConn(mc, c.CloseNow, corkOf(conn)), l.end, pflags)
+	return wsSession(ctx, c, conn, l.key, ekm, token, l.end, false)
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.
