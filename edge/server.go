@@ -44,9 +44,11 @@ func (l Listener) Name() string {
 	return scheme + "://" + l.Addr().String() + "/" + l.Route
 }
 
-// ConnectFunc connects a client of route to its destination. client is the
+// ConnectFunc connects a client of route to its destination. serverName is
+// the TLS server name of a client whose TLS is passed through (media), for
+// a route that dials the name it asks for; empty otherwise. client is the
 // client's address, for the destination's PROXY header when one is sent.
-type ConnectFunc func(ctx context.Context, route string, client netip.AddrPort) (net.Conn, error)
+type ConnectFunc func(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error)
 
 // ReplyTimeout bounds the wait for an origin's answer to a new stream.
 const ReplyTimeout = 30 * time.Second
@@ -337,7 +339,7 @@ func (s *Server) clientAttr(client netip.AddrPort) slog.Attr {
 func (s *Server) connect(ctx context.Context, route string, client netip.AddrPort, first []byte) (net.Conn, error) {
 	const tries = 4
 	for try := 1; ; try++ {
-		up, err := s.Connect(ctx, route, client)
+		up, err := s.Connect(ctx, route, "", client)
 		if err != nil {
 			return nil, err
 		}

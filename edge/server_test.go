@@ -44,7 +44,7 @@ func TestNoClientIPsInLogs(t *testing.T) {
 		}
 		srv := &Server{
 			Listeners: []Listener{{Listener: ln, Route: "chat", ProxyProtocol: true}},
-			Connect: func(context.Context, string, netip.AddrPort) (net.Conn, error) {
+			Connect: func(context.Context, string, string, netip.AddrPort) (net.Conn, error) {
 				return nil, errors.New("origin unreachable")
 			},
 			HandshakeTimeout: time.Second,

@@ -348,7 +348,7 @@ func (t *Tunnels) release(l *live) {
 // Connect opens a stream for route on a live session (see Tunnels),
 // waiting up to Wait for one to come up. It is an edge.ConnectFunc. The
 // client's address is sent only to an origin that asked for it.
-func (t *Tunnels) Connect(ctx context.Context, route string, client netip.AddrPort) (net.Conn, error) {
+func (t *Tunnels) Connect(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error) {
 	wait := t.Wait
 	if wait <= 0 {
 		wait = DefaultWait
@@ -358,7 +358,7 @@ func (t *Tunnels) Connect(ctx context.Context, route string, client netip.AddrPo
 	for {
 		l, changed := t.pick()
 		if l != nil {
-			h := tunnel.Header{Route: route}
+			h := tunnel.Header{Route: route, ServerName: serverName}
 			if l.sess.ClientAddress() {
 				h.Client = client
 			}

@@ -79,7 +79,7 @@ func TestClientAddressOnlyWhenAsked(t *testing.T) {
 			far.Close()
 			got <- result{h, err}
 		}()
-		st, err := tun.Connect(ctx, "chat", client)
+		st, err := tun.Connect(ctx, "chat", "", client)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestPoolLeastBusy(t *testing.T) {
 	}
 	var streams []net.Conn
 	for range 6 {
-		st, err := tun.Connect(ctx, "chat", netip.AddrPort{})
+		st, err := tun.Connect(ctx, "chat", "", netip.AddrPort{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -264,7 +264,7 @@ func (s *Server) openStream(ctx context.Context, st tunnel.Stream) (net.Conn, st
 		refuse(st, tunnel.ReplyBadHeader)
 		return nil, ""
 	}
-	up, err := s.Upstream.Dial(ctx, h.Route, h.Client)
+	up, err := s.Upstream.Dial(ctx, h.Route, h.ServerName, h.Client)
 	if err != nil {
 		s.Log.Debug("stream refused", "route", h.Route, "err", err)
 		if errors.Is(err, upstream.ErrUnknownRoute) {

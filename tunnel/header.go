@@ -38,8 +38,11 @@ const MaxRouteLen = 64
 
 // Header opens a stream.
 type Header struct {
-	Route  string
-	Client netip.AddrPort // the zero value when the address is not sent
+	Route string
+	// ServerName is the TLS server name of a client whose TLS the edge
+	// passes through (media), for a route that dials it; empty otherwise.
+	ServerName string
+	Client     netip.AddrPort // the zero value when the address is not sent
 }
 
 // ErrBadHeader is returned for a header that does not parse.

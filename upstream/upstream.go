@@ -53,7 +53,7 @@ type Dialer struct {
 // Dial connects to route for a client at client (the zero value when
 // unknown). The error wraps ErrUnknownRoute, or joins every alternative's
 // failure.
-func (d *Dialer) Dial(ctx context.Context, route string, client netip.AddrPort) (net.Conn, error) {
+func (d *Dialer) Dial(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error) {
 	alts, ok := d.Targets[route]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, route)

@@ -36,7 +36,7 @@ func TestAlternatives(t *testing.T) {
 	}
 	dial := func() []string {
 		tried = nil
-		c, err := d.Dial(context.Background(), "chat", netip.AddrPort{})
+		c, err := d.Dial(context.Background(), "chat", "", netip.AddrPort{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func TestAlternatives(t *testing.T) {
 	}
 	// All down: every alternative is still tried, the failed ones last.
 	up = map[string]bool{}
-	if _, err := d.Dial(context.Background(), "chat", netip.AddrPort{}); err == nil {
+	if _, err := d.Dial(context.Background(), "chat", "", netip.AddrPort{}); err == nil {
 		t.Fatal("dial succeeded with every alternative down")
 	}
 	// The hold-down passes: the configured order again.
@@ -64,7 +64,7 @@ func TestAlternatives(t *testing.T) {
 	if got := dial(); len(got) != 1 || got[0] != "a:1" {
 		t.Fatalf("after the hold-down the dial tried %v", got)
 	}
-	if _, err := d.Dial(context.Background(), "nope", netip.AddrPort{}); !errors.Is(err, ErrUnknownRoute) {
+	if _, err := d.Dial(context.Background(), "nope", "", netip.AddrPort{}); !errors.Is(err, ErrUnknownRoute) {
 		t.Fatalf("unknown route: %v", err)
 	}
 }
@@ -86,7 +86,7 @@ func TestProxyHeader(t *testing.T) {
 		if tc.client != "" {
 			client = netip.MustParseAddrPort(tc.client)
 		}
-		c, err := d.Dial(context.Background(), "chat", client)
+		c, err := d.Dial(context.Background(), "chat", "", client)
 		if err != nil {
 			t.Fatal(err)
 		}
