@@ -1,13 +1,16 @@
 // Package check tests a running proxy from outside, as the WhatsApp app
 // would, port by port: TCP connect time, the TLS handshake where there is
 // one, and whether a WhatsApp server answers the opening of a chat
-// handshake. It says in plain words what a failure most likely means.
+// handshake. It says in plain words what a failure most likely means. It
+// also asks each open port what an Internet-wide scanner asks, and says which
+// ports answer it as a web site and which would give the proxy away (web.go).
 package check
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -61,44 +64,50 @@ type Result struct {
 	OK                         bool
 	// Verdict says in plain words what worked, or what failed and why.
 	Verdict string
+	// Web is what a stranger who does not speak WhatsApp gets from the
+	// port; zero when the port did not connect.
+	Web Web
 }
 
 // Run checks every port of host, one after another, each step bounded by
-// timeout.
+// timeout, and returns the results in the order of ports. Chat ports go
+// first: an edge with FERRY_EDGE_MEDIA_AFTER_CHAT passes media only for an
+// address that has just had a chat connection. After the app's check, each
+// open port is also asked what a scanner would ask (see Web).
 func Run(ctx context.Context, host string, ports []Port, timeout time.Duration) []Result {
-	var rs []Result
-	for _, p := range ports {
-		rs = append(rs, checkPort(ctx, host, p, timeout))
+	rs := make([]Result, len(ports))
+	for _, media := range []bool{false, true} {
+		for i, p := range ports {
+			if p.Media != media {
+				continue
+			}
+			rs[i] = checkPort(ctx, host, p, timeout)
+			if rs[i].Connect > 0 {
+				rs[i].Web = probeWeb(ctx, host, p, timeout)
+			}
+		}
 	}
 	return rs
 }
 
 func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) Result {
 	r := Result{Port: p}
-	addr := net.JoinHostPort(host, strconv.Itoa(p.Port))
 	start := time.Now()
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	c, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
-	cancel()
+	c, err := dial(ctx, host, p, timeout)
 	if err != nil {
 		r.Verdict = connectVerdict(err)
 		return r
 	}
 	defer c.Close()
-	r.Connect = time.Since(start)
+	r.Connect = max(time.Since(start), time.Nanosecond)
 
 	if p.TLS || p.Media {
 		name := host
 		if p.Media {
 			name = MediaServerName
 		}
-		// The proxy's certificate is its own self-signed one on chat
-		// ports: only the handshake counts.
-		tc := tls.Client(c, &tls.Config{ServerName: name, InsecureSkipVerify: true})
-		hctx, cancel := context.WithTimeout(ctx, timeout)
 		start = time.Now()
-		err := tc.HandshakeContext(hctx)
-		cancel()
+		tc, err := handshake(ctx, c, name, timeout)
 		if err != nil {
 			if p.Media {
 				r.Verdict = "connects, but the TLS handshake with WhatsApp's media server fails: the tunnel is down, the origin cannot reach WhatsApp, or something blocks TLS (" + short(err) + ")"
@@ -109,8 +118,7 @@ func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) 
 		}
 		r.Handshake = time.Since(start)
 		if p.Media {
-			r.OK = true
-			r.Verdict = "ok: WhatsApp's media server answers"
+			r.OK, r.Verdict = mediaVerdict(tc)
 			return r
 		}
 		c = tc
@@ -129,6 +137,8 @@ func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) 
 			what = "TLS works"
 		}
 		switch {
+		case errors.Is(err, ErrWebAnswer):
+			r.Verdict = "a web server answers the opening, not WhatsApp: the proxy took the app for a visitor, or another web server has this port"
 		case errors.Is(err, ErrNotWhatsApp):
 			r.Verdict = "something answers, but not like WhatsApp: another program on this port?"
 		case errors.As(err, &ne) && ne.Timeout():
@@ -142,6 +152,49 @@ func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) 
 	r.OK = true
 	r.Verdict = "ok: WhatsApp answers"
 	return r
+}
+
+// dial connects to host's port p within timeout.
+func dial(ctx context.Context, host string, p Port, timeout time.Duration) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return (&net.Dialer{}).DialContext(dctx, "tcp", net.JoinHostPort(host, strconv.Itoa(p.Port)))
+}
+
+// handshake runs a TLS client handshake on c within timeout. name is sent
+// as the server name unless it is an IP address (RFC 6066, as the app
+// does). The certificate is not verified: on chat ports it is the proxy's
+// own, which the app accepts whatever it is.
+func handshake(ctx context.Context, c net.Conn, name string, timeout time.Duration) (*tls.Conn, error) {
+	tc := tls.Client(c, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return tc, tc.HandshakeContext(hctx)
+}
+
+// mediaVerdict tells WhatsApp's media server from the proxy answering
+// itself: the phone checks that the certificate is for the media name it
+// asked for, and a proxy that does not pass media through (an edge that
+// serves its web site instead) shows its own.
+func mediaVerdict(tc *tls.Conn) (bool, string) {
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) > 0 && certs[0].VerifyHostname(MediaServerName) == nil {
+		return true, "ok: WhatsApp's media server answers"
+	}
+	return false, "TLS completes, but with a certificate for " + certName(certs) + ", not " + MediaServerName + ": the proxy answers itself instead of passing media through (with FERRY_EDGE_MEDIA_AFTER_CHAT only addresses that had a chat connection in the last 10 minutes pass, so chat must work first), or something in between intercepts TLS"
+}
+
+// certName is the name a certificate chain's leaf is for.
+func certName(certs []*x509.Certificate) string {
+	switch {
+	case len(certs) == 0:
+		return "nothing"
+	case len(certs[0].DNSNames) > 0:
+		return certs[0].DNSNames[0]
+	case certs[0].Subject.CommonName != "":
+		return certs[0].Subject.CommonName
+	}
+	return "no name"
 }
 
 func connectVerdict(err error) string {
@@ -185,6 +238,9 @@ var (
 // ErrNotWhatsApp is returned for an answer that is not a WhatsApp server's.
 var ErrNotWhatsApp = errors.New("the answer is not a WhatsApp server hello")
 
+// ErrWebAnswer is returned for an HTTP answer; it is an ErrNotWhatsApp.
+var ErrWebAnswer = fmt.Errorf("%w: it is a web server's", ErrNotWhatsApp)
+
 // Hello sends the prologue and a client hello with a fresh random key.
 func Hello(w io.Writer) error {
 	payload := append(append([]byte{}, helloPrefix...), make([]byte, 32)...)
@@ -199,6 +255,9 @@ func AwaitServerHello(r io.Reader) error {
 	var b [4]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return err
+	}
+	if string(b[:]) == "HTTP" {
+		return ErrWebAnswer
 	}
 	if n := int(b[0])<<16 | int(b[1])<<8 | int(b[2]); n == 0 || b[3] != serverHelloTag {
 		return ErrNotWhatsApp
@@ -236,9 +295,10 @@ func Works(rs []Result) bool {
 	return false
 }
 
-// Write prints rs as a table, then a summary.
+// Write prints rs as a table, then a summary: whether chat works, and what
+// the ports show to strangers.
 func Write(w io.Writer, host string, rs []Result) {
-	fmt.Fprintf(w, "%-6s %-11s %9s %9s %9s  %s\n", "PORT", "KIND", "CONNECT", "TLS", "ANSWER", "RESULT")
+	fmt.Fprintf(w, "%-6s %-11s %9s %9s %9s  %-11s  %s\n", "PORT", "KIND", "CONNECT", "TLS", "ANSWER", "WEB", "RESULT")
 	for _, r := range rs {
 		kind := "chat"
 		switch {
@@ -247,7 +307,7 @@ func Write(w io.Writer, host string, rs []Result) {
 		case r.TLS:
 			kind = "chat (TLS)"
 		}
-		fmt.Fprintf(w, "%-6d %-11s %9s %9s %9s  %s\n", r.Port.Port, kind, ms(r.Connect), ms(r.Handshake), ms(r.Answer), r.Verdict)
+		fmt.Fprintf(w, "%-6d %-11s %9s %9s %9s  %-11s  %s\n", r.Port.Port, kind, ms(r.Connect), ms(r.Handshake), ms(r.Answer), r.Web.column(), r.Verdict)
 	}
 	fmt.Fprintln(w)
 	switch {
@@ -256,6 +316,7 @@ func Write(w io.Writer, host string, rs []Result) {
 	default:
 		fmt.Fprintf(w, "Chat does not work through %s: see each port above. The app then shows \"connecting…\".\n", host)
 	}
+	writeWeb(w, rs)
 }
 
 func ms(d time.Duration) string {

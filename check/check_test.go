@@ -1,13 +1,22 @@
 package check_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,7 +69,12 @@ func TestRun(t *testing.T) {
 	}
 	chat := fake.Start(t, fake.WhatsApp)
 	chatTLS := fake.Start(t, overTLS(fake.WhatsApp))
-	media := fake.Start(t, overTLS(fake.Discard))
+	media := fake.Start(t, func(c net.Conn) {
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{mediaCert(t)}})
+		if tc.Handshake() == nil {
+			fake.Discard(tc)
+		}
+	})
 	silent := fake.Start(t, fake.Discard)
 	echo := fake.Start(t, fake.Echo)
 	for _, tc := range []struct {
@@ -72,6 +86,7 @@ func TestRun(t *testing.T) {
 		{"chat", check.Port{Port: port(t, chat.Addr())}, true, "WhatsApp answers"},
 		{"chat over TLS", check.Port{Port: port(t, chatTLS.Addr()), TLS: true}, true, "WhatsApp answers"},
 		{"media", check.Port{Port: port(t, media.Addr()), Media: true}, true, "media server answers"},
+		{"media answered by the proxy", check.Port{Port: port(t, chatTLS.Addr()), Media: true}, false, "certificate for " + crt.Leaf.DNSNames[0] + ", not mmg.whatsapp.net"},
 		{"dead", check.Port{Port: deadPort(t)}, false, "refused: a firewall, or nothing listening"},
 		{"silent", check.Port{Port: port(t, silent.Addr())}, false, "TCP connects but nothing answers behind it"},
 		{"silent TLS", check.Port{Port: port(t, chatTLS.Addr())}, false, "closed the connection unanswered"},
@@ -122,6 +137,7 @@ func FuzzAwaitServerHello(f *testing.F) {
 	f.Add(check.ServerHello())
 	f.Add([]byte("HTTP/1.1 400 Bad Request\r\n"))
 	f.Add([]byte{0, 0, 0, 0x1a})
+	f.Add([]byte("HTTP"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := check.AwaitServerHello(bytes.NewReader(b))
 		want := len(b) >= 4 && b[3] == 0x1a && (b[0]|b[1]|b[2]) != 0
@@ -131,5 +147,242 @@ func FuzzAwaitServerHello(f *testing.F) {
 		if err != nil && len(b) >= 4 && !errors.Is(err, check.ErrNotWhatsApp) {
 			t.Fatalf("%x: %v", b, err)
 		}
+		if isWeb := len(b) >= 4 && string(b[:4]) == "HTTP"; errors.Is(err, check.ErrWebAnswer) != isWeb {
+			t.Fatalf("%x: %v", b, err)
+		}
 	})
+}
+
+// mediaCert is a self-signed certificate for WhatsApp's media names, as the
+// stand-in for its media servers shows.
+func mediaCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "*.whatsapp.net"},
+		DNSNames:     []string{"*.whatsapp.net", "whatsapp.net"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// site is a web site that answers the scanner's request, and only that,
+// with 200: anything else gets 400, so "200" shows the request was right.
+func site(c net.Conn) {
+	serveHTTP(c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" || r.Host != "127.0.0.1" || r.UserAgent() != check.ScannerAgent || !r.Close {
+			http.Error(w, "unexpected request", http.StatusBadRequest)
+			return
+		}
+		w.Write([]byte("<!doctype html><title>Welcome</title>"))
+	}))
+}
+
+// serveHTTP serves HTTP on c with Go's net/http until the connection closes.
+func serveHTTP(c net.Conn, h http.Handler) {
+	done := make(chan struct{})
+	srv := &http.Server{Handler: h, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			close(done)
+		}
+	}}
+	srv.Serve(&oneConn{c: c, addr: c.LocalAddr(), done: done})
+}
+
+// oneConn is a listener that accepts c, then nothing until done is closed.
+type oneConn struct {
+	c    net.Conn
+	addr net.Addr
+	done chan struct{}
+}
+
+func (l *oneConn) Accept() (net.Conn, error) {
+	if c := l.c; c != nil {
+		l.c = nil
+		return c, nil
+	}
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+func (l *oneConn) Close() error   { return nil }
+func (l *oneConn) Addr() net.Addr { return l.addr }
+
+// peeked is a connection whose first bytes have been looked at.
+type peeked struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (p peeked) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// route sends a connection that opens like WhatsApp's chat to wa and any
+// other to web, as ferry's edge routes on the first bytes.
+func route(wa, web func(net.Conn)) func(net.Conn) {
+	return func(c net.Conn) {
+		br := bufio.NewReader(c)
+		b, err := br.Peek(2)
+		if err != nil {
+			return
+		}
+		if string(b) == "WA" {
+			wa(peeked{c, br})
+		} else {
+			web(peeked{c, br})
+		}
+	}
+}
+
+// mediaPort passes TLS whose server name is WhatsApp's media name to a media
+// server when passes says so, and ends any other TLS itself, with a
+// certificate of its own, in front of web.
+func mediaPort(t *testing.T, passes func() bool, web func(net.Conn)) func(net.Conn) {
+	waCert := mediaCert(t)
+	own, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c net.Conn) {
+		var passed bool
+		tc := tls.Server(c, &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if passed = h.ServerName == check.MediaServerName && passes(); passed {
+				return &waCert, nil
+			}
+			return &own, nil
+		}})
+		if tc.Handshake() != nil {
+			return
+		}
+		if passed {
+			fake.Discard(tc)
+		} else {
+			web(tc)
+		}
+	}
+}
+
+// TestWeb checks what each kind of port shows a stranger: an edge that
+// routes on the first bytes shows its web site on chat ports, plain and TLS,
+// and on media ports for a server name that is not WhatsApp's; a proxy that
+// is silent to HTTP, closes, or answers in another protocol gives itself
+// away. None of it changes whether chat works.
+func TestWeb(t *testing.T) {
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	overTLS := func(h func(net.Conn)) func(net.Conn) {
+		return func(c net.Conn) {
+			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{crt}})
+			if tc.Handshake() == nil {
+				h(tc)
+			}
+		}
+	}
+	silentToHTTP := route(fake.WhatsApp, fake.Discard)
+	edge := fake.Start(t, route(fake.WhatsApp, site))
+	edgeTLS := fake.Start(t, overTLS(route(fake.WhatsApp, site)))
+	edgeMedia := fake.Start(t, mediaPort(t, func() bool { return true }, site))
+	webOnly := fake.Start(t, site)
+	proxy := fake.Start(t, silentToHTTP)
+	proxyTLS := fake.Start(t, overTLS(silentToHTTP))
+	closes := fake.Start(t, fake.WhatsApp)
+	echo := fake.Start(t, fake.Echo)
+	for _, tc := range []struct {
+		name      string
+		p         check.Port
+		ok        bool
+		says      string
+		web, note string
+	}{
+		{"edge", check.Port{Port: port(t, edge.Addr())}, true, "WhatsApp answers", "200", ""},
+		{"edge over TLS", check.Port{Port: port(t, edgeTLS.Addr()), TLS: true}, true, "WhatsApp answers", "200", ""},
+		{"edge media", check.Port{Port: port(t, edgeMedia.Addr()), Media: true}, true, "media server answers", "200", ""},
+		{"web server only", check.Port{Port: port(t, webOnly.Addr())}, false, "a web server answers the opening, not WhatsApp", "200", ""},
+		{"proxy silent to HTTP", check.Port{Port: port(t, proxy.Addr())}, true, "WhatsApp answers", "", "silent until the 500ms timeout"},
+		{"proxy over TLS silent to HTTP", check.Port{Port: port(t, proxyTLS.Addr()), TLS: true}, true, "WhatsApp answers", "", "silent until"},
+		{"proxy that closes", check.Port{Port: port(t, closes.Addr())}, true, "WhatsApp answers", "", "closes without answering"},
+		{"TLS port in the clear", check.Port{Port: port(t, edge.Addr()), TLS: true}, false, "TLS fails", "", "TLS fails for a visitor"},
+		{"another protocol", check.Port{Port: port(t, echo.Addr())}, false, "not like WhatsApp", "", "answers, but not with HTTP"},
+		{"dead", check.Port{Port: deadPort(t)}, false, "refused", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := check.Run(context.Background(), "127.0.0.1", []check.Port{tc.p}, 500*time.Millisecond)[0]
+			if r.OK != tc.ok || !strings.Contains(r.Verdict, tc.says) {
+				t.Errorf("ok %v, %q; want %v, %q", r.OK, r.Verdict, tc.ok, tc.says)
+			}
+			if r.Web.Status != tc.web || !strings.Contains(r.Web.Note, tc.note) || (tc.note == "") != (r.Web.Note == "") {
+				t.Errorf("web %+v; want %q, %q", r.Web, tc.web, tc.note)
+			}
+			if r.Web.GivesAway != (tc.note != "") {
+				t.Errorf("gives away: %+v", r.Web)
+			}
+		})
+	}
+
+	rs := check.Run(context.Background(), "127.0.0.1", []check.Port{
+		{Port: port(t, edgeTLS.Addr()), TLS: true}, {Port: port(t, proxy.Addr())}, {Port: port(t, edgeMedia.Addr()), Media: true}, {Port: deadPort(t)},
+	}, 500*time.Millisecond)
+	var out bytes.Buffer
+	check.Write(&out, "127.0.0.1", rs)
+	t.Logf("\n%s", out.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for i, want := range []string{
+		"PORT   KIND          CONNECT       TLS    ANSWER  WEB          RESULT",
+		" 200          ok: WhatsApp answers",
+		" no web site  ok: WhatsApp answers",
+		" 200          ok: WhatsApp's media server answers",
+		"       -         -         -  -            refused",
+	} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("line %d: %q lacks %q", i, lines[i], want)
+		}
+	}
+	for _, want := range []string{
+		"Chat works through 127.0.0.1",
+		"A stranger who does not speak WhatsApp sees a web site on ports " + strconv.Itoa(rs[0].Port.Port) + " (200), " + strconv.Itoa(rs[2].Port.Port) + " (200).",
+		"Would give the proxy away to a scanner, which records an open port that is no web site: port " + strconv.Itoa(rs[1].Port.Port) + " (silent until the 500ms timeout).",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	rs = check.Run(context.Background(), "127.0.0.1", []check.Port{{Port: port(t, edge.Addr())}}, time.Second)
+	out.Reset()
+	check.Write(&out, "127.0.0.1", rs)
+	if !strings.Contains(out.String(), "No open port gives the proxy away to a scanner") {
+		t.Errorf("all web sites:\n%s", out.String())
+	}
+}
+
+// TestChatFirst checks that chat ports are checked before media ports,
+// whatever order they are given in, as an edge with
+// FERRY_EDGE_MEDIA_AFTER_CHAT passes media only after a chat connection;
+// and that a media port the edge does not pass is not reported as working.
+func TestChatFirst(t *testing.T) {
+	var chatted atomic.Bool
+	chat := fake.Start(t, route(func(c net.Conn) { chatted.Store(true); fake.WhatsApp(c) }, site))
+	media := fake.Start(t, mediaPort(t, chatted.Load, site))
+	mp, cp := check.Port{Port: port(t, media.Addr()), Media: true}, check.Port{Port: port(t, chat.Addr())}
+
+	rs := check.Run(context.Background(), "127.0.0.1", []check.Port{mp}, time.Second)
+	if rs[0].OK || !strings.Contains(rs[0].Verdict, "FERRY_EDGE_MEDIA_AFTER_CHAT") || rs[0].Web.Status != "200" {
+		t.Errorf("media before any chat: %+v", rs[0])
+	}
+	rs = check.Run(context.Background(), "127.0.0.1", []check.Port{mp, cp}, time.Second)
+	if rs[0].Port != mp || !rs[0].OK || rs[1].Port != cp || !rs[1].OK {
+		t.Errorf("media given first: %+v", rs)
+	}
 }

@@ -19,7 +19,9 @@ var errChatFails = errors.New("chat does not work")
 const checkForm = "ferry check [-chat 443/tls,80,5222] [-media 587] [-timeout 10s] HOST"
 
 // runCheck tests the proxy at HOST as the app would, prints a table and a
-// diagnosis, and fails unless chat works on some port.
+// diagnosis, and fails unless chat works on some port. The table also shows
+// what each port answers a scanner (a web site or not); that is information
+// only and never changes the exit status.
 func runCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ferry check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
