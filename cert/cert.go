@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"time"
 )
 
@@ -27,10 +28,25 @@ func Load(certFile, keyFile string) (tls.Certificate, error) {
 	return c, nil
 }
 
+// term is how long a self-signed certificate is valid: Let's Encrypt's 90
+// days (its NotAfter is NotBefore + 90 days - 1 s, both ends included),
+// the term of most certificates on the web, as it issues most of them.
+// 397 days, the old ceiling of public CAs, stopped being a term any of
+// them issues when the CA/Browser Forum cut it to 200 days in March 2026,
+// so it would now stand out. A certificate is made once per start and
+// never renewed, so an edge that runs longer than 90 days without a
+// restart serves it expired (WhatsApp does not mind).
+const term = 90*24*time.Hour - time.Second
+
 // SelfSigned makes an ECDSA P-256 certificate for a random name. Scanners
 // find proxies by searching certificate fields, and the official proxy was
 // once found by a fixed name; a new random name at every start gives them
 // nothing to search for. WhatsApp does not validate the certificate.
+//
+// Nothing in it is the same across edges or starts: a fresh key, a random
+// serial below 2^127, a random name, and a validity that starts when it is
+// made, a random 0 to 10 minutes back (as CAs backdate for clients whose
+// clocks run slow), to the second, as CAs write it, and lasts term.
 func SelfSigned() (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -41,15 +57,13 @@ func SelfSigned() (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("generate serial: %w", err)
 	}
 	name := randomName()
-	// Backdate by a random part of a month, as a certificate issued
-	// earlier would be.
-	notBefore := time.Now().Add(-time.Duration(1+serial.Int64()%(30*24)) * time.Hour).Truncate(time.Hour)
+	notBefore := time.Now().Add(-randomSkew()).Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: name},
 		DNSNames:              []string{name},
 		NotBefore:             notBefore,
-		NotAfter:              notBefore.AddDate(1, 0, 0),
+		NotAfter:              notBefore.Add(term),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
@@ -63,6 +77,11 @@ func SelfSigned() (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// randomSkew returns a random duration from 0 to 10 minutes, to the second.
+func randomSkew() time.Duration {
+	return time.Duration(mrand.IntN(10*60+1)) * time.Second
 }
 
 // randomName returns a plausible host name: 6 to 12 letters and a common
