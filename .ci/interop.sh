@@ -19,7 +19,7 @@ FERRY_ORIGIN_LISTEN=ws://127.0.0.1:18080/tunnel FERRY_ORIGIN_TARGETS=chat=127.0.
   FERRY_ORIGIN_PROXY_PROTOCOL=v1 "$work/ferry" origin >"$work/origin.log" 2>&1 &
 pids+=($!)
 wait_port 18080
-FERRY_EDGE_LISTEN=tls://127.0.0.1:18443/chat,proxy+tls://127.0.0.1:18444/chat \
+FERRY_EDGE_LISTEN=tls://127.0.0.1:18443/chat?decoy=off,proxy+tls://127.0.0.1:18444/chat?decoy=off \
   FERRY_EDGE_ORIGINS=ws://127.0.0.1:18080/tunnel "$work/ferry" edge >"$work/edge.log" 2>&1 &
 pids+=($!)
 wait_port 18443

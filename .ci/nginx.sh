@@ -45,7 +45,7 @@ FERRY_ORIGIN_LISTEN=ws://127.0.0.1:18091/tunnel FERRY_ORIGIN_TARGETS=chat=127.0.
 pids+=($!)
 wait_port 18090
 wait_port 18091
-FERRY_EDGE_LISTEN=tcp://127.0.0.1:18092/chat FERRY_EDGE_ORIGINS=ws://127.0.0.1:18090/tunnel FERRY_EDGE_POOL=1 \
+FERRY_EDGE_LISTEN=tcp://127.0.0.1:18092/chat?decoy=off FERRY_EDGE_ORIGINS=ws://127.0.0.1:18090/tunnel FERRY_EDGE_POOL=1 \
   "$work/ferry" edge >"$work/edge.log" 2>&1 &
 pids+=($!)
 wait_port 18092

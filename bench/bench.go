@@ -419,7 +419,7 @@ func clientSide(free []string, targets map[string]string) (addrs map[string]stri
 	addrs = map[string]string{}
 	for i, name := range services {
 		addrs[name] = free[i]
-		listeners = append(listeners, "tcp://"+free[i]+"/"+name)
+		listeners = append(listeners, "tcp://"+free[i]+"/"+name+"?decoy=off")
 		tgts = append(tgts, name+"="+targets[name])
 	}
 	return addrs, listeners, tgts
@@ -464,7 +464,7 @@ func startPair(ctx context.Context, bin, tr string, targets map[string]string, v
 	var ls, tgts []string
 	p.addrs, ls, tgts = clientSide(clientAddrs, targets)
 	p.addrs[echoTLS] = clientAddrs[len(services)]
-	ls = append(ls, "tls://"+p.addrs[echoTLS]+"/"+echoSvc)
+	ls = append(ls, "tls://"+p.addrs[echoTLS]+"/"+echoSvc+"?decoy=off")
 
 	if p.origin, _, err = start(bin, []string{"origin"}, append(common, "FERRY_ORIGIN_LISTEN="+listen,
 		"FERRY_ORIGIN_TARGETS="+strings.Join(tgts, ","), "FERRY_ADMIN="+oAdmin), 0); err != nil {

@@ -55,15 +55,22 @@ type Auth struct {
 
 // Clients holds the client-facing listeners of an edge or of standalone.
 type Clients struct {
-	Listen   Listeners `envconfig:"FERRY_EDGE_LISTEN" default:"tls://:443/chat,tcp://:80/chat80,tcp://:5222/chat,tcp://:587/media,tcp://:7777/media,proxy+tls://:8443/chat,proxy+tcp://:8080/chat80,proxy+tcp://:8222/chat" form:"comma-separated SCHEME://[HOST]:PORT/ROUTE with SCHEME tcp, tls, proxy+tcp or proxy+tls" desc:"client listeners; ROUTE names a target of the origin"`
-	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners, and for wss and quic tunnel listeners (default: self-signed ECDSA P-256 with a random name, made at start)"`
+	Listen   Listeners `envconfig:"FERRY_EDGE_LISTEN" default:"tls://:443/chat,tcp://:80/chat80,tcp://:5222/chat,tcp://:587/media,tcp://:7777/media,proxy+tls://:8443/chat,proxy+tcp://:8080/chat80,proxy+tcp://:8222/chat" form:"comma-separated SCHEME://[HOST]:PORT/ROUTE[?decoy=off] with SCHEME tcp, tls, proxy+tcp or proxy+tls" desc:"client listeners; ROUTE names a target of the origin, and the route media passes TLS through by its server name; every connection not speaking WhatsApp gets the web site (FERRY_EDGE_DECOY), unless ?decoy=off relays all as they come"`
+	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners, media ClientHellos not passed through, and wss and quic tunnel listeners (default: self-signed ECDSA P-256 with a random name, made at start; with FERRY_EDGE_ACME, until the CA's certificate is there)"`
 	TLSKey   string    `envconfig:"FERRY_EDGE_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_EDGE_TLS_CERT"`
 	MaxConns Count     `envconfig:"FERRY_EDGE_MAX_CONNS" default:"27500" form:"a whole number from 1 to 10000000" desc:"concurrent client connections at most; more are closed at once"`
 	// Many mobile users share one address behind carrier-grade NAT, so the
 	// default is far above what one phone opens (a handful).
-	MaxConnsPerIP    Limit    `envconfig:"FERRY_EDGE_MAX_CONNS_PER_IP" default:"200" form:"a whole number; 0 for no cap" desc:"concurrent client connections from one IPv4 address or IPv6 /64 at most"`
-	HandshakeTimeout Duration `envconfig:"FERRY_EDGE_HANDSHAKE_TIMEOUT" default:"20s" form:"a duration such as 20s" desc:"how long a new client may take to send its PROXY header, finish TLS and send its first byte"`
-	PublicHost       string   `envconfig:"FERRY_EDGE_PUBLIC_HOST" form:"a host name or IP address" desc:"the host users enter in WhatsApp; the stats page then shows the share link and its QR code"`
+	MaxConnsPerIP    Limit        `envconfig:"FERRY_EDGE_MAX_CONNS_PER_IP" default:"200" form:"a whole number; 0 for no cap" desc:"concurrent client connections from one IPv4 address or IPv6 /64 at most"`
+	HandshakeTimeout Duration     `envconfig:"FERRY_EDGE_HANDSHAKE_TIMEOUT" default:"20s" form:"a duration such as 20s" desc:"how long a new client may take to send its PROXY header, finish TLS and send its first byte"`
+	PublicHost       Hosts        `envconfig:"FERRY_EDGE_PUBLIC_HOST" form:"comma-separated host names or IP addresses" desc:"the names (or IP literals) phones use for this edge, the first one in the share link and QR code on the stats page; with FERRY_EDGE_ACME, the certificates' names (the first also for a ClientHello without a name)"`
+	Decoy            Decoy        `envconfig:"FERRY_EDGE_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"the web site every visitor that does not speak WhatsApp sees on the client ports and on FERRY_EDGE_TUNNEL_LISTEN: a built-in ordinary page, a site reverse-proxied, or files served"`
+	MediaNames       NamePatterns `envconfig:"FERRY_EDGE_MEDIA_NAMES" default:"*.whatsapp.net" form:"comma-separated server names, each NAME or *.SUFFIX" desc:"TLS server names that media listeners and tls listeners pass through to the route media; any other ClientHello is answered with the web site"`
+	MediaAfterChat   Bool         `envconfig:"FERRY_EDGE_MEDIA_AFTER_CHAT" default:"false" form:"true or false" desc:"pass media through only for an address (IPv4, or IPv6 /64) that had a WhatsApp chat connection through this edge in the last 10 minutes; others get the web site. A scanner sending a media name then learns nothing, but phones whose address changes between connections (some carrier NATs) lose media"`
+	ACME             ACME         `envconfig:"FERRY_EDGE_ACME" default:"off" form:"off, letsencrypt, or an ACME directory URL" desc:"obtain and renew certificates for FERRY_EDGE_PUBLIC_HOST from a public CA (HTTP-01 on the port-80 listener, TLS-ALPN-01 on 443); the self-signed one serves until then"`
+	ACMEDir          string       `envconfig:"FERRY_EDGE_ACME_DIR" default:"/var/lib/ferry/acme" form:"a directory path" desc:"where ACME certificates, keys and the account are kept"`
+	ACMEEmail        string       `envconfig:"FERRY_EDGE_ACME_EMAIL" form:"an email address" desc:"the ACME account's contact, for the CA's expiry notices"`
+	ACMECARoot       string       `envconfig:"FERRY_EDGE_ACME_CA_ROOT" form:"path of a PEM file" desc:"CA roots to trust, besides the system's, for the ACME directory's HTTPS (a private CA)"`
 }
 
 // Upstream holds what an origin or standalone may dial.
@@ -80,7 +87,6 @@ type Edge struct {
 	Pool         Count           `envconfig:"FERRY_EDGE_POOL" default:"2" form:"a whole number from 1 to 10000000" desc:"sessions kept to each origin; new clients go to the least busy one"`
 	Origins      TunnelURLs      `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"origins to tunnel to, in order of preference (this or FERRY_EDGE_TUNNEL_LISTEN is required)"`
 	TunnelListen TunnelListeners `envconfig:"FERRY_EDGE_TUNNEL_LISTEN" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT" desc:"reverse mode: tunnel listeners that origins dial (their FERRY_ORIGIN_EDGES); clients' streams still go from edge to origin"`
-	Decoy        Decoy           `envconfig:"FERRY_EDGE_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"what visitors of FERRY_EDGE_TUNNEL_LISTEN without the secret see, as FERRY_ORIGIN_DECOY"`
 }
 
 // Origin is the configuration of `ferry origin`.
@@ -164,6 +170,22 @@ func (a *Auth) check() error {
 }
 
 func (c *Clients) check() error {
+	if c.ACME != "" {
+		if len(c.PublicHost) == 0 {
+			return &Error{Var: "FERRY_EDGE_PUBLIC_HOST", Form: formOf(c, "FERRY_EDGE_PUBLIC_HOST"), Err: errors.New("is required with FERRY_EDGE_ACME: the certificates are for its names")}
+		}
+		if c.TLSCert != "" {
+			return &Error{Var: "FERRY_EDGE_TLS_CERT", Err: errors.New("and FERRY_EDGE_ACME are both set: choose one source of certificates")}
+		}
+		if c.ACMEDir == "" {
+			return &Error{Var: "FERRY_EDGE_ACME_DIR", Form: formOf(c, "FERRY_EDGE_ACME_DIR"), Err: errors.New("is empty")}
+		}
+		if c.ACMECARoot != "" {
+			if _, err := os.Stat(c.ACMECARoot); err != nil {
+				return &Error{Var: "FERRY_EDGE_ACME_CA_ROOT", Form: formOf(c, "FERRY_EDGE_ACME_CA_ROOT"), Err: err}
+			}
+		}
+	}
 	return checkKeyPair("FERRY_EDGE_TLS_CERT", c.TLSCert, "FERRY_EDGE_TLS_KEY", c.TLSKey)
 }
 

@@ -116,12 +116,23 @@ func (p *ProxyProtocol) Decode(v string) error {
 	return nil
 }
 
-// Listener is one client listener: SCHEME://[HOST]:PORT/ROUTE.
+// Listener is one client listener: SCHEME://[HOST]:PORT/ROUTE[?decoy=off].
 type Listener struct {
 	Scheme string // tcp, tls, proxy+tcp or proxy+tls
 	Addr   string // [HOST]:PORT; an empty host means every address, IPv4 and IPv6
 	Route  string
+	// DecoyOff relays every connection as it comes, with no first-byte
+	// routing to the web site (?decoy=off).
+	DecoyOff bool
 }
+
+// Media reports whether the listener's route is the media route, whose
+// TLS is passed through to WhatsApp's media servers.
+func (l Listener) Media() bool { return l.Route == MediaRoute }
+
+// MediaRoute is the route of media listeners, and where tls listeners pass
+// media through to.
+const MediaRoute = "media"
 
 // TLS reports whether the listener terminates TLS.
 func (l Listener) TLS() bool { return strings.HasSuffix(l.Scheme, "tls") }
@@ -129,13 +140,27 @@ func (l Listener) TLS() bool { return strings.HasSuffix(l.Scheme, "tls") }
 // ProxyProtocol reports whether a PROXY protocol header precedes each connection.
 func (l Listener) ProxyProtocol() bool { return strings.HasPrefix(l.Scheme, "proxy+") }
 
-func (l Listener) String() string { return l.Scheme + "://" + l.Addr + "/" + l.Route }
+func (l Listener) String() string {
+	s := l.Scheme + "://" + l.Addr + "/" + l.Route
+	if l.DecoyOff {
+		s += "?decoy=off"
+	}
+	return s
+}
 
-// ParseListener parses one SCHEME://[HOST]:PORT/ROUTE.
+// ParseListener parses one SCHEME://[HOST]:PORT/ROUTE[?decoy=off].
 func ParseListener(s string) (Listener, error) {
 	u, err := url.Parse(s)
-	if err != nil || u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+	if err != nil || u.Opaque != "" || u.User != nil || u.Fragment != "" {
 		return Listener{}, fmt.Errorf("%q is not a listener URL", s)
+	}
+	decoyOff := false
+	switch u.RawQuery {
+	case "":
+	case "decoy=off":
+		decoyOff = true
+	default:
+		return Listener{}, fmt.Errorf("%q: unknown option %q (known: decoy=off)", s, u.RawQuery)
 	}
 	switch u.Scheme {
 	case "tcp", "tls", "proxy+tcp", "proxy+tls":
@@ -149,7 +174,7 @@ func ParseListener(s string) (Listener, error) {
 	if err := checkRoute(route); err != nil {
 		return Listener{}, fmt.Errorf("%q: %w", s, err)
 	}
-	return Listener{Scheme: u.Scheme, Addr: u.Host, Route: route}, nil
+	return Listener{Scheme: u.Scheme, Addr: u.Host, Route: route, DecoyOff: decoyOff}, nil
 }
 
 // Listeners is a comma-separated list of Listener.
@@ -410,6 +435,96 @@ func checkHostPort(hp string, emptyHost bool) error {
 		return fmt.Errorf("%q: port must be 1 to 65535", hp)
 	}
 	return nil
+}
+
+// Hosts is a comma-separated list of host names and IP literals.
+type Hosts []string
+
+func (h *Hosts) Decode(v string) error {
+	var out Hosts
+	for _, part := range splitList(v) {
+		if strings.ContainsAny(part, ":/ ") && net.ParseIP(part) == nil {
+			return fmt.Errorf("%q is not a host name or IP address", part)
+		}
+		if ip := net.ParseIP(part); ip != nil {
+			part = ip.String()
+		} else if !isDNSName(part) {
+			return fmt.Errorf("%q is not a host name or IP address", part)
+		}
+		out = append(out, strings.ToLower(part))
+	}
+	*h = out
+	return nil
+}
+
+func (h Hosts) String() string { return strings.Join(h, ",") }
+
+// isDNSName reports whether s is a host name: dot-separated labels of
+// letters, digits and '-', not starting or ending with '-'.
+func isDNSName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// NamePatterns is a comma-separated list of TLS server names, each a name
+// or *.SUFFIX (see MatchName).
+type NamePatterns []string
+
+func (n *NamePatterns) Decode(v string) error {
+	var out NamePatterns
+	for _, part := range splitList(v) {
+		if !isDNSName(strings.TrimPrefix(part, "*.")) {
+			return fmt.Errorf("%q is neither a name nor *.SUFFIX", part)
+		}
+		out = append(out, strings.ToLower(part))
+	}
+	*n = out
+	return nil
+}
+
+func (n NamePatterns) String() string { return strings.Join(n, ",") }
+
+// ACME is off, Let's Encrypt, or an ACME directory URL.
+type ACME string
+
+// LetsEncrypt is the ACME setting for Let's Encrypt's production CA.
+const LetsEncrypt = "letsencrypt"
+
+func (a *ACME) Decode(v string) error {
+	switch {
+	case v == "off" || v == "":
+		*a = ""
+	case v == LetsEncrypt:
+		*a = LetsEncrypt
+	case strings.HasPrefix(v, "https://") || strings.HasPrefix(v, "http://"):
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" || u.User != nil {
+			return fmt.Errorf("%q is not a directory URL", v)
+		}
+		*a = ACME(v)
+	default:
+		return fmt.Errorf("%q is not off, letsencrypt or an ACME directory URL", v)
+	}
+	return nil
+}
+
+func (a ACME) String() string {
+	if a == "" {
+		return "off"
+	}
+	return string(a)
 }
 
 // Bool is true or false, nothing else.

@@ -1,19 +1,24 @@
-// Package decoy is what a tunnel listener shows visitors without the
-// secret: an ordinary web site.
+// Package decoy is the web site that ferry shows everyone who does not
+// speak its protocols: visitors of an origin's or an edge's tunnel listener
+// without the secret, and every client of an edge's ports that does not
+// speak WhatsApp. One implementation serves them all.
 package decoy
 
 import (
+	"embed"
+	"io/fs"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
 )
 
-// New returns what a visitor without the secret sees: the site at
-// target reverse-proxied when target is set, else the files of dir when it
-// is set, else a built-in page. Probers compare what a suspected proxy
-// answers with what ordinary sites answer, so nothing in any of these hints
-// at ferry: no 401, no special header, the same answer on every path.
+// New returns the web site: the site at target reverse-proxied when target
+// is set, else the files of dir when it is set, else a built-in page.
+// Probers compare what a suspected proxy answers with what ordinary sites
+// answer, so nothing in any of these hints at ferry: no 401, no header of
+// its own, and the built-in page is served as files are, by net/http's file
+// server (index at /, 404 for a missing path, HEAD, ranges, conditional
+// requests), as a directory would be.
 func New(target *url.URL, dir string) http.Handler {
 	switch {
 	case target != nil:
@@ -31,42 +36,14 @@ func New(target *url.URL, dir string) http.Handler {
 	case dir != "":
 		return http.FileServer(http.Dir(dir))
 	}
-	return builtinDecoy{}
+	// fs.Sub fails only for an invalid name, and "site" is valid.
+	sub, _ := fs.Sub(site, "site")
+	return http.FileServerFS(sub)
 }
 
-// builtinDecoy answers every path and method with the same small page.
-type builtinDecoy struct{}
-
-const decoyLastModified = "Tue, 14 Jan 2025 09:21:07 GMT"
-
-const decoyPage = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Welcome</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 40em; margin: 4em auto; padding: 0 1em; color: #333; line-height: 1.5; }
-h1 { font-weight: 400; }
-footer { margin-top: 3em; font-size: 0.85em; color: #888; }
-</style>
-</head>
-<body>
-<h1>Welcome</h1>
-<p>This site is being set up. Please check back soon.</p>
-<p>If you are the owner of this site, upload your content to get started.</p>
-<footer>&copy; 2025</footer>
-</body>
-</html>
-`
-
-func (builtinDecoy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(decoyPage)))
-	h.Set("Last-Modified", decoyLastModified)
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write([]byte(decoyPage))
-	}
-}
+// site is the built-in placeholder page, as a freshly set-up host shows. Embedded
+// files carry no modification time, so the file server sends no
+// Last-Modified that could be the same on every ferry.
+//
+//go:embed site
+var site embed.FS

@@ -55,7 +55,8 @@ func upgradeHeader(token string) http.Header {
 }
 
 // TestDecoy checks that every request without a valid token, on the tunnel
-// path or any other, gets the same ordinary page, and opens no session.
+// path or any other, gets what an ordinary web site gives for a page it
+// does not have, and opens no session.
 func TestDecoy(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		if scheme == "quic" {
@@ -79,15 +80,18 @@ func TestDecoy(t *testing.T) {
 		}
 		c.CloseNow()
 
-		want := get(t, client, base+"/", nil)
-		if want.status != http.StatusOK || !strings.Contains(want.body, "<html") {
-			t.Fatalf("decoy is %d %q", want.status, want.body)
+		if home := get(t, client, base+"/", nil); home.status != http.StatusOK || !strings.Contains(home.body, "<html") {
+			t.Fatalf("decoy is %d %q", home.status, home.body)
+		}
+		want := get(t, client, base+"/no-such-page", nil)
+		if want.status != http.StatusNotFound {
+			t.Fatalf("decoy's missing page is %d %q", want.status, want.body)
 		}
 		cases := []struct {
 			name, path string
 			header     http.Header
 		}{
-			{"other path", "/index.html", nil},
+			{"other path", "/favicon.ico", nil},
 			{"tunnel path, plain GET", "/tunnel", nil},
 			{"no token", "/tunnel", upgradeHeader("")},
 			{"garbage token", "/tunnel", upgradeHeader("hello")},

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ferryproxy/ferry/cert"
+	"github.com/ferryproxy/ferry/config"
 	"github.com/ferryproxy/ferry/decoy"
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/origin"
@@ -156,10 +157,12 @@ func startEdge(t testing.TB, originURL string, routes ...string) *edgeProc {
 	return startEdgeWith(t, originURL, &edge.Server{}, ls...)
 }
 
-// lspec is a client listener of a test edge.
+// lspec is a client listener of a test edge. Unless routed, it relays
+// every connection as it comes (?decoy=off), for tests whose clients send
+// bytes of their own rather than WhatsApp's.
 type lspec struct {
-	name, route string
-	tls, proxy  bool
+	name, route        string
+	tls, proxy, routed bool
 }
 
 // startEdgeWith runs an edge with srv's limits and the given listeners,
@@ -190,15 +193,16 @@ func startEdgeOrigins(t testing.TB, tunnels *edge.Tunnels, srv *edge.Server, ls 
 		if err != nil {
 			t.Fatal(err)
 		}
-		el := edge.Listener{Listener: ln, Route: l.route, ProxyProtocol: l.proxy}
-		if l.tls {
-			el.TLS = &tls.Config{Certificates: []tls.Certificate{crt}}
-		}
-		srv.Listeners = append(srv.Listeners, el)
+		srv.Listeners = append(srv.Listeners, edge.Listener{
+			Listener: ln, Route: l.route, TLS: l.tls, Media: l.route == config.MediaRoute, ProxyProtocol: l.proxy, DecoyOff: !l.routed,
+		})
 		e.addrs[l.name] = ln.Addr().String()
 	}
 	if srv.Connect == nil {
 		srv.Connect = e.tunnels.Connect
+	}
+	if srv.TLS == nil {
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{crt}}
 	}
 	srv.Log = testLogger(t)
 	e.srv = srv

@@ -94,7 +94,7 @@ func TestReverse(t *testing.T) {
 			t.Errorf("an edge dialling an edge: %v, want ErrSameRole", err)
 		}
 		if scheme == "ws" {
-			r := get(t, http.DefaultClient, strings.Replace(url, "ws://", "http://", 1), nil)
+			r := get(t, http.DefaultClient, strings.Replace(strings.TrimSuffix(url, "/tunnel"), "ws://", "http://", 1)+"/", nil)
 			if r.status != http.StatusOK || !strings.Contains(r.body, "<html") {
 				t.Errorf("visitor got %d %q, want the decoy page", r.status, r.body)
 			}

@@ -4,44 +4,70 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/ferryproxy/ferry/config"
+	"github.com/ferryproxy/ferry/decoy"
 	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/relay"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
 // Listener is a client listener and the route its connections take.
+//
+// Unless DecoyOff, every connection is routed by its first bytes (after the
+// PROXY header and TLS, where the listener has them): a WhatsApp chat
+// opening goes to Route, anything else to the edge's web site, so that to a
+// scanner the port is an ordinary web server.
 type Listener struct {
 	net.Listener
 	Route string
-	// TLS, when set, is terminated on each connection.
-	TLS *tls.Config
+	// TLS terminates TLS, with the Server's certificate, on every
+	// connection; a ClientHello for an allowed media name is passed
+	// through to config.MediaRoute instead.
+	TLS bool
+	// Media passes a TLS ClientHello for an allowed media name through
+	// untouched to Route, with the name; any other ClientHello is
+	// terminated, and the client served the web site.
+	Media bool
 	// ProxyProtocol requires a PROXY protocol header (v1 or v2) first, and
 	// takes the client's address from it.
 	ProxyProtocol bool
+	// DecoyOff relays every connection as it comes (TLS terminated where
+	// the listener has it, media passed through without a look), as the
+	// official proxy does: for clients other than WhatsApp's.
+	DecoyOff bool
 }
 
 // Name is the listener as FERRY_EDGE_LISTEN gives it, for logs and metrics.
 func (l Listener) Name() string {
 	scheme := "tcp"
-	if l.TLS != nil {
+	if l.TLS {
 		scheme = "tls"
 	}
 	if l.ProxyProtocol {
 		scheme = "proxy+" + scheme
 	}
-	return scheme + "://" + l.Addr().String() + "/" + l.Route
+	name := scheme + "://" + l.Addr().String() + "/" + l.Route
+	if l.DecoyOff {
+		name += "?decoy=off"
+	}
+	return name
 }
 
 // ConnectFunc connects a client of route to its destination. serverName is
@@ -61,6 +87,20 @@ const DefaultHandshakeTimeout = 20 * time.Second
 type Server struct {
 	Listeners []Listener
 	Connect   ConnectFunc
+	// TLS holds the edge's certificates (Certificates or GetCertificate):
+	// for tls listeners, for the ClientHellos a media listener does not
+	// pass through, and for the web site. Required when a listener has TLS
+	// or Media.
+	TLS *tls.Config
+	// Site is the web site that every client which does not speak
+	// WhatsApp gets; nil means decoy's built-in page.
+	Site http.Handler
+	// MediaNames are the TLS server names (config.MatchName patterns) that
+	// media and tls listeners pass through; none passes without them.
+	MediaNames []string
+	// MediaAfterChat passes media through only for a client address (IPv4,
+	// or IPv6 /64) that had a chat connection within RecentChatWindow.
+	MediaAfterChat bool
 	// MaxConns caps concurrent clients; more are closed at once. Zero means
 	// no cap.
 	MaxConns int
@@ -82,7 +122,10 @@ type Server struct {
 	active   atomic.Int64
 	refused  atomic.Int64 // over MaxConns or MaxConnsPerIP
 	rejected atomic.Int64 // bad PROXY header, failed TLS, or silent
+	visits   atomic.Int64 // served the web site
 	perIP    ipCounter
+	recent   recentChats
+	site     *site
 }
 
 // Stats are the edge's client counters.
@@ -90,10 +133,11 @@ type Stats struct {
 	Active   int64 // being relayed now
 	Refused  int64 // closed at once for a connection cap, since start
 	Rejected int64 // closed for a bad PROXY header, a failed TLS handshake or silence, since start
+	Visits   int64 // served the web site, since start
 }
 
 func (s *Server) Stats() Stats {
-	return Stats{s.active.Load(), s.refused.Load(), s.rejected.Load()}
+	return Stats{s.active.Load(), s.refused.Load(), s.rejected.Load(), s.visits.Load()}
 }
 
 // Run serves until ctx ends, then drains: it closes the listeners, lets live
@@ -101,16 +145,31 @@ func (s *Server) Stats() Stats {
 // every connection and goroutine it started has ended. It closes the
 // listeners it was given in every case.
 func (s *Server) Run(ctx context.Context, grace time.Duration) error {
+	sides := make([]*tlsSide, len(s.Listeners))
+	for i, l := range s.Listeners {
+		if (l.TLS || l.Media) && s.TLS == nil {
+			closeAll(s.Listeners)
+			return fmt.Errorf("listener %s: no certificate (Server.TLS)", l.Name())
+		}
+		if l.TLS || l.Media && !l.DecoyOff {
+			sides[i] = newTLSSide(s, !l.DecoyOff && len(s.MediaNames) > 0)
+		}
+	}
+	h := s.Site
+	if h == nil {
+		h = decoy.New(nil, "")
+	}
+	s.site = newSite(h, s.TLS)
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
 
 	var conns sync.WaitGroup
 	var accepts sync.WaitGroup
-	for _, l := range s.Listeners {
+	for i, l := range s.Listeners {
 		accepts.Add(1)
 		go func() {
 			defer accepts.Done()
-			s.accept(connCtx, l, s.Metrics.Listener(l.Name(), l.Route), &conns)
+			s.accept(connCtx, l, sides[i], s.Metrics.Listener(l.Name(), l.Route), &conns)
 		}()
 	}
 
@@ -121,8 +180,13 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	accepts.Wait()
 	s.Log.Info("draining", "clients", s.active.Load(), "grace", grace)
 
+	// Web visitors are no users to wait for: idle ones close at once,
+	// others as they finish, all by the grace's end.
+	siteCtx, cancelSite := context.WithTimeout(context.Background(), grace)
+	defer cancelSite()
 	drained := make(chan struct{})
 	go func() {
+		s.site.shutdown(siteCtx)
 		conns.Wait()
 		close(drained)
 	}()
@@ -133,13 +197,20 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	case <-timer.C:
 		s.Log.Info("grace period over, closing clients", "clients", s.active.Load())
 		cancelConns()
+		cancelSite()
 		<-drained
 	}
 	return nil
 }
 
+func closeAll(ls []Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
 // accept runs one listener's accept loop until the listener is closed.
-func (s *Server) accept(ctx context.Context, l Listener, m *metrics.Listener, conns *sync.WaitGroup) {
+func (s *Server) accept(ctx context.Context, l Listener, side *tlsSide, m *metrics.Listener, conns *sync.WaitGroup) {
 	var delay time.Duration
 	for {
 		c, err := l.Accept()
@@ -181,10 +252,12 @@ func (s *Server) accept(ctx context.Context, l Listener, m *metrics.Listener, co
 					m.Closed()
 				}
 			}
-			cl := s.open(ctx, c, l, m, uncount)
-			if cl == nil {
+			finish := func() {
 				uncount()
 				conns.Done()
+			}
+			cl := s.open(ctx, c, l, side, m, uncount, finish)
+			if cl == nil {
 				return
 			}
 			serve := func() {
@@ -193,7 +266,7 @@ func (s *Server) accept(ctx context.Context, l Listener, m *metrics.Listener, co
 				s.relay(ctx, cl, l, m)
 				s.perIP.release(cl.addr.Addr())
 			}
-			if l.TLS == nil {
+			if !l.TLS && !l.Media {
 				serve()
 				return
 			}
@@ -216,12 +289,14 @@ type clientConn struct {
 }
 
 // open reads a client's PROXY header and TLS handshake if its listener has
-// them, waits for its first bytes, and connects it to its route. It returns
-// nil when it has closed the client instead; otherwise the caller relays,
-// then releases the client's address from the per-IP count. uncount takes
-// the client out of the active count; a refusal calls it before closing,
-// so that the next client is counted without it.
-func (s *Server) open(ctx context.Context, c net.Conn, l Listener, m *metrics.Listener, uncount func()) *clientConn {
+// them, routes it by its first bytes, and connects it to its route. It
+// returns nil when it has closed the client instead, or handed it to the
+// web site; otherwise the caller relays, then releases the client's address
+// from the per-IP count. uncount takes the client out of the active count;
+// a refusal calls it before closing, so that the next client is counted
+// without it. finish, called once whenever the client is not returned,
+// uncounts it and ends its place in the drain.
+func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide, m *metrics.Listener, uncount, finish func()) *clientConn {
 	start := time.Now()
 	timeout := s.HandshakeTimeout
 	if timeout <= 0 {
@@ -233,6 +308,12 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, m *metrics.Li
 	raw := c
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	handed := false
+	defer func() {
+		if !handed {
+			finish()
+		}
+	}()
 	if l.ProxyProtocol {
 		pc := proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(timeout))
 		// Set through pc: go-proxyproto restores the deadline it was told
@@ -261,48 +342,132 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, m *metrics.Li
 			s.perIP.release(client.Addr())
 		}
 	}()
+	// toSite hands the client to the web site, which closes it, and then
+	// releases it from every count.
+	toSite := func(c net.Conn, pre []byte, tlsPort bool) *clientConn {
+		if !stop() {
+			c.Close()
+			return nil
+		}
+		c.SetDeadline(time.Time{})
+		s.visits.Add(1)
+		m.Site()
+		opened, handed = true, true
+		s.site.serve(&siteConn{Conn: c, pre: pre, done: func() {
+			s.perIP.release(client.Addr())
+			finish()
+		}}, tlsPort)
+		return nil
+	}
 
-	if l.TLS != nil {
-		tc := tls.Server(c, l.TLS)
+	route, serverName := l.Route, ""
+	var first []byte // read already, to pass on intact
+	if side != nil {
+		hc := &helloConn{Conn: c, client: client, recording: true}
+		tc := tls.Server(hc, side.hello)
 		hctx, cancel := context.WithDeadline(ctx, deadline)
 		err := tc.HandshakeContext(hctx)
 		cancel()
-		if err != nil {
+		var rhe tls.RecordHeaderError
+		switch {
+		case hc.pass:
+			first, serverName = hc.rec, hc.serverName
+			if !l.Media {
+				route = config.MediaRoute
+			}
+		case errors.As(err, &rhe) && hc.rec != nil && !l.DecoyOff:
+			// No ClientHello: on a tls port, net/http's TLS server
+			// answers it as its own handshake would; on a media port,
+			// the bytes are routed as on a plain one.
+			if l.TLS {
+				return toSite(c, hc.rec, true)
+			}
+			return toSite(c, webBytes(hc.rec), false)
+		case err != nil:
 			s.reject(c, l, m, "TLS handshake failed", s.clientAttr(client))
 			return nil
+		default:
+			// Terminated; on a media listener, a ClientHello for no
+			// allowed media name, whose client gets the web site.
+			c = tc
 		}
-		c = tc
+	}
+	if l.Media && side == nil {
+		// DecoyOff: a media client's bytes go as they come.
+		first = nil
 	}
 
-	// Wait for the client's first bytes before the route costs anything.
+	// Wait for the client's first bytes before the route costs anything,
+	// and read until they tell what the client is.
 	bp := firstBytes.Get().(*[]byte)
-	n, err := c.Read(*bp)
-	if err != nil {
-		firstBytes.Put(bp)
-		s.reject(c, l, m, "no bytes", s.clientAttr(client))
-		return nil
+	defer func() { firstBytes.Put(bp) }()
+	if first == nil {
+		n := 0
+		for {
+			k, err := c.Read((*bp)[n:])
+			n += k
+			kind := OpeningChat
+			if !l.DecoyOff {
+				kind = Classify((*bp)[:n])
+			}
+			if kind == OpeningMore && err == nil && n < len(*bp) {
+				continue
+			}
+			if kind == OpeningChat && n > 0 && (!l.Media || l.DecoyOff) {
+				break
+			}
+			if n > 0 && (err == nil || errors.Is(err, io.EOF)) && !l.DecoyOff {
+				// A web server answers what it has by the end of the
+				// client's bytes.
+				return toSite(c, webBytes((*bp)[:n]), false)
+			}
+			s.reject(c, l, m, "no bytes", s.clientAttr(client))
+			return nil
+		}
+		first = (*bp)[:n]
+		if s.MediaAfterChat && !l.DecoyOff {
+			s.recent.chat(client.Addr(), time.Now())
+		}
 	}
 	c.SetReadDeadline(time.Time{})
 	if !stop() {
-		firstBytes.Put(bp)
 		c.Close()
 		return nil
 	}
 
 	connecting := time.Now()
-	up, err := s.connect(ctx, l.Route, client, (*bp)[:n])
-	// Written by now (and copied where a retry may need them): the buffer
-	// goes back at once, not at the end of a connection that may last hours.
-	firstBytes.Put(bp)
+	up, err := s.connect(ctx, route, serverName, client, first)
 	if err != nil {
 		m.Refused(metrics.RefusedRoute)
-		s.Log.Debug("client not connected", "route", l.Route, "err", err, s.clientAttr(client))
+		s.Log.Debug("client not connected", "route", route, "err", err, s.clientAttr(client))
 		relay.Abort(c)
 		return nil
 	}
 	m.Setup(time.Since(connecting))
-	opened = true
-	return &clientConn{c: c, up: up, addr: client, first: n, start: start}
+	opened, handed = true, true
+	return &clientConn{c: c, up: up, addr: client, first: len(first), start: start}
+}
+
+// webBytes is what the web site reads of a client's first bytes b: b
+// itself, or, when b cannot begin an HTTP request, b ending its request
+// line, so that the site answers at once what it would answer to that line
+// (400), as a web server that reads a request byte by byte (nginx) does,
+// rather than wait for a line end that may never come. b is copied: it
+// outlives the first read's buffer.
+func webBytes(b []byte) []byte {
+	if webOpening(b) == OpeningOther {
+		return append(bytes.Clone(b), "\r\n\r\n"...)
+	}
+	return bytes.Clone(b)
+}
+
+// passMedia reports whether a ClientHello for name from client is passed
+// through to the media route.
+func (s *Server) passMedia(name string, client netip.AddrPort) bool {
+	if !slices.ContainsFunc(s.MediaNames, func(p string) bool { return config.MatchName(p, name) }) {
+		return false
+	}
+	return !s.MediaAfterChat || s.recent.recent(client.Addr(), time.Now())
 }
 
 // relay relays a client until either side ends.
@@ -336,10 +501,10 @@ func (s *Server) clientAttr(client netip.AddrPort) slog.Attr {
 // session ends does not notice. The client's further bytes wait meanwhile;
 // WhatsApp's clients wait for the server's answer to their first bytes
 // anyway.
-func (s *Server) connect(ctx context.Context, route string, client netip.AddrPort, first []byte) (net.Conn, error) {
+func (s *Server) connect(ctx context.Context, route, serverName string, client netip.AddrPort, first []byte) (net.Conn, error) {
 	const tries = 4
 	for try := 1; ; try++ {
-		up, err := s.Connect(ctx, route, "", client)
+		up, err := s.Connect(ctx, route, serverName, client)
 		if err != nil {
 			return nil, err
 		}

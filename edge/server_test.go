@@ -61,7 +61,7 @@ func TestNoClientIPsInLogs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.WriteString(c, "PROXY TCP4 "+client+" 127.0.0.1 5555 443\r\nhello")
+		io.WriteString(c, "PROXY TCP4 "+client+" 127.0.0.1 5555 443\r\n"+string(openingWeb))
 		io.ReadAll(c) // closed once the route fails, which is logged
 		c.Close()
 		cancel()

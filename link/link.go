@@ -26,8 +26,10 @@ var DefaultPorts = Ports{Chat: 443, ChatTLS: true, Media: 587}
 
 // PortsOf picks the ports a phone should use from an edge's listeners: the
 // first chat listener with TLS (else the first plain one), and the first
-// media listener. PROXY protocol listeners sit behind a load balancer whose
-// ports are not known here, so they count only when there is nothing else.
+// media listener; with no media listener, the chat TLS port, which passes
+// media through by its server name (unless ?decoy=off). PROXY protocol
+// listeners sit behind a load balancer whose ports are not known here, so
+// they count only when there is nothing else.
 func PortsOf(listeners []config.Listener) Ports {
 	p := Ports{}
 	pick := func(proxy bool) {
@@ -41,7 +43,7 @@ func PortsOf(listeners []config.Listener) Ports {
 				p.Chat, p.ChatTLS = port, true
 			case l.Route == "chat" && p.Chat == 0:
 				p.Chat = port
-			case l.Route == "media" && p.Media == 0:
+			case l.Media() && p.Media == 0:
 				p.Media = port
 			}
 		}
@@ -49,6 +51,13 @@ func PortsOf(listeners []config.Listener) Ports {
 	pick(false)
 	if p.Chat == 0 || p.Media == 0 {
 		pick(true)
+	}
+	if p.Media == 0 {
+		for _, l := range listeners {
+			if l.TLS() && !l.DecoyOff && portOf(l.Addr) == p.Chat && p.ChatTLS {
+				p.Media = p.Chat
+			}
+		}
 	}
 	if p.Chat == 0 {
 		p.Chat, p.ChatTLS = DefaultPorts.Chat, DefaultPorts.ChatTLS

@@ -29,6 +29,7 @@ type Metrics struct {
 	tdials   *prometheus.CounterVec
 	tdown    *prometheus.CounterVec
 	dials    *prometheus.CounterVec
+	site     *prometheus.CounterVec
 }
 
 // Refusal reasons of ferry_connections_refused_total.
@@ -67,7 +68,8 @@ func New(role, version string) *Metrics {
 	m.tdials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_tunnel_dials_total", Help: "Tunnel dials to a peer, by result (ok or failed)."}, []string{"peer", "result"})
 	m.tdown = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_tunnel_reconnects_total", Help: "Sessions to a peer that went down or drained and were redialled."}, []string{"peer"})
 	m.dials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_target_dials_total", Help: "Dials of a route's target alternatives, by result (ok or failed)."}, []string{"route", "target", "result"})
-	for _, c := range []prometheus.Collector{m.accepted, m.active, m.refused, m.bytes, m.duration, m.setup, m.tdials, m.tdown, m.dials} {
+	m.site = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_site_visits_total", Help: "Client connections that did not speak WhatsApp and were served the edge's web site (FERRY_EDGE_DECOY): scanners, probers and browsers."}, []string{"listener"})
+	for _, c := range []prometheus.Collector{m.accepted, m.active, m.refused, m.bytes, m.duration, m.setup, m.tdials, m.tdown, m.dials, m.site} {
 		f(c)
 	}
 	return m
@@ -79,6 +81,7 @@ type Listener struct {
 	active                              prometheus.Gauge
 	refusedCap, refusedHS, refusedRoute prometheus.Counter
 	duration, setup                     prometheus.Observer
+	site                                prometheus.Counter
 }
 
 // Listener returns the counters of a listener's connections; nil for a nil
@@ -97,6 +100,7 @@ func (m *Metrics) Listener(listener, route string) *Listener {
 		down:         m.bytes.WithLabelValues(route, "down"),
 		duration:     m.duration.WithLabelValues(route),
 		setup:        m.setup.WithLabelValues(route),
+		site:         m.site.WithLabelValues(listener),
 	}
 }
 
@@ -111,6 +115,13 @@ func (l *Listener) Accepted() {
 func (l *Listener) Closed() {
 	if l != nil {
 		l.active.Dec()
+	}
+}
+
+// Site counts a connection handed to the web site.
+func (l *Listener) Site() {
+	if l != nil {
+		l.site.Inc()
 	}
 }
 

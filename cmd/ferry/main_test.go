@@ -220,7 +220,7 @@ func TestSignalDrains(t *testing.T) {
 	echo := fake.Start(t, fake.Echo)
 	originAddr, edgeAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	common := []string{"FERRY_SECRET=" + secret, "FERRY_ADMIN=", "FERRY_LOG_LEVEL=debug"}
-	edg := start(t, bin, append(common, "FERRY_EDGE_LISTEN=tcp://"+edgeAddr+"/chat", "FERRY_EDGE_ORIGINS=ws://"+originAddr+"/t",
+	edg := start(t, bin, append(common, "FERRY_EDGE_LISTEN=tcp://"+edgeAddr+"/chat?decoy=off", "FERRY_EDGE_ORIGINS=ws://"+originAddr+"/t",
 		"FERRY_ADMIN="+adminAddr), "", "edge")
 	line := edg.waitFor(t, "ferry edge starting")
 	if strings.Contains(line, secret) || !strings.Contains(line, "config.FERRY_SECRET=[redacted]") ||

@@ -41,8 +41,12 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	}
 	tunnels := &edge.Tunnels{Origins: origins, Pool: int(cfg.Pool), Metrics: m, Log: log}
 	adviseUDP(log, append(cfg.Origins, cfg.TunnelListen...))
+	site, err := newSite(ctx, cfg.Clients, log)
+	if err != nil {
+		return err
+	}
 	tunnels.Listeners, err = listenTunnels(cfg.TunnelListen, "FERRY_EDGE_TUNNEL_LISTEN", "FERRY_EDGE_TLS_CERT", cfg.TLSCert, cfg.TLSKey,
-		decoy.New(cfg.Decoy.URL, cfg.Decoy.Dir), end)
+		site.handler, end)
 	if err != nil {
 		return err
 	}
@@ -69,7 +73,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	defer stopAdmin()
 	log.Info("ferry edge starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 
-	srv := newEdgeServer(cfg.Common, cfg.Clients, lns, tunnels.Connect, m, log)
+	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, tunnels.Connect, m, log)
 	err = edge.Serve(ctx, srv, tunnels, time.Duration(cfg.Grace))
 	log.Info("ferry edge stopped")
 	return err
@@ -82,6 +86,10 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	}
 	log := newLogger(cfg.Common, logw)
 	m := metrics.New("standalone", versionString())
+	site, err := newSite(ctx, cfg.Clients, log)
+	if err != nil {
+		return err
+	}
 	lns, err := listenClients(cfg.Clients)
 	if err != nil {
 		return err
@@ -97,7 +105,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	defer stopAdmin()
 	log.Info("ferry standalone starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m}
-	srv := newEdgeServer(cfg.Common, cfg.Clients, lns, up.Dial, m, log)
+	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, up.Dial, m, log)
 	err = srv.Run(ctx, time.Duration(cfg.Grace))
 	log.Info("ferry standalone stopped")
 	return err
@@ -187,10 +195,10 @@ func startAdmin(c config.Common, a *admin.Server) (stop func(), err error) {
 
 // shareLink is the edge's wa.me link when FERRY_EDGE_PUBLIC_HOST is set.
 func shareLink(c config.Clients) string {
-	if c.PublicHost == "" {
+	if len(c.PublicHost) == 0 {
 		return ""
 	}
-	return link.URL(c.PublicHost, link.PortsOf(c.Listen))
+	return link.URL(c.PublicHost[0], link.PortsOf(c.Listen))
 }
 
 // tunnelMetrics registers the counters of tunnel listeners.
@@ -290,10 +298,14 @@ func adviseUDP(log *slog.Logger, urls []config.TunnelURL) {
 	}
 }
 
-func newEdgeServer(cc config.Common, c config.Clients, lns []edge.Listener, connect edge.ConnectFunc, m *metrics.Metrics, log *slog.Logger) *edge.Server {
+func newEdgeServer(cc config.Common, c config.Clients, site *edgeSite, lns []edge.Listener, connect edge.ConnectFunc, m *metrics.Metrics, log *slog.Logger) *edge.Server {
 	return &edge.Server{
 		Listeners:        lns,
 		Connect:          connect,
+		TLS:              site.tls,
+		Site:             site.handler,
+		MediaNames:       c.MediaNames,
+		MediaAfterChat:   bool(c.MediaAfterChat),
 		MaxConns:         int(c.MaxConns),
 		MaxConnsPerIP:    int(c.MaxConnsPerIP),
 		HandshakeTimeout: time.Duration(c.HandshakeTimeout),
@@ -303,19 +315,28 @@ func newEdgeServer(cc config.Common, c config.Clients, lns []edge.Listener, conn
 	}
 }
 
+// edgeSite is what an edge (or standalone) shows and proves to clients: its
+// certificates and its web site.
+type edgeSite struct {
+	tls     *tls.Config
+	handler http.Handler
+}
+
+// newSite loads the edge's certificate (the operator's or a self-signed
+// one) and its web site, FERRY_EDGE_DECOY.
+func newSite(ctx context.Context, c config.Clients, log *slog.Logger) (*edgeSite, error) {
+	crt, err := cert.Load(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, &config.Error{Var: "FERRY_EDGE_TLS_CERT", Err: err}
+	}
+	return &edgeSite{
+		tls:     &tls.Config{Certificates: []tls.Certificate{crt}, MinVersion: tls.VersionTLS12},
+		handler: decoy.New(c.Decoy.URL, c.Decoy.Dir),
+	}, nil
+}
+
 // listenClients opens the client listeners of an edge or standalone.
 func listenClients(c config.Clients) ([]edge.Listener, error) {
-	var tlsConf *tls.Config
-	for _, l := range c.Listen {
-		if l.TLS() {
-			crt, err := cert.Load(c.TLSCert, c.TLSKey)
-			if err != nil {
-				return nil, &config.Error{Var: "FERRY_EDGE_TLS_CERT", Err: err}
-			}
-			tlsConf = &tls.Config{Certificates: []tls.Certificate{crt}, MinVersion: tls.VersionTLS12}
-			break
-		}
-	}
 	var lns []edge.Listener
 	for _, l := range c.Listen {
 		ln, err := listen(l.Addr, "FERRY_EDGE_LISTEN")
@@ -323,11 +344,7 @@ func listenClients(c config.Clients) ([]edge.Listener, error) {
 			closeAll(lns)
 			return nil, err
 		}
-		el := edge.Listener{Listener: ln, Route: l.Route, ProxyProtocol: l.ProxyProtocol()}
-		if l.TLS() {
-			el.TLS = tlsConf
-		}
-		lns = append(lns, el)
+		lns = append(lns, edge.Listener{Listener: ln, Route: l.Route, TLS: l.TLS(), Media: l.Media(), ProxyProtocol: l.ProxyProtocol(), DecoyOff: l.DecoyOff})
 	}
 	return lns, nil
 }

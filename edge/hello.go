@@ -1,0 +1,107 @@
+package edge
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+)
+
+// A TLS client of the edge is one of three: a WhatsApp media client whose
+// ClientHello names an allowed media server, whose TLS is passed through
+// untouched to that server; a chat client or a visitor, whose TLS the edge
+// terminates with its own certificate; or a client that sent no
+// ClientHello at all. crypto/tls reads the ClientHello (no TLS parser of
+// ferry's own): its GetConfigForClient hook sees the server name before the
+// edge has written a byte, and decides. A hello passed through is replayed
+// from what the handshake read.
+
+// maxHelloBytes bounds what a handshake records for a pass-through: a
+// ClientHello with post-quantum key shares is about 2 KB, and one TLS
+// record holds 16 KiB. A larger hello is terminated instead.
+const maxHelloBytes = 16<<10 + 5
+
+var errPassThrough = errors.New("ClientHello passed through")
+
+// helloConn is a client's connection during a TLS handshake that may turn
+// into a pass-through: it records what the handshake reads until the
+// ClientHello has been seen, and once the hook has chosen to pass the
+// client through, writes nothing (crypto/tls would send an alert).
+type helloConn struct {
+	net.Conn
+	client     netip.AddrPort
+	rec        []byte
+	recording  bool
+	pass       bool
+	serverName string
+}
+
+func (c *helloConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.recording {
+		if len(c.rec)+n > maxHelloBytes {
+			c.recording, c.rec = false, nil
+		} else {
+			c.rec = append(c.rec, p[:n]...)
+		}
+	}
+	return n, err
+}
+
+// NetConn lets the relay's reset reach the TCP connection under TLS.
+func (c *helloConn) NetConn() net.Conn { return c.Conn }
+
+func (c *helloConn) Write(p []byte) (int, error) {
+	if c.pass {
+		return 0, errPassThrough
+	}
+	return c.Conn.Write(p)
+}
+
+// tlsSide holds a listener's TLS configurations: the one its handshakes
+// start with, whose hook decides, and those it terminates with, one per
+// application protocol answer, made once rather than per client.
+type tlsSide struct {
+	srv   *Server
+	media bool // pass allowed media names through
+	hello *tls.Config
+	// terminate with no ALPN, with http/1.1 (a browser's or scanner's
+	// hello offers it, and a web server picks it), and with acme-tls/1
+	// for the CA's TLS-ALPN-01 challenge.
+	plain, http11, acme *tls.Config
+}
+
+func newTLSSide(srv *Server, media bool) *tlsSide {
+	t := &tlsSide{srv: srv, media: media}
+	base := srv.TLS
+	t.plain = base.Clone()
+	t.plain.NextProtos = nil
+	t.http11 = base.Clone()
+	t.http11.NextProtos = []string{"http/1.1"}
+	t.acme = base.Clone()
+	t.acme.NextProtos = []string{"acme-tls/1"}
+	t.hello = &tls.Config{GetConfigForClient: t.configFor}
+	return t
+}
+
+// configFor is the handshake's hook: it runs once the ClientHello is read,
+// before the edge writes a byte.
+func (t *tlsSide) configFor(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+	hc, ok := chi.Conn.(*helloConn)
+	if ok {
+		hc.recording = false
+		if t.media && hc.rec != nil && t.srv.passMedia(chi.ServerName, hc.client) {
+			hc.pass, hc.serverName = true, chi.ServerName
+			return nil, errPassThrough
+		}
+		hc.rec = nil
+	}
+	switch {
+	case slices.Contains(chi.SupportedProtos, "acme-tls/1"):
+		return t.acme, nil
+	case slices.Contains(chi.SupportedProtos, "http/1.1"):
+		return t.http11, nil
+	}
+	return t.plain, nil
+}

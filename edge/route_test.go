@@ -1,0 +1,137 @@
+package edge
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWhatsAppOpenings checks that WhatsApp's chat openings reach the
+// route byte for byte through every kind of chat listener, also when the
+// client's first write is split.
+func TestWhatsAppOpenings(t *testing.T) {
+	e := startScannerEdge(t, nil)
+	for _, kind := range []string{"tcp", "tls", "proxy+tcp", "proxy+tls", "off"} {
+		for name, o := range map[string][]byte{"native": openingNative, "web": openingWeb} {
+			for _, split := range []int{0, 1, 9} {
+				c := dialKind(t, e, kind, "")
+				if split > 0 {
+					c.Write(o[:split])
+					// The edge must not decide on the first bytes alone:
+					// the rest follows in a write of its own.
+				}
+				c.Write(o[split:])
+				got := make([]byte, len(o))
+				if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, o) {
+					t.Errorf("%s %s split %d: echo %x, %v; want %x", kind, name, split, got, err, o)
+				}
+				c.Close()
+			}
+		}
+	}
+	for _, c := range e.connected() {
+		if c != "chat/" {
+			t.Errorf("connect %q, want chat with no server name", c)
+		}
+	}
+}
+
+// dialKind connects to the edge's listener of kind, through TLS with
+// server name sni for the tls ones, with a PROXY header for proxy+ ones.
+func dialKind(t *testing.T, e *scannerEdge, kind, sni string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", e.addr[kind])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if strings.HasPrefix(kind, "proxy+") {
+		io.WriteString(c, "PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\n")
+	}
+	if strings.HasSuffix(kind, "tls") {
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, ServerName: sni})
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("%s: TLS: %v", kind, err)
+		}
+		return tc
+	}
+	return c
+}
+
+// mediaVisit is what a TLS client with server name sni sees on the edge's
+// listener of kind: whether the media server's certificate came back, and
+// the site's status line if it did not.
+func mediaVisit(t *testing.T, e *scannerEdge, kind, sni string) (media bool, status string) {
+	t.Helper()
+	c, err := net.Dial("tcp", e.addr[kind])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, ServerName: sni})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("%s %q: TLS: %v", kind, sni, err)
+	}
+	if bytes.Equal(tc.ConnectionState().PeerCertificates[0].Raw, e.mediaCert.Leaf.Raw) {
+		return true, ""
+	}
+	io.WriteString(tc, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	b, _ := io.ReadAll(tc)
+	line, _, _ := strings.Cut(string(b), "\r\n")
+	return false, line
+}
+
+// TestMediaBySNI checks that a ClientHello for an allowed media name is
+// passed through to the media route with its name, and that any other gets
+// the edge's own certificate and web site, on media and tls listeners.
+func TestMediaBySNI(t *testing.T) {
+	e := startScannerEdge(t, nil)
+	for _, kind := range []string{"media", "tls"} {
+		if media, _ := mediaVisit(t, e, kind, "mmg.whatsapp.net"); !media {
+			t.Errorf("%s: an allowed media name was not passed through", kind)
+		}
+		for _, sni := range []string{"", "example.com", "whatsapp.net", "mmg.whatsapp.net.evil.example"} {
+			media, status := mediaVisit(t, e, kind, sni)
+			if media || status != "HTTP/1.1 200 OK" {
+				t.Errorf("%s %q: media %v, site %q; want the web site", kind, sni, media, status)
+			}
+		}
+	}
+	want := []string{"media/mmg.whatsapp.net", "media/mmg.whatsapp.net"}
+	if got := e.connected(); !slices.Equal(got, want) {
+		t.Errorf("connects %v, want %v", got, want)
+	}
+}
+
+// TestMediaAfterChat checks that with MediaAfterChat, media passes only for
+// an address that had a chat connection.
+func TestMediaAfterChat(t *testing.T) {
+	e := startScannerEdge(t, func(s *Server) { s.MediaAfterChat = true })
+	if media, status := mediaVisit(t, e, "media", "mmg.whatsapp.net"); media || status != "HTTP/1.1 200 OK" {
+		t.Errorf("before any chat: media %v, site %q; want the web site", media, status)
+	}
+	// A chat from another address (a PROXY header's) opens nothing for
+	// this one.
+	c := dialKind(t, e, "proxy+tcp", "")
+	c.Write(openingWeb)
+	io.ReadFull(c, make([]byte, len(openingWeb)))
+	c.Close()
+	if media, _ := mediaVisit(t, e, "media", "mmg.whatsapp.net"); media {
+		t.Errorf("after another address's chat: passed through")
+	}
+	c = dialKind(t, e, "tcp", "")
+	c.Write(openingNative)
+	io.ReadFull(c, make([]byte, len(openingNative)))
+	c.Close()
+	for _, kind := range []string{"media", "tls"} {
+		if media, _ := mediaVisit(t, e, kind, "mmg.whatsapp.net"); !media {
+			t.Errorf("%s after a chat: not passed through", kind)
+		}
+	}
+}

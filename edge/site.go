@@ -1,0 +1,223 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// site serves the edge's web site, with Go's net/http, on connections that
+// the first-byte routing hands it: to a scanner every port of the edge is
+// an ordinary web server, with keep-alive, HEAD, 404 and 400 as net/http
+// answers them, because net/http answers them.
+type site struct {
+	plain, tls *http.Server
+	plainLn    *handoff
+	tlsLn      *handoff
+	wg         sync.WaitGroup
+
+	// Every connection handed over and not yet closed: http.Server's own
+	// Close leaves out connections a handler hijacked (a reverse-proxied
+	// WebSocket), and the drain must end them too.
+	mu    sync.Mutex
+	conns map[*siteConn]struct{}
+}
+
+// Timeouts and sizes of the web site: nginx's defaults where it has one. A
+// header limit keeps what a stranger can make the edge hold per connection
+// small (net/http's own default is 1 MiB).
+const (
+	siteHeaderTimeout  = 20 * time.Second
+	siteIdleTimeout    = 75 * time.Second
+	siteMaxHeaderBytes = 16 << 10
+)
+
+// newSite starts serving h. tlsConf is for clients that sent a TLS port
+// something other than a ClientHello (net/http's TLS server then answers an
+// HTTP request as it does: "Client sent an HTTP request to an HTTPS
+// server"); nil when the edge has no TLS listener.
+func newSite(h http.Handler, tlsConf *tls.Config) *site {
+	s := &site{plainLn: newHandoff(), conns: map[*siteConn]struct{}{}}
+	s.plain = newSiteServer(h)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.plain.Serve(s.plainLn)
+	}()
+	if tlsConf != nil {
+		s.tlsLn = newHandoff()
+		s.tls = newSiteServer(h)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.tls.Serve(tls.NewListener(s.tlsLn, tlsConf))
+		}()
+	}
+	return s
+}
+
+func newSiteServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: siteHeaderTimeout,
+		IdleTimeout:       siteIdleTimeout,
+		MaxHeaderBytes:    siteMaxHeaderBytes,
+		// A web server's errors are about strangers' connections: no line
+		// of them, and so no address, reaches the edge's log.
+		ErrorLog: log.New(discard{}, "", 0),
+	}
+}
+
+// serve hands c to the web site, which closes it when done. A connection
+// on a TLS port that did not begin with a ClientHello goes to the TLS
+// server, so that its handshake fails as net/http's own does.
+func (s *site) serve(c *siteConn, tlsPort bool) {
+	ln := s.plainLn
+	if tlsPort && s.tlsLn != nil {
+		ln = s.tlsLn
+	}
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	c.site = s
+	if !ln.give(c) {
+		c.Close()
+	}
+}
+
+// shutdown closes idle visitors at once, and waits for the others until
+// ctx ends, when it closes them.
+func (s *site) shutdown(ctx context.Context) {
+	servers := []*http.Server{s.plain}
+	if s.tls != nil {
+		servers = append(servers, s.tls)
+	}
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if srv.Shutdown(ctx) != nil {
+				srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	s.wg.Wait()
+	// Shutdown waits for none that a handler hijacked: wait for them
+	// until ctx ends, then close them.
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.mu.Lock()
+	left := make([]*siteConn, 0, len(s.conns))
+	for c := range s.conns {
+		left = append(left, c)
+	}
+	s.mu.Unlock()
+	for _, c := range left {
+		c.Close()
+	}
+}
+
+// handoff is a net.Listener whose connections are handed to it, one at a
+// time, by the edge's first-byte routing.
+type handoff struct {
+	conns     chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newHandoff() *handoff {
+	return &handoff{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// give passes c to Accept, and reports false if the listener is closed.
+func (h *handoff) give(c net.Conn) bool {
+	select {
+	case h.conns <- c:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+func (h *handoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoff) Close() error {
+	h.closeOnce.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoff) Addr() net.Addr { return handoffAddr{} }
+
+type handoffAddr struct{}
+
+func (handoffAddr) Network() string { return "handoff" }
+func (handoffAddr) String() string  { return "handoff" }
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// siteConn is a connection handed to the web site: it reads pre, what the
+// first-byte routing read already, before the connection's own bytes, and
+// calls done once when it is first closed, so that the client leaves the
+// edge's counts when net/http is done with it.
+type siteConn struct {
+	net.Conn
+	pre  []byte
+	once sync.Once
+	done func()
+	site *site
+}
+
+func (c *siteConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *siteConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.site.mu.Lock()
+		delete(c.site.conns, c)
+		c.site.mu.Unlock()
+		c.done()
+	})
+	return err
+}
+
+// CloseWrite lets net/http's lingering close after an error answer (a FIN,
+// then a pause, rather than a reset) reach the connection underneath.
+func (c *siteConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
