@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -104,4 +105,33 @@ func (t *tlsSide) configFor(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 		return t.http11, nil
 	}
 	return t.plain, nil
+}
+
+// hello is what a TLS client's handshake came to: one of passed through,
+// not TLS, failed, or terminated (tls set).
+type hello struct {
+	tls        *tls.Conn
+	pass       bool   // an allowed media name: replay rec to the media route
+	serverName string // the name, when passed through
+	notTLS     bool   // the first bytes were no TLS record: rec holds them
+	rec        []byte
+	err        error
+}
+
+// handshake runs the TLS handshake of c, a client at client, until ctx
+// ends.
+func (t *tlsSide) handshake(ctx context.Context, c net.Conn, client netip.AddrPort) hello {
+	hc := &helloConn{Conn: c, client: client, recording: true}
+	tc := tls.Server(hc, t.hello)
+	err := tc.HandshakeContext(ctx)
+	var rhe tls.RecordHeaderError
+	switch {
+	case hc.pass:
+		return hello{pass: true, serverName: hc.serverName, rec: hc.rec}
+	case errors.As(err, &rhe) && hc.rec != nil:
+		return hello{notTLS: true, rec: hc.rec, err: err}
+	case err != nil:
+		return hello{err: err}
+	}
+	return hello{tls: tc}
 }

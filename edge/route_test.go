@@ -2,13 +2,17 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryproxy/ferry/config"
 )
 
 // TestWhatsAppOpenings checks that WhatsApp's chat openings reach the
@@ -135,3 +139,53 @@ func TestMediaAfterChat(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClientHello feeds the TLS side of a media listener whatever a
+// stranger sends first: it never panics, never writes to a client it
+// passes through, and passes through only bytes the client sent, in order.
+func FuzzClientHello(f *testing.F) {
+	for _, sni := range []string{"mmg.whatsapp.net", "example.com", ""} {
+		f.Add(clientHello(f, sni))
+	}
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte{0x16, 0x03, 0x01, 0x00, 0x00})
+	srv := &Server{TLS: &tls.Config{Certificates: []tls.Certificate{mustCert(f)}}, MediaNames: []string{"*.whatsapp.net"}}
+	side := newTLSSide(srv, true)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c := &memConn{r: bytes.NewReader(in)}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h := side.handshake(ctx, c, netip.AddrPort{})
+		if h.pass {
+			if c.w.Len() != 0 {
+				t.Fatalf("wrote %d bytes to a client passed through", c.w.Len())
+			}
+			if !bytes.HasPrefix(in, h.rec) || len(h.rec) == 0 {
+				t.Fatalf("passes through %x, not a prefix of what was sent", h.rec)
+			}
+			if !config.MatchName("*.whatsapp.net", h.serverName) {
+				t.Fatalf("passed through for %q", h.serverName)
+			}
+		}
+		if h.notTLS && !bytes.HasPrefix(in, h.rec) {
+			t.Fatalf("replays %x, not a prefix of what was sent", h.rec)
+		}
+	})
+}
+
+// memConn is a client that sends r and then ends, and whose writes are
+// kept.
+type memConn struct {
+	net.Conn // nil: only what is below is called
+	r        *bytes.Reader
+	w        bytes.Buffer
+}
+
+func (c *memConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *memConn) Write(p []byte) (int, error)      { return c.w.Write(p) }
+func (c *memConn) Close() error                     { return nil }
+func (c *memConn) SetDeadline(time.Time) error      { return nil }
+func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *memConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *memConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }

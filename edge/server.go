@@ -363,33 +363,30 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 	route, serverName := l.Route, ""
 	var first []byte // read already, to pass on intact
 	if side != nil {
-		hc := &helloConn{Conn: c, client: client, recording: true}
-		tc := tls.Server(hc, side.hello)
 		hctx, cancel := context.WithDeadline(ctx, deadline)
-		err := tc.HandshakeContext(hctx)
+		h := side.handshake(hctx, c, client)
 		cancel()
-		var rhe tls.RecordHeaderError
 		switch {
-		case hc.pass:
-			first, serverName = hc.rec, hc.serverName
+		case h.pass:
+			first, serverName = h.rec, h.serverName
 			if !l.Media {
 				route = config.MediaRoute
 			}
-		case errors.As(err, &rhe) && hc.rec != nil && !l.DecoyOff:
+		case h.notTLS && !l.DecoyOff:
 			// No ClientHello: on a tls port, net/http's TLS server
 			// answers it as its own handshake would; on a media port,
 			// the bytes are routed as on a plain one.
 			if l.TLS {
-				return toSite(c, hc.rec, true)
+				return toSite(c, h.rec, true)
 			}
-			return toSite(c, webBytes(hc.rec), false)
-		case err != nil:
+			return toSite(c, webBytes(h.rec), false)
+		case h.err != nil:
 			s.reject(c, l, m, "TLS handshake failed", s.clientAttr(client))
 			return nil
 		default:
 			// Terminated; on a media listener, a ClientHello for no
 			// allowed media name, whose client gets the web site.
-			c = tc
+			c = h.tls
 		}
 	}
 	if l.Media && side == nil {
