@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryproxy/ferry/config"
+	"github.com/ferryproxy/ferry/internal/scan"
 )
 
 // TestWhatsAppOpenings checks that WhatsApp's chat openings reach the
@@ -145,7 +146,7 @@ func TestMediaAfterChat(t *testing.T) {
 // passes through, and passes through only bytes the client sent, in order.
 func FuzzClientHello(f *testing.F) {
 	for _, sni := range []string{"mmg.whatsapp.net", "example.com", ""} {
-		f.Add(clientHello(f, sni))
+		f.Add(scan.ClientHello(f, sni))
 	}
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add([]byte{0x16, 0x03, 0x01, 0x00, 0x00})

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -13,13 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferryproxy/ferry/cert"
 	"github.com/ferryproxy/ferry/decoy"
+	"github.com/ferryproxy/ferry/internal/scan"
 )
 
 // testSite is a directory with an index page, as an operator's
@@ -37,18 +36,17 @@ func testSite(t testing.TB) string {
 // certificate, and the same web site served by a plain net/http server (and
 // its TLS twin) to compare with.
 type scannerEdge struct {
-	srv                 *Server
-	addr                map[string]string // listener kind → address
-	refPlain, refTLS    string            // net/http serving the same site
-	mediaCert           tls.Certificate
-	mu                  sync.Mutex
-	connects            []string // route/serverName of each Connect
-	cancel              context.CancelFunc
-	done                chan struct{}
-	refServers          []*http.Server
-	echoLn, mediaLn     net.Listener
-	handlersWG          sync.WaitGroup
-	HandshakeTimeoutSet time.Duration
+	srv              *Server
+	addr             map[string]string // listener kind → address
+	refPlain, refTLS string            // net/http serving the same site
+	mediaCert        tls.Certificate
+	mu               sync.Mutex
+	connects         []string // route/serverName of each Connect
+	cancel           context.CancelFunc
+	done             chan struct{}
+	refServers       []*http.Server
+	echoLn, mediaLn  net.Listener
+	handlersWG       sync.WaitGroup
 }
 
 func startScannerEdge(t *testing.T, mutate func(*Server)) *scannerEdge {
@@ -194,94 +192,11 @@ func mustCert(t testing.TB) tls.Certificate {
 	return c
 }
 
-// exchange sends b (after a PROXY header for a proxy+ listener, inside TLS
-// with server name sni for a tls one), half-closes if asked, and returns
-// all that comes back until the server closes, or the bound of 10 s.
-func exchange(t *testing.T, addr string, proxy, useTLS bool, sni string, b []byte, closeWrite bool) []byte {
-	t.Helper()
-	raw, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	raw.SetDeadline(time.Now().Add(10 * time.Second))
-	if proxy {
-		io.WriteString(raw, "PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\n")
-	}
-	var c net.Conn = raw
-	if useTLS {
-		tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, ServerName: sni, NextProtos: []string{"http/1.1"}})
-		if err := tc.Handshake(); err != nil {
-			t.Fatalf("TLS to %s: %v", addr, err)
-		}
-		c = tc
-	}
-	c.Write(b)
-	if closeWrite {
-		if cw, ok := c.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-	}
-	out, _ := io.ReadAll(c)
-	return out
-}
-
-// answer is what a web client sees of a response: its status line, header
-// names (without Date, which differs by the second) and body.
-type answer struct {
-	status  string
-	headers string
-	body    string
-}
-
-func parseAnswers(t *testing.T, raw []byte, method string) []answer {
-	t.Helper()
-	var out []answer
-	br := bufio.NewReader(bytes.NewReader(raw))
-	for {
-		if _, err := br.Peek(1); err != nil {
-			return out
-		}
-		resp, err := http.ReadResponse(br, &http.Request{Method: method})
-		if err != nil {
-			// Not HTTP: keep the bytes as they are.
-			rest, _ := io.ReadAll(br)
-			return append(out, answer{status: "raw", body: string(rest)})
-		}
-		body, _ := io.ReadAll(resp.Body)
-		var names []string
-		for k := range resp.Header {
-			if k != "Date" {
-				names = append(names, k)
-			}
-		}
-		slices.Sort(names)
-		out = append(out, answer{status: resp.Status, headers: strings.Join(names, ","), body: string(body)})
-	}
-}
-
 // TestScannerView sends what scanners send to every kind of listener and
 // checks that each answers exactly as Go's net/http serving the same site
 // answers the same bytes.
 func TestScannerView(t *testing.T) {
 	e := startScannerEdge(t, nil)
-	randomBytes := []byte{0x8f, 0x02, 0xff, 0x00, 0x13, 0x37, 0xc4, 0x81, 0x5a, 0x00, 0x01}
-	probes := []struct {
-		name       string
-		send       string
-		method     string
-		closeWrite bool // for the reference, which waits for a line's end
-		wantStatus string
-	}{
-		{"GET", "GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: Mozilla/5.0 zgrab/0.x\r\nAccept: */*\r\nConnection: close\r\n\r\n", "GET", false, "200 OK"},
-		{"HEAD", "HEAD / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n", "HEAD", false, "200 OK"},
-		{"missing page", "GET /admin/login.php HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n", "GET", false, "404 Not Found"},
-		{"keep-alive", "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", "GET", false, ""},
-		{"malformed request line", "GET\r\n\r\n", "GET", false, "400 Bad Request"},
-		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", "GET", false, "200 OK"},
-		{"random bytes", string(randomBytes), "GET", true, "400 Bad Request"},
-		{"TLS ClientHello", string(clientHello(t, "scan.example")), "GET", true, "400 Bad Request"},
-	}
 	kinds := []struct {
 		kind      string
 		proxy     bool
@@ -295,19 +210,20 @@ func TestScannerView(t *testing.T) {
 		{"media", false, true, e.refTLS},
 	}
 	for _, k := range kinds {
-		for _, p := range probes {
-			t.Run(k.kind+"/"+p.name, func(t *testing.T) {
-				sni := "scan.example"
-				got := parseAnswers(t, exchange(t, e.addr[k.kind], k.proxy, k.useTLS, sni, []byte(p.send), false), p.method)
-				want := parseAnswers(t, exchange(t, k.reference, false, k.useTLS, sni, []byte(p.send), p.closeWrite), p.method)
+		for _, p := range scan.Probes(t, "scan.example") {
+			t.Run(k.kind+"/"+p.Name, func(t *testing.T) {
+				target := scan.Target{Addr: e.addr[k.kind], Proxy: k.proxy, TLS: k.useTLS, SNI: "scan.example"}
+				got := scan.Answers(scan.Exchange(t, target, p.Send, false), p.Method)
+				target = scan.Target{Addr: k.reference, TLS: k.useTLS, SNI: "scan.example"}
+				want := scan.Answers(scan.Exchange(t, target, p.Send, p.CloseWrite), p.Method)
 				if len(want) == 0 {
 					t.Fatalf("the reference answered nothing")
 				}
 				if !slices.Equal(got, want) {
 					t.Fatalf("edge answered\n%+v\nnet/http answered\n%+v", got, want)
 				}
-				if p.wantStatus != "" && got[0].status != p.wantStatus {
-					t.Fatalf("status %q, want %q", got[0].status, p.wantStatus)
+				if p.Status != 0 && got[0].Status != p.Status {
+					t.Fatalf("status %d, want %d", got[0].Status, p.Status)
 				}
 			})
 		}
@@ -315,8 +231,8 @@ func TestScannerView(t *testing.T) {
 	// Plain HTTP to a TLS port gets net/http's TLS server's own answer.
 	for _, kind := range []string{"tls", "proxy+tls"} {
 		req := []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
-		got := exchange(t, e.addr[kind], kind == "proxy+tls", false, "", req, false)
-		want := exchange(t, e.refTLS, false, false, "", req, false)
+		got := scan.Exchange(t, scan.Target{Addr: e.addr[kind], Proxy: kind == "proxy+tls"}, req, false)
+		want := scan.Exchange(t, scan.Target{Addr: e.refTLS}, req, false)
 		if !bytes.Equal(got, want) || !bytes.Contains(got, []byte("400 Bad Request")) {
 			t.Errorf("%s: plain HTTP got %q, net/http's TLS server %q", kind, got, want)
 		}
@@ -348,23 +264,3 @@ func TestScannerSilence(t *testing.T) {
 	}
 }
 
-// clientHello returns the bytes of a TLS ClientHello for sni, as a client
-// of crypto/tls sends them.
-func clientHello(t testing.TB, sni string) []byte {
-	t.Helper()
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	go tls.Client(a, &tls.Config{ServerName: sni, InsecureSkipVerify: true}).Handshake()
-	b.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 16<<10)
-	hdr := buf[:5]
-	if _, err := io.ReadFull(b, hdr); err != nil {
-		t.Fatal(err)
-	}
-	n := int(hdr[3])<<8 | int(hdr[4])
-	if _, err := io.ReadFull(b, buf[5:5+n]); err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Clone(buf[:5+n])
-}
