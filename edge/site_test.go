@@ -263,4 +263,3 @@ func TestScannerSilence(t *testing.T) {
 		}
 	}
 }
-
