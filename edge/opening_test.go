@@ -2,26 +2,12 @@ package edge
 
 import (
 	"bytes"
-	"encoding/hex"
 	"testing"
+
+	"github.com/ferryproxy/ferry/internal/fake"
 )
 
-// The openings of ../shared/README.md §4.
-var (
-	// The 2021 capture of the Android app: an edge-routing block, then
-	// WA 04 02 and the first frame.
-	openingNative = mustHex("454400010000040802" + "0d08" + "57410402" + "000024" + "1222" + "0a20" + "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20")
-	// A web client: WA 06 03, then a 36-byte clientHello frame.
-	openingWeb = mustHex("57410603" + "000024" + "12220a20" + "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20")
-)
-
-func mustHex(s string) []byte {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+var openingNative, openingWeb = fake.OpeningNative, fake.OpeningWeb
 
 func TestClassify(t *testing.T) {
 	cases := []struct {
