@@ -5,7 +5,17 @@ import (
 	"crypto/elliptic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain fails the tests on leaked goroutines. certmagic starts a rate
+// limiter per CA and account, for the whole process, and never stops it
+// (its code says so: "TODO: stop rate limiter when it is
+// garbage-collected"); that one goroutine is ignored.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"))
+}
 
 // TestSelfSigned checks the certificate a scanner would see: ECDSA P-256, a
 // random name, a new one at every start.
