@@ -82,11 +82,20 @@ func concurrently(addr string, n int, limit time.Duration, per int64, f func(c n
 	return float64(per*int64(n)) / elapsed.Seconds() / 1e6, nil
 }
 
-// setup connects n times in a row, echoes 64 bytes each time, and returns
-// the median and 99th percentile in milliseconds.
+// opening is 64 bytes shaped as a WhatsApp chat client's first (WA 06 03,
+// then a 57-byte frame starting 0x12), so that an edge's first-byte routing
+// takes the echo clients for WhatsApp's.
+func opening() []byte {
+	b := make([]byte, 64)
+	copy(b, "WA\x06\x03\x00\x00\x39\x12")
+	return b
+}
+
+// setup connects n times in a row, echoes a 64-byte opening each time, and
+// returns the median and 99th percentile in milliseconds.
 func setup(addr string, n int) (p50, p99 float64, err error) {
-	msg := make([]byte, 64)
-	got := make([]byte, 64)
+	msg := opening()
+	got := make([]byte, len(msg))
 	ds := make([]time.Duration, 0, n)
 	for range n {
 		start := time.Now()
@@ -110,7 +119,7 @@ func setup(addr string, n int) (p50, p99 float64, err error) {
 }
 
 // openIdle opens echo clients until conns holds n, each after one 64-byte
-// echo (and first a TLS handshake when tlsClients is set), and returns
+// opening echoed (and first a TLS handshake when tlsClients is set), and returns
 // conns.
 func openIdle(addr string, tlsClients bool, conns []net.Conn, n int) ([]net.Conn, error) {
 	need := n - len(conns)
@@ -128,7 +137,7 @@ func openIdle(addr string, tlsClients bool, conns []net.Conn, n int) ([]net.Conn
 	close(next)
 	for range workers {
 		wg.Go(func() {
-			msg := make([]byte, 64)
+			msg := opening()
 			for range next {
 				c, err := net.Dial("tcp", addr)
 				if err == nil && tlsClients {

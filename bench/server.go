@@ -23,9 +23,13 @@ const (
 
 var services = []string{echoSvc, sinkSvc, sourceSvc}
 
-// echoTLS names the edge's TLS listener for the echo service; the test
-// server itself speaks no TLS.
-const echoTLS = "echo+tls"
+// echoTLS names the edge's TLS listener for the echo service, and
+// echoTLSOff the same with ?decoy=off; the test server itself speaks no
+// TLS.
+const (
+	echoTLS    = "echo+tls"
+	echoTLSOff = "echo+tls-off"
+)
 
 // Server runs the test server (`ferry bench-server`): it prints a line
 // "SERVICE HOST:PORT" per service, then serves until its stdin closes, which
