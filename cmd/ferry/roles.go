@@ -41,21 +41,23 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	}
 	tunnels := &edge.Tunnels{Origins: origins, Pool: int(cfg.Pool), Metrics: m, Log: log}
 	adviseUDP(log, append(cfg.Origins, cfg.TunnelListen...))
+	// The client listeners first: ACME answers its challenges on them.
+	lns, err := listenClients(cfg.Clients)
+	if err != nil {
+		return err
+	}
 	site, err := newSite(ctx, cfg.Clients, log)
 	if err != nil {
+		closeAll(lns)
 		return err
 	}
 	tunnels.Listeners, err = listenTunnels(cfg.TunnelListen, "FERRY_EDGE_TUNNEL_LISTEN", "FERRY_EDGE_TLS_CERT", cfg.TLSCert, cfg.TLSKey,
 		site.handler, end)
 	if err != nil {
+		closeAll(lns)
 		return err
 	}
 	tunnelMetrics(m, tunnels.Listeners)
-	lns, err := listenClients(cfg.Clients)
-	if err != nil {
-		closeAll(tunnels.Listeners)
-		return err
-	}
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "edge", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
 		Ready: readiness(ctx, func() error {
@@ -86,12 +88,13 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	}
 	log := newLogger(cfg.Common, logw)
 	m := metrics.New("standalone", versionString())
-	site, err := newSite(ctx, cfg.Clients, log)
+	lns, err := listenClients(cfg.Clients)
 	if err != nil {
 		return err
 	}
-	lns, err := listenClients(cfg.Clients)
+	site, err := newSite(ctx, cfg.Clients, log)
 	if err != nil {
+		closeAll(lns)
 		return err
 	}
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
@@ -323,16 +326,51 @@ type edgeSite struct {
 }
 
 // newSite loads the edge's certificate (the operator's or a self-signed
-// one) and its web site, FERRY_EDGE_DECOY.
+// one), starts obtaining the CA's with FERRY_EDGE_ACME (the client
+// listeners must be open: the challenges are answered on them), and makes
+// its web site, FERRY_EDGE_DECOY.
 func newSite(ctx context.Context, c config.Clients, log *slog.Logger) (*edgeSite, error) {
 	crt, err := cert.Load(c.TLSCert, c.TLSKey)
 	if err != nil {
 		return nil, &config.Error{Var: "FERRY_EDGE_TLS_CERT", Err: err}
 	}
-	return &edgeSite{
+	site := &edgeSite{
 		tls:     &tls.Config{Certificates: []tls.Certificate{crt}, MinVersion: tls.VersionTLS12},
 		handler: decoy.New(c.Decoy.URL, c.Decoy.Dir),
-	}, nil
+	}
+	if c.ACME == "" {
+		return site, nil
+	}
+	acme := cert.ACME{
+		CA: string(c.ACME), Dir: c.ACMEDir, Email: c.ACMEEmail, CARoot: c.ACMECARoot, Hosts: c.PublicHost,
+		HTTPPort: challengePort(c.Listen, false), TLSPort: challengePort(c.Listen, true), Log: log,
+	}
+	m, err := acme.Start(ctx, crt)
+	if err != nil {
+		return nil, &config.Error{Var: "FERRY_EDGE_ACME", Err: err}
+	}
+	site.tls = &tls.Config{GetCertificate: m.GetCertificate, MinVersion: tls.VersionTLS12}
+	decoy := site.handler
+	site.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !m.HTTPChallenge(w, r) {
+			decoy.ServeHTTP(w, r)
+		}
+	})
+	return site, nil
+}
+
+// challengePort is the port of the first listener that the CA can reach
+// for a challenge: plain HTTP (HTTP-01) or TLS (TLS-ALPN-01), routed by
+// first bytes and without a PROXY header; 0 when there is none.
+func challengePort(ls []config.Listener, useTLS bool) int {
+	for _, l := range ls {
+		if l.TLS() == useTLS && !l.ProxyProtocol() && !l.DecoyOff && !l.Media() {
+			_, port, _ := net.SplitHostPort(l.Addr)
+			n, _ := strconv.Atoi(port)
+			return n
+		}
+	}
+	return 0
 }
 
 // listenClients opens the client listeners of an edge or standalone.
