@@ -267,9 +267,12 @@ func (s *Server) openStream(ctx context.Context, st tunnel.Stream) (net.Conn, st
 	up, err := s.Upstream.Dial(ctx, h.Route, h.ServerName, h.Client)
 	if err != nil {
 		s.Log.Debug("stream refused", "route", h.Route, "err", err)
-		if errors.Is(err, upstream.ErrUnknownRoute) {
+		switch {
+		case errors.Is(err, upstream.ErrUnknownRoute):
 			refuse(st, tunnel.ReplyUnknownRoute)
-		} else {
+		case errors.Is(err, upstream.ErrNameNotAllowed):
+			refuse(st, tunnel.ReplyNotAllowed)
+		default:
 			refuse(st, tunnel.ReplyUnreachable)
 		}
 		return nil, ""

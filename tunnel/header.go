@@ -11,15 +11,32 @@ import (
 	"sync/atomic"
 )
 
-// Stream header, the first bytes the edge writes on every stream:
+// Stream header, the first bytes the edge writes on every stream. Version 1:
 //
 //	+---------+-------+-----------+-----------------+--------------------------+
 //	| version | flags | route len | route           | client address           |
 //	| 1 byte  | 1     | 1, 1..64  | route len bytes | 18 bytes, if FlagAddress |
 //	+---------+-------+-----------+-----------------+--------------------------+
 //
-// version is 1. The route is a name of the origin's FERRY_ORIGIN_TARGETS. The
-// client address, present only when the operator asked for it, is the
+// Version 2 carries the client's TLS server name after the route:
+//
+//	+---------+-------+-----------+-------+-----------+----------------+--------------------------+
+//	| version | flags | route len | route | name len  | name           | client address           |
+//	| 1 byte  | 1     | 1, 1..64  |       | 1, 1..253 | name len bytes | 18 bytes, if FlagAddress |
+//	+---------+-------+-----------+-------+-----------+----------------+--------------------------+
+//
+// The route is a name of the origin's FERRY_ORIGIN_TARGETS. The name is the
+// server name of a ClientHello that the edge passes through untouched
+// (media), for a route whose "*.SUFFIX:PORT" alternative dials it: a DNS
+// name of letters, digits, '-' and '.', no label empty or longer than 63
+// bytes (CheckServerName). The edge writes version 2 only when it has a
+// name, and version 1 otherwise, so that an origin that knows only version
+// 1 still serves chat; such an origin answers a version 2 header with
+// ReplyBadHeader. The origin dials a name only if the route's pattern
+// allows it, and answers ReplyNotAllowed otherwise: it, not the edge, is
+// the authority on what may be dialled.
+//
+// The client address, present only when the operator asked for it, is the
 // client's IP as 16 bytes (IPv4 as an IPv4-mapped IPv6 address) and its port
 // as 2 bytes, both big-endian. Unknown flags are refused, so that a newer
 // edge fails loudly against an older origin.
@@ -27,14 +44,25 @@ import (
 // The origin answers with one Reply byte before any byte of the target.
 // After a Reply other than ReplyOK it closes the stream.
 
-// Version is the stream header version this build speaks.
-const Version = 1
+// The stream header versions this build speaks: Version1 without a server
+// name, Version2 with one.
+const (
+	Version1 = 1
+	Version2 = 2
+)
 
 // FlagAddress marks a header that carries the client's address.
 const FlagAddress = 1 << 0
 
 // MaxRouteLen is the longest route name a header carries.
 const MaxRouteLen = 64
+
+// MaxServerNameLen is the longest server name a header carries, the longest
+// DNS name.
+const MaxServerNameLen = 253
+
+// maxHeaderLen is the longest header.
+const maxHeaderLen = 3 + MaxRouteLen + 1 + MaxServerNameLen + 18
 
 // Header opens a stream.
 type Header struct {
@@ -48,17 +76,61 @@ type Header struct {
 // ErrBadHeader is returned for a header that does not parse.
 var ErrBadHeader = errors.New("bad stream header")
 
-// AppendBinary appends the encoded header to b.
+// CheckServerName checks that name is a DNS name that a header may carry: 1
+// to 253 bytes of letters, digits, '-' and '.', in labels of 1 to 63 bytes,
+// with no trailing dot. Names with other bytes (an address with a port, a
+// path, an underscore) could steer a dial elsewhere than DNS would, so they
+// are refused however they match a pattern.
+func CheckServerName(name string) error {
+	if len(name) == 0 || len(name) > MaxServerNameLen {
+		return fmt.Errorf("server name of %d bytes", len(name))
+	}
+	label := 0
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '.':
+			if label == 0 {
+				return fmt.Errorf("server name %q has an empty label", name)
+			}
+			label = 0
+			continue
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+		default:
+			return fmt.Errorf("server name %q holds %q", name, c)
+		}
+		if label++; label > 63 {
+			return fmt.Errorf("server name %q has a label longer than 63 bytes", name)
+		}
+	}
+	if label == 0 {
+		return fmt.Errorf("server name %q has an empty label", name)
+	}
+	return nil
+}
+
+// AppendBinary appends the encoded header to b: version 2 if it has a
+// server name, version 1 otherwise.
 func (h Header) AppendBinary(b []byte) ([]byte, error) {
 	if len(h.Route) == 0 || len(h.Route) > MaxRouteLen {
 		return b, fmt.Errorf("%w: route of %d bytes", ErrBadHeader, len(h.Route))
+	}
+	version := byte(Version1)
+	if h.ServerName != "" {
+		if err := CheckServerName(h.ServerName); err != nil {
+			return b, fmt.Errorf("%w: %w", ErrBadHeader, err)
+		}
+		version = Version2
 	}
 	var flags byte
 	if h.Client.IsValid() {
 		flags |= FlagAddress
 	}
-	b = append(b, Version, flags, byte(len(h.Route)))
+	b = append(b, version, flags, byte(len(h.Route)))
 	b = append(b, h.Route...)
+	if version == Version2 {
+		b = append(b, byte(len(h.ServerName)))
+		b = append(b, h.ServerName...)
+	}
 	if h.Client.IsValid() {
 		ip := h.Client.Addr().As16()
 		b = append(b, ip[:]...)
@@ -67,14 +139,15 @@ func (h Header) AppendBinary(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadHeader reads one header from r, reading no byte past it.
+// ReadHeader reads one header, of either version, from r, reading no byte
+// past it.
 func ReadHeader(r io.Reader) (Header, error) {
-	var buf [3 + MaxRouteLen + 18]byte
+	var buf [maxHeaderLen]byte
 	if _, err := io.ReadFull(r, buf[:3]); err != nil {
 		return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
 	version, flags, n := buf[0], buf[1], int(buf[2])
-	if version != Version {
+	if version != Version1 && version != Version2 {
 		return Header{}, fmt.Errorf("%w: version %d", ErrBadHeader, version)
 	}
 	if flags&^FlagAddress != 0 {
@@ -83,16 +156,39 @@ func ReadHeader(r io.Reader) (Header, error) {
 	if n == 0 || n > MaxRouteLen {
 		return Header{}, fmt.Errorf("%w: route of %d bytes", ErrBadHeader, n)
 	}
-	rest := n
+	addrLen := 0
 	if flags&FlagAddress != 0 {
-		rest += 18
+		addrLen = 18
 	}
-	if _, err := io.ReadFull(r, buf[3:3+rest]); err != nil {
+	// Version 1: the route and the address. Version 2: the route and the
+	// name's length, then the name and the address.
+	at, rest := 3, n+addrLen
+	if version == Version2 {
+		rest = n + 1
+	}
+	if _, err := io.ReadFull(r, buf[at:at+rest]); err != nil {
 		return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
-	h := Header{Route: string(buf[3 : 3+n])}
-	if flags&FlagAddress != 0 {
-		a := buf[3+n:]
+	h := Header{Route: string(buf[at : at+n])}
+	at += n
+	if version == Version2 {
+		m := int(buf[at])
+		at++
+		if m == 0 || m > MaxServerNameLen {
+			return Header{}, fmt.Errorf("%w: server name of %d bytes", ErrBadHeader, m)
+		}
+		if _, err := io.ReadFull(r, buf[at:at+m+addrLen]); err != nil {
+			return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
+		}
+		name := buf[at : at+m]
+		if err := CheckServerName(string(name)); err != nil {
+			return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
+		}
+		h.ServerName = string(name)
+		at += m
+	}
+	if addrLen != 0 {
+		a := buf[at : at+18]
 		ip := netip.AddrFrom16([16]byte(a[:16])).Unmap()
 		h.Client = netip.AddrPortFrom(ip, binary.BigEndian.Uint16(a[16:18]))
 	}
@@ -108,6 +204,10 @@ const (
 	ReplyUnreachable  Reply = 2 // no alternative of the route could be dialled
 	ReplyBadHeader    Reply = 3 // the header did not parse
 	ReplyDraining     Reply = 4 // the origin is shutting down
+	// ReplyNotAllowed refuses a server name that no "*.SUFFIX" alternative
+	// of the route allows, or any name on a route that has none. As every
+	// refusal but ReplyDraining, the edge does not retry it elsewhere.
+	ReplyNotAllowed Reply = 5
 )
 
 // Error makes a refusal an error on the edge's side.
@@ -123,6 +223,8 @@ func (r Reply) Error() string {
 		return "origin refused: bad stream header"
 	case ReplyDraining:
 		return "origin refused: shutting down"
+	case ReplyNotAllowed:
+		return "origin refused: server name not allowed on the route"
 	}
 	return fmt.Sprintf("origin refused: reply %d", byte(r))
 }
@@ -139,7 +241,7 @@ func WriteReply(w io.Writer, r Reply) error {
 // first Read consumes the reply, and fails with the Reply as its error if
 // the origin refused.
 func Open(ctx context.Context, s Session, h Header) (Stream, error) {
-	hdr, err := h.AppendBinary(make([]byte, 0, 3+MaxRouteLen+18))
+	hdr, err := h.AppendBinary(make([]byte, 0, 3+len(h.Route)+1+len(h.ServerName)+18))
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/ferryproxy/ferry/config"
 	"github.com/ferryproxy/ferry/metrics"
+	"github.com/ferryproxy/ferry/tunnel"
 )
 
 // DialTimeout bounds the dial of one alternative, as the official proxy's
@@ -27,15 +30,30 @@ const DefaultHoldDown = 30 * time.Second
 // ErrUnknownRoute is returned for a route that is not configured.
 var ErrUnknownRoute = errors.New("unknown route")
 
+// ErrNameNotAllowed is returned, before anything is dialled, for a server
+// name that no *.SUFFIX alternative of the route allows, for any server name
+// on a route without such an alternative (a name never steers a chat
+// route), and for a client without a name on a route that has nothing else
+// to dial. The origin, not the edge, decides what is dialled: a stream
+// header could be forged by anyone who holds the secret.
+var ErrNameNotAllowed = errors.New("server name not allowed")
+
+// maxFailed is how many failed alternatives the hold-down remembers before
+// it forgets those whose hold-down is over; a pattern's alternatives are
+// one per name.
+const maxFailed = 256
+
 // Dialer dials routes. A route's alternatives are tried in order until one
 // answers; one that failed lately goes last, so that new clients do not each
 // wait out its timeout.
 type Dialer struct {
-	// Targets maps each route to its alternatives, HOST:PORT each.
-	Targets map[string][]string
+	// Targets are the routes, FERRY_ORIGIN_TARGETS parsed: nothing else is
+	// dialled.
+	Targets config.Targets
 	// ProxyProtocol, 1 or 2, sends a PROXY protocol header of that version
-	// with the client's address to the target, as the official proxy does.
-	// Zero sends none.
+	// with the client's address to the target, as the official proxy does,
+	// on routes without their own ?proxy= option, media routes excepted
+	// (see config.Targets.ProxyProtocol). Zero sends none.
 	ProxyProtocol byte
 	// Timeout bounds each alternative; zero means DialTimeout.
 	Timeout time.Duration
@@ -47,16 +65,23 @@ type Dialer struct {
 	Metrics     *metrics.Metrics // nil counts nothing
 
 	mu     sync.Mutex
-	failed map[string]time.Time // alternative → when it failed
+	failed map[string]time.Time // address → when it failed
 }
 
 // Dial connects to route for a client at client (the zero value when
-// unknown). The error wraps ErrUnknownRoute, or joins every alternative's
-// failure.
+// unknown) whose TLS server name is serverName (empty for none). A
+// *.SUFFIX:PORT alternative dials serverName on PORT if it matches, and is
+// skipped for a client without a name; a HOST:PORT alternative dials as it
+// is. The error wraps ErrUnknownRoute or ErrNameNotAllowed, or joins every
+// alternative's failure.
 func (d *Dialer) Dial(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error) {
-	alts, ok := d.Targets[route]
+	r, ok := d.Targets[route]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, route)
+	}
+	alts, err := candidates(route, r, serverName)
+	if err != nil {
+		return nil, err
 	}
 	dial := d.DialContext
 	if dial == nil {
@@ -66,24 +91,25 @@ func (d *Dialer) Dial(ctx context.Context, route, serverName string, client neti
 	if timeout <= 0 {
 		timeout = DialTimeout
 	}
+	version := byte(d.Targets.ProxyProtocol(route, config.ProxyProtocol(d.ProxyProtocol)))
 	var errs []error
-	for _, addr := range d.order(alts) {
+	for _, a := range d.order(alts) {
 		actx, cancel := context.WithTimeout(ctx, timeout)
-		c, err := dial(actx, "tcp", addr)
+		c, err := dial(actx, "tcp", a.addr)
 		cancel()
 		if ctx.Err() == nil {
 			// A dial cut short by its caller says nothing of the target.
-			d.record(addr, err)
-			d.Metrics.TargetDial(route, addr, err)
+			d.record(a.addr, err)
+			d.Metrics.TargetDial(route, a.label, err)
 		}
 		if err == nil {
-			if err := d.sendProxyHeader(c, client); err != nil {
+			if err := sendProxyHeader(c, version, client); err != nil {
 				c.Close()
-				return nil, fmt.Errorf("route %s: %s: send PROXY header: %w", route, addr, err)
+				return nil, fmt.Errorf("route %s: %s: send PROXY header: %w", route, a.addr, err)
 			}
 			return c, nil
 		}
-		errs = append(errs, fmt.Errorf("route %s: dial %s: %w", route, addr, err))
+		errs = append(errs, fmt.Errorf("route %s: dial %s: %w", route, a.addr, err))
 		if ctx.Err() != nil {
 			break
 		}
@@ -91,28 +117,69 @@ func (d *Dialer) Dial(ctx context.Context, route, serverName string, client neti
 	return nil, errors.Join(errs...)
 }
 
+// candidate is an address to dial, and the alternative it comes from as
+// metrics name it.
+type candidate struct{ addr, label string }
+
+// candidates returns the addresses route r dials for serverName, in the
+// configured order, or an error wrapping ErrNameNotAllowed.
+func candidates(route string, r config.Route, serverName string) ([]candidate, error) {
+	if serverName != "" {
+		// The header's reader checks names too; standalone's come
+		// straight from a ClientHello.
+		if err := tunnel.CheckServerName(serverName); err != nil {
+			return nil, fmt.Errorf("route %s: %w: %w", route, ErrNameNotAllowed, err)
+		}
+		// One spelling per name, for DNS and for the hold-down.
+		serverName = strings.ToLower(serverName)
+	}
+	out := make([]candidate, 0, len(r.Alts))
+	allowed := false
+	for _, a := range r.Alts {
+		label := a.String()
+		switch {
+		case !a.IsPattern():
+			out = append(out, candidate{addr: label, label: label})
+		case config.MatchName(a.Host, serverName):
+			allowed = true
+			out = append(out, candidate{addr: net.JoinHostPort(serverName, a.Port), label: label})
+		}
+	}
+	switch {
+	case serverName != "" && !allowed:
+		return nil, fmt.Errorf("route %s: %w: %q", route, ErrNameNotAllowed, serverName)
+	case len(out) == 0:
+		return nil, fmt.Errorf("route %s: %w: the route dials only server names, and the client sent none", route, ErrNameNotAllowed)
+	}
+	return out, nil
+}
+
 // order returns alts with those that failed within the hold-down moved to
 // the end, keeping the configured order otherwise.
-func (d *Dialer) order(alts []string) []string {
+func (d *Dialer) order(alts []candidate) []candidate {
 	if len(alts) < 2 {
 		return alts
 	}
-	hold := d.HoldDown
-	if hold <= 0 {
-		hold = DefaultHoldDown
-	}
+	hold := d.holdDown()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]string, 0, len(alts))
-	var late []string
+	out := make([]candidate, 0, len(alts))
+	var late []candidate
 	for _, a := range alts {
-		if t, ok := d.failed[a]; ok && time.Since(t) < hold {
+		if t, ok := d.failed[a.addr]; ok && time.Since(t) < hold {
 			late = append(late, a)
 		} else {
 			out = append(out, a)
 		}
 	}
 	return append(out, late...)
+}
+
+func (d *Dialer) holdDown() time.Duration {
+	if d.HoldDown <= 0 {
+		return DefaultHoldDown
+	}
+	return d.HoldDown
 }
 
 func (d *Dialer) record(addr string, err error) {
@@ -125,14 +192,25 @@ func (d *Dialer) record(addr string, err error) {
 	if d.failed == nil {
 		d.failed = map[string]time.Time{}
 	}
-	d.failed[addr] = time.Now()
+	now := time.Now()
+	if len(d.failed) >= maxFailed {
+		hold := d.holdDown()
+		for a, t := range d.failed {
+			if now.Sub(t) >= hold {
+				delete(d.failed, a)
+			}
+		}
+	}
+	d.failed[addr] = now
 }
 
-func (d *Dialer) sendProxyHeader(c net.Conn, client netip.AddrPort) error {
-	if d.ProxyProtocol == 0 {
+// sendProxyHeader sends c a PROXY protocol header of version (none if 0)
+// with the client's address.
+func sendProxyHeader(c net.Conn, version byte, client netip.AddrPort) error {
+	if version == 0 {
 		return nil
 	}
-	h := &proxyproto.Header{Version: d.ProxyProtocol, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
+	h := &proxyproto.Header{Version: version, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
 	if client.IsValid() {
 		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 		var dst netip.AddrPort
@@ -148,7 +226,7 @@ func (d *Dialer) sendProxyHeader(c net.Conn, client netip.AddrPort) error {
 				dst = netip.AddrPortFrom(netip.IPv6Unspecified(), dst.Port())
 			}
 		}
-		h = proxyproto.HeaderProxyFromAddrs(d.ProxyProtocol, net.TCPAddrFromAddrPort(client), net.TCPAddrFromAddrPort(dst))
+		h = proxyproto.HeaderProxyFromAddrs(version, net.TCPAddrFromAddrPort(client), net.TCPAddrFromAddrPort(dst))
 	}
 	_, err := h.WriteTo(c)
 	return err
