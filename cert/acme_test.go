@@ -25,6 +25,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/ferryproxy/ferry/internal/pebble"
 )
 
 // edgeSide stands for the edge's listeners on 127.0.0.1: a TLS one whose
@@ -142,16 +144,16 @@ func TestACMEPebble(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEdgeSide(t)
-			p := startPebble(t, port(t, e.httpLn), port(t, e.tlsLn))
+			p := pebble.Start(t, port(t, e.httpLn), port(t, e.tlsLn))
 			fallback, err := SelfSigned()
 			if err != nil {
 				t.Fatal(err)
 			}
 			logs := &syncBuffer{}
 			a := ACME{
-				CA:       p.directory,
+				CA:       p.Directory,
 				Dir:      t.TempDir(),
-				CARoot:   p.caRoot,
+				CARoot:   p.CARoot,
 				Hosts:    []string{"localhost", "127.0.0.1"},
 				HTTPPort: port(t, e.httpLn),
 				TLSPort:  port(t, e.tlsLn),
@@ -184,7 +186,7 @@ func TestACMEPebble(t *testing.T) {
 				t.Fatal("certificates issued without a challenge answered by the edge's listeners")
 			}
 
-			root := p.issuingRoot(t)
+			root := p.IssuingRoot(t)
 			addr := e.tlsLn.Addr().String()
 			opensslVerifies(t, addr, root, "-servername", "localhost", "-verify_hostname", "localhost")
 			opensslVerifies(t, addr, root, "-noservername", "-verify_ip", "127.0.0.1")
@@ -210,7 +212,7 @@ func TestACMEPebble(t *testing.T) {
 			// Pebble gone, a fresh start on the same Dir serves the stored
 			// certificate without the CA.
 			ip := e.served(t, "")
-			p.stop()
+			p.Stop()
 			stop()
 			m2, _ := startManager(t, a, fallback)
 			e.m.Store(m2)
