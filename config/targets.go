@@ -73,6 +73,18 @@ func (t Targets) ProxyProtocol(route string, def ProxyProtocol) ProxyProtocol {
 	return def
 }
 
+// SendsProxy reports whether any route sends a PROXY header, given def,
+// FERRY_ORIGIN_PROXY_PROTOCOL's: only then need edges send an origin its
+// clients' addresses.
+func (t Targets) SendsProxy(def ProxyProtocol) bool {
+	for name := range t {
+		if t.ProxyProtocol(name, def) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // ParseTargets parses ROUTE=ALT[|ALT...][?proxy=off|v1|v2],... where each
 // ALT is HOST:PORT or *.SUFFIX:PORT.
 func ParseTargets(v string) (Targets, error) {

@@ -127,6 +127,27 @@ func TestTargetsProxyProtocol(t *testing.T) {
 			t.Errorf("route %s with FERRY_ORIGIN_PROXY_PROTOCOL=%v: %v, want %v", tc.route, tc.def, got, tc.want)
 		}
 	}
+
+	for _, tc := range []struct {
+		targets string
+		def     ProxyProtocol
+		want    bool
+	}{
+		{newDefaultTargets, 0, false},
+		{newDefaultTargets, 1, true},
+		{"media=*.x:1|h:1", 2, false}, // media alone gets none
+		{"media=*.x:1|h:1?proxy=v1", 0, true},
+		{"chat=h:1?proxy=off", 1, false},
+		{"chat=h:1?proxy=v2", 0, true},
+	} {
+		ts, err := ParseTargets(tc.targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ts.SendsProxy(tc.def); got != tc.want {
+			t.Errorf("%q with FERRY_ORIGIN_PROXY_PROTOCOL=%v: SendsProxy %v, want %v", tc.targets, tc.def, got, tc.want)
+		}
+	}
 }
 
 // FuzzTargetsString checks that whatever ParseTargets accepts has at least
