@@ -75,8 +75,8 @@ type Clients struct {
 
 // Upstream holds what an origin or standalone may dial.
 type Upstream struct {
-	Targets       Targets       `envconfig:"FERRY_ORIGIN_TARGETS" default:"chat=g.whatsapp.net:5222|g-fallback.whatsapp.net:5222,chat80=g.whatsapp.net:80|g-fallback.whatsapp.net:80,media=whatsapp.net:443" form:"comma-separated ROUTE=HOST:PORT[|HOST:PORT...]" desc:"the only destinations that will be dialled; a route's alternatives are tried in order"`
-	ProxyProtocol ProxyProtocol `envconfig:"FERRY_ORIGIN_PROXY_PROTOCOL" default:"off" form:"off, v1 or v2" desc:"send a PROXY protocol header with the client's address to the target, as the official proxy does; only then do edges send client addresses through the tunnel"`
+	Targets       Targets       `envconfig:"FERRY_ORIGIN_TARGETS" default:"chat=g.whatsapp.net:5222|g-fallback.whatsapp.net:5222,chat80=g.whatsapp.net:80|g-fallback.whatsapp.net:80,media=*.whatsapp.net:443|whatsapp.net:443" form:"comma-separated ROUTE=ALT[|ALT...][?proxy=off|v1|v2], each ALT HOST:PORT or *.SUFFIX:PORT" desc:"the only destinations that will be dialled; a route's alternatives are tried in order. *.SUFFIX:PORT dials the client's TLS server name (a media connection's SNI) on PORT when it ends in .SUFFIX, and is skipped for a client without one; a name that no pattern of its route allows is refused, and nothing is dialled. ?proxy= sets the route's PROXY header, over FERRY_ORIGIN_PROXY_PROTOCOL"`
+	ProxyProtocol ProxyProtocol `envconfig:"FERRY_ORIGIN_PROXY_PROTOCOL" default:"off" form:"off, v1 or v2" desc:"send a PROXY protocol header with the client's address to each route's target, as the official proxy does on chat; media routes (named media, or with a *.SUFFIX alternative) get none unless their ?proxy= asks, since WhatsApp's media servers take none. Edges send client addresses through the tunnel only when some route sends a PROXY header"`
 }
 
 // Edge is the configuration of `ferry edge`.

@@ -46,7 +46,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err := Load(&s); err != nil {
 		t.Fatalf("standalone needs no configuration: %v", err)
 	}
-	if got := s.Targets["chat"]; len(got) != 2 || got[1] != "g-fallback.whatsapp.net:5222" {
+	if got := s.Targets["chat"].Alts; len(got) != 2 || got[1] != (Alt{Host: "g-fallback.whatsapp.net", Port: "5222"}) {
 		t.Errorf("targets %v", s.Targets)
 	}
 
@@ -201,9 +201,9 @@ func FuzzParseTargets(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for route, alts := range ts {
-			if checkRoute(route) != nil || len(alts) == 0 {
-				t.Fatalf("%q: accepted route %q with %v", s, route, alts)
+		for route, r := range ts {
+			if checkRoute(route) != nil || len(r.Alts) == 0 {
+				t.Fatalf("%q: accepted route %q with %v", s, route, r.Alts)
 			}
 		}
 	})

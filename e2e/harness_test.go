@@ -64,7 +64,21 @@ type originProc struct {
 // given targets.
 func startOrigin(t testing.TB, scheme, addr string, targets map[string][]string) *originProc {
 	t.Helper()
-	return startOriginWith(t, scheme, addr, &upstream.Dialer{Targets: targets, Timeout: time.Second})
+	return startOriginWith(t, scheme, addr, &upstream.Dialer{Targets: fixed(targets), Timeout: time.Second})
+}
+
+// fixed makes a route table of fixed alternatives, HOST:PORT each.
+func fixed(routes map[string][]string) config.Targets {
+	ts := config.Targets{}
+	for name, alts := range routes {
+		var r config.Route
+		for _, a := range alts {
+			host, port, _ := net.SplitHostPort(a)
+			r.Alts = append(r.Alts, config.Alt{Host: host, Port: port})
+		}
+		ts[name] = r
+	}
+	return ts
 }
 
 // startOriginWith runs an origin that dials with up.
@@ -225,7 +239,7 @@ func (e *edgeProc) stop() {
 func edgeEnd(t testing.TB) tunnel.End { return tunnel.End{Secret: secret, Log: testLogger(t)} }
 
 func originEnd(t testing.TB, up *upstream.Dialer) tunnel.End {
-	return tunnel.End{Origin: true, ClientAddress: up.ProxyProtocol != 0, Secret: secret, Log: testLogger(t)}
+	return tunnel.End{Origin: true, ClientAddress: up.Targets.SendsProxy(config.ProxyProtocol(up.ProxyProtocol)), Secret: secret, Log: testLogger(t)}
 }
 
 // dialer returns an edge's tunnel dialer of an origin's URL.

@@ -100,7 +100,7 @@ func TestProxyProtocol(t *testing.T) {
 			t.Run(fmt.Sprintf("origin-v%d", version), func(t *testing.T) {
 				target, headers := proxyTarget(t)
 				o := startOriginWith(t, scheme, "127.0.0.1:0", &upstream.Dialer{
-					Targets: map[string][]string{"chat": {target.Addr()}}, ProxyProtocol: version,
+					Targets: fixed(map[string][]string{"chat": {target.Addr()}}), ProxyProtocol: version,
 				})
 				e := startEdgeWith(t, o.url, &edge.Server{},
 					lspec{name: "plain", route: "chat"},
@@ -248,7 +248,7 @@ func TestStandalone(t *testing.T) {
 		})
 		targets[route] = []string{srv.Addr()}
 	}
-	up := &upstream.Dialer{Targets: targets}
+	up := &upstream.Dialer{Targets: fixed(targets)}
 	e := startEdgeWith(t, "", &edge.Server{Connect: up.Dial},
 		lspec{name: "443", route: "chat", tls: true},
 		lspec{name: "80", route: "chat80"},

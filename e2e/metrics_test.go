@@ -57,7 +57,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 func TestMetrics(t *testing.T) {
 	echo := fake.Start(t, fake.Echo)
 	om, em := metrics.New("origin", "test"), metrics.New("edge", "test")
-	up := &upstream.Dialer{Targets: map[string][]string{"chat": {echo.Addr()}}, Timeout: time.Second, Metrics: om}
+	up := &upstream.Dialer{Targets: fixed(map[string][]string{"chat": {echo.Addr()}}), Timeout: time.Second, Metrics: om}
 	ln, url := listenTunnel(t, "ws", "127.0.0.1:0", originEnd(t, up))
 	o := runOrigin(t, &origin.Server{Listeners: []tunnel.Listener{ln}, Upstream: up, Metrics: om})
 	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: dialer(t, url)}}, Metrics: em},

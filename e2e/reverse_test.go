@@ -68,7 +68,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestReverse(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		echo := fake.Start(t, fake.Echo)
-		up := &upstream.Dialer{Targets: map[string][]string{"chat": {echo.Addr()}}, Timeout: time.Second}
+		up := &upstream.Dialer{Targets: fixed(map[string][]string{"chat": {echo.Addr()}}), Timeout: time.Second}
 		e, o, url := startReverse(t, scheme, up, "chat")
 		waitSessions(t, e, tunnel.DefaultPool)
 
@@ -110,7 +110,7 @@ func TestEdgeDrain(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			forEachTransport(t, func(t *testing.T, scheme string) {
 				echo := fake.Start(t, fake.Echo)
-				up := &upstream.Dialer{Targets: map[string][]string{"chat": {echo.Addr()}}, Timeout: time.Second}
+				up := &upstream.Dialer{Targets: fixed(map[string][]string{"chat": {echo.Addr()}}), Timeout: time.Second}
 				var e *edgeProc
 				var o *originProc
 				if mode == "reverse" {

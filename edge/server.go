@@ -461,6 +461,10 @@ func webBytes(b []byte) []byte {
 // passMedia reports whether a ClientHello for name from client is passed
 // through to the media route.
 func (s *Server) passMedia(name string, client netip.AddrPort) bool {
+	// A name the stream header cannot carry is no media server's.
+	if tunnel.CheckServerName(name) != nil {
+		return false
+	}
 	if !slices.ContainsFunc(s.MediaNames, func(p string) bool { return config.MatchName(p, name) }) {
 		return false
 	}

@@ -24,8 +24,15 @@ func TestURL(t *testing.T) {
 			"https://wa.me/proxy?host=proxy.example&chatPort=443&mediaPort=587&chatTLS=true"},
 		{"tcp://:5222/chat,tcp://:7777/media",
 			"https://wa.me/proxy?host=proxy.example&chatPort=5222&mediaPort=7777&chatTLS=false"},
+		// No media listener: the tls listener passes media through by its
+		// server name.
 		{"tcp://:5222/chat,tls://[::]:4443/chat",
-			"https://wa.me/proxy?host=proxy.example&chatPort=4443&mediaPort=587&chatTLS=true"},
+			"https://wa.me/proxy?host=proxy.example&chatPort=4443&mediaPort=4443&chatTLS=true"},
+		{"tls://:443/chat,tcp://:5222/chat",
+			"https://wa.me/proxy?host=proxy.example&chatPort=443&mediaPort=443&chatTLS=true"},
+		// Unless it relays as it comes.
+		{"tcp://:5222/chat,tls://:443/chat?decoy=off",
+			"https://wa.me/proxy?host=proxy.example&chatPort=443&mediaPort=587&chatTLS=true"},
 		{"proxy+tls://:8443/chat,proxy+tcp://:8587/media",
 			"https://wa.me/proxy?host=proxy.example&chatPort=8443&mediaPort=8587&chatTLS=true"},
 	} {

@@ -112,7 +112,7 @@ func TestServerName(t *testing.T) {
 		{tunnel.Header{Route: "chat"}, nil, []string{"g.whatsapp.test:5222"}},
 		{tunnel.Header{Route: "media", ServerName: "evil.example"}, tunnel.ReplyNotAllowed, nil},
 		{tunnel.Header{Route: "media", ServerName: "whatsapp.test.evil.example"}, tunnel.ReplyNotAllowed, nil},
-		{tunnel.Header{Route: "chat", ServerName: "g.whatsapp.test"}, tunnel.ReplyNotAllowed, nil},
+		{tunnel.Header{Route: "chat", ServerName: "mmg.whatsapp.test"}, nil, []string{"g.whatsapp.test:5222"}},
 		{tunnel.Header{Route: "nope", ServerName: "mmg.whatsapp.test"}, tunnel.ReplyUnknownRoute, nil},
 	} {
 		st, err := tunnel.Open(ctx, sess, tc.h)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,6 +125,12 @@ type candidate struct{ addr, label string }
 // candidates returns the addresses route r dials for serverName, in the
 // configured order, or an error wrapping ErrNameNotAllowed.
 func candidates(route string, r config.Route, serverName string) ([]candidate, error) {
+	if !slices.ContainsFunc(r.Alts, config.Alt.IsPattern) {
+		// Nothing of the route dials a name, so none can steer it: a
+		// chat route, or a media route written before patterns
+		// (media=whatsapp.net:443), dials its alternatives as ever.
+		serverName = ""
+	}
 	if serverName != "" {
 		// The header's reader checks names too; standalone's come
 		// straight from a ClientHello.

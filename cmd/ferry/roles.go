@@ -121,7 +121,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	}
 	log := newLogger(cfg.Common, logw)
 	m := metrics.New("origin", versionString())
-	end := tunnel.End{Origin: true, ClientAddress: cfg.ProxyProtocol != 0, Secret: string(cfg.Secret), Log: log}
+	end := tunnel.End{Origin: true, ClientAddress: cfg.Targets.SendsProxy(cfg.ProxyProtocol), Secret: string(cfg.Secret), Log: log}
 	edges, err := tunnelPeers(cfg.Edges, "FERRY_ORIGIN_EDGES", end)
 	if err != nil {
 		return err
