@@ -158,9 +158,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, tr := range o.Transports {
 		idles = append(idles, idleRun{tr, "tcp"})
 	}
-	// TLS clients with and without the first-byte routing of ?decoy=off:
-	// what the routing costs an idle client.
-	idles = append(idles, idleRun{o.Transports[0], "tls"}, idleRun{o.Transports[0], "tls-off"})
+	// Clients with and without first-byte routing (?decoy=off): what the
+	// routing costs an idle client.
+	idles = append(idles, idleRun{o.Transports[0], "tcp-off"}, idleRun{o.Transports[0], "tls"}, idleRun{o.Transports[0], "tls-off"})
 	for _, i := range idles {
 		fmt.Fprintf(o.Progress, "idle %s clients over %s\n", i.clients, i.tr)
 		idle, err := measureIdle(ctx, o, i.tr, i.clients, srv.addrs)
@@ -230,12 +230,14 @@ func measureIdle(ctx context.Context, o Options, tr, clients string, targets map
 			c.Close()
 		}
 	}()
-	addr, tlsClients := pair.addrs[echoSvc], clients != "tcp"
+	addr, tlsClients := pair.addrs[echoSvc], strings.HasPrefix(clients, "tls")
 	switch clients {
 	case "tls":
 		addr = pair.addrs[echoTLS]
 	case "tls-off":
 		addr = pair.addrs[echoTLSOff]
+	case "tcp-off":
+		addr = pair.addrs[echoOff]
 	}
 	// One client first, so that the baseline has sessions and pools warm.
 	if conns, err = openIdle(addr, tlsClients, conns, 1); err != nil {
@@ -464,7 +466,7 @@ func startPair(ctx context.Context, bin, tr string, targets map[string]string, v
 	rand.Read(secret)
 	common := []string{"FERRY_SECRET=" + base64.StdEncoding.EncodeToString(secret), "FERRY_LOG_LEVEL=warn", "FERRY_GRACE=1s"}
 	// Every address first, so that a failure leaves no child behind.
-	free, err := freeAddrs(3 + len(services) + 2)
+	free, err := freeAddrs(3 + len(services) + 3)
 	if err != nil {
 		return nil, err
 	}
@@ -478,7 +480,9 @@ func startPair(ctx context.Context, bin, tr string, targets map[string]string, v
 	p.addrs, ls, tgts = clientSide(clientAddrs, targets)
 	p.addrs[echoTLS] = clientAddrs[len(services)]
 	p.addrs[echoTLSOff] = clientAddrs[len(services)+1]
-	ls = append(ls, "tls://"+p.addrs[echoTLS]+"/"+echoSvc, "tls://"+p.addrs[echoTLSOff]+"/"+echoSvc+"?decoy=off")
+	p.addrs[echoOff] = clientAddrs[len(services)+2]
+	ls = append(ls, "tls://"+p.addrs[echoTLS]+"/"+echoSvc, "tls://"+p.addrs[echoTLSOff]+"/"+echoSvc+"?decoy=off",
+		"tcp://"+p.addrs[echoOff]+"/"+echoSvc+"?decoy=off")
 
 	if p.origin, _, err = start(bin, []string{"origin"}, append(common, "FERRY_ORIGIN_LISTEN="+listen,
 		"FERRY_ORIGIN_TARGETS="+strings.Join(tgts, ","), "FERRY_ADMIN="+oAdmin), 0); err != nil {

@@ -23,12 +23,13 @@ const (
 
 var services = []string{echoSvc, sinkSvc, sourceSvc}
 
-// echoTLS names the edge's TLS listener for the echo service, and
-// echoTLSOff the same with ?decoy=off; the test server itself speaks no
-// TLS.
+// echoTLS names the edge's TLS listener for the echo service, echoTLSOff
+// the same with ?decoy=off, and echoOff the plain one with ?decoy=off; the
+// test server itself speaks no TLS.
 const (
 	echoTLS    = "echo+tls"
 	echoTLSOff = "echo+tls-off"
+	echoOff    = "echo-off"
 )
 
 // Server runs the test server (`ferry bench-server`): it prints a line

@@ -411,9 +411,9 @@ func TestBenchQuick(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
-	// Two steps of idle clients over each transport, and over ws with TLS,
-	// routed by first bytes and with ?decoy=off.
-	if len(r.Paths) != 6 || len(r.Idle) != 10 || r.Idle[7].Clients != "tls" || r.Idle[9].Clients != "tls-off" || len(r.LongLink) != 2 {
+	// Two steps of idle clients over each transport, and over ws without
+	// first-byte routing, and with TLS with and without it.
+	if len(r.Paths) != 6 || len(r.Idle) != 12 || r.Idle[7].Clients != "tcp-off" || r.Idle[9].Clients != "tls" || r.Idle[11].Clients != "tls-off" || len(r.LongLink) != 2 {
 		t.Fatalf("report: %s", b)
 	}
 	for _, p := range r.Paths {
