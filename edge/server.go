@@ -256,8 +256,16 @@ func (s *Server) accept(ctx context.Context, l Listener, side *tlsSide, m *metri
 				uncount()
 				conns.Done()
 			}
-			cl := s.open(ctx, c, l, side, m, uncount, finish)
+			p, ok := s.open(ctx, c, l, side, m, uncount, finish)
+			if !ok {
+				return
+			}
+			// Connected in a frame of its own, after open's has gone:
+			// the relay below runs on this goroutine for plain clients,
+			// and a deeper stack at the dial would grow it for good.
+			cl := s.dial(ctx, p, l, m)
 			if cl == nil {
+				finish()
 				return
 			}
 			serve := func() {
@@ -288,15 +296,25 @@ type clientConn struct {
 	start time.Time
 }
 
+// pending is a client whose first bytes have said which route it takes.
+type pending struct {
+	c                 net.Conn
+	client            netip.AddrPort
+	route, serverName string
+	first             []byte  // read already, to pass on intact
+	buf               *[]byte // the pooled buffer first lies in, if it does
+	start             time.Time
+}
+
 // open reads a client's PROXY header and TLS handshake if its listener has
-// them, routes it by its first bytes, and connects it to its route. It
-// returns nil when it has closed the client instead, or handed it to the
-// web site; otherwise the caller relays, then releases the client's address
+// them, and routes it by its first bytes. It reports false when it has
+// closed the client instead, or handed it to the web site; otherwise the
+// caller dials the route, then relays, then releases the client's address
 // from the per-IP count. uncount takes the client out of the active count;
 // a refusal calls it before closing, so that the next client is counted
-// without it. finish, called once whenever the client is not returned,
-// uncounts it and ends its place in the drain.
-func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide, m *metrics.Listener, uncount, finish func()) *clientConn {
+// without it. finish, called once whenever open reports false, uncounts the
+// client and ends its place in the drain.
+func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide, m *metrics.Listener, uncount, finish func()) (pending, bool) {
 	start := time.Now()
 	timeout := s.HandshakeTimeout
 	if timeout <= 0 {
@@ -321,7 +339,7 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 		pc.SetReadDeadline(deadline)
 		if pc.ProxyHeader() == nil {
 			s.reject(c, l, m, "bad or missing PROXY header")
-			return nil
+			return pending{}, false
 		}
 		c = proxyConn{pc}
 	} else {
@@ -334,7 +352,7 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 		s.Log.Debug("client refused: too many connections from its address", s.clientAttr(client))
 		uncount()
 		c.Close()
-		return nil
+		return pending{}, false
 	}
 	opened := false
 	defer func() {
@@ -344,10 +362,10 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 	}()
 	// toSite hands the client to the web site, which closes it, and then
 	// releases it from every count.
-	toSite := func(c net.Conn, pre []byte, tlsPort bool) *clientConn {
+	toSite := func(c net.Conn, pre []byte, tlsPort bool) (pending, bool) {
 		if !stop() {
 			c.Close()
-			return nil
+			return pending{}, false
 		}
 		c.SetDeadline(time.Time{})
 		s.visits.Add(1)
@@ -357,7 +375,7 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 			s.perIP.release(client.Addr())
 			finish()
 		}}, tlsPort)
-		return nil
+		return pending{}, false
 	}
 
 	route, serverName := l.Route, ""
@@ -382,7 +400,7 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 			return toSite(c, webBytes(h.rec), false)
 		case h.err != nil:
 			s.reject(c, l, m, "TLS handshake failed", s.clientAttr(client))
-			return nil
+			return pending{}, false
 		default:
 			// Terminated; on a media listener, a ClientHello for no
 			// allowed media name, whose client gets the web site.
@@ -396,9 +414,9 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 
 	// Wait for the client's first bytes before the route costs anything,
 	// and read until they tell what the client is.
-	bp := firstBytes.Get().(*[]byte)
-	defer func() { firstBytes.Put(bp) }()
+	var bp *[]byte
 	if first == nil {
+		bp = firstBytes.Get().(*[]byte)
 		n := 0
 		for {
 			k, err := c.Read((*bp)[n:])
@@ -416,10 +434,13 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 			if n > 0 && (err == nil || errors.Is(err, io.EOF)) && !l.DecoyOff {
 				// A web server answers what it has by the end of the
 				// client's bytes.
-				return toSite(c, webBytes((*bp)[:n]), false)
+				pre := webBytes((*bp)[:n])
+				firstBytes.Put(bp)
+				return toSite(c, pre, false)
 			}
+			firstBytes.Put(bp)
 			s.reject(c, l, m, "no bytes", s.clientAttr(client))
-			return nil
+			return pending{}, false
 		}
 		first = (*bp)[:n]
 		if s.MediaAfterChat && !l.DecoyOff {
@@ -428,21 +449,35 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 	}
 	c.SetReadDeadline(time.Time{})
 	if !stop() {
+		if bp != nil {
+			firstBytes.Put(bp)
+		}
 		c.Close()
-		return nil
+		return pending{}, false
 	}
+	opened, handed = true, true
+	return pending{c: c, client: client, route: route, serverName: serverName, first: first, buf: bp, start: start}, true
+}
 
+// dial connects an opened client to its route. It returns nil when it has
+// closed the client instead, having released its address.
+func (s *Server) dial(ctx context.Context, p pending, l Listener, m *metrics.Listener) *clientConn {
 	connecting := time.Now()
-	up, err := s.connect(ctx, route, serverName, client, first)
+	up, err := s.connect(ctx, p.route, p.serverName, p.client, p.first)
+	// Written by now (and copied where a retry may need them): the buffer
+	// goes back at once, not at the end of a connection that may last hours.
+	if p.buf != nil {
+		firstBytes.Put(p.buf)
+	}
 	if err != nil {
 		m.Refused(metrics.RefusedRoute)
-		s.Log.Debug("client not connected", "route", route, "err", err, s.clientAttr(client))
-		relay.Abort(c)
+		s.Log.Debug("client not connected", "route", p.route, "err", err, s.clientAttr(p.client))
+		relay.Abort(p.c)
+		s.perIP.release(p.client.Addr())
 		return nil
 	}
 	m.Setup(time.Since(connecting))
-	opened, handed = true, true
-	return &clientConn{c: c, up: up, addr: client, first: len(first), start: start}
+	return &clientConn{c: p.c, up: up, addr: p.client, first: len(p.first), start: p.start}
 }
 
 // webBytes is what the web site reads of a client's first bytes b: b
