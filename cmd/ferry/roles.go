@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"syscall"
 	"time"
@@ -341,6 +342,11 @@ func newSite(ctx context.Context, c config.Clients, log *slog.Logger) (*edgeSite
 	if c.ACME == "" {
 		return site, nil
 	}
+	// certmagic finds out that it cannot store a certificate only once it
+	// has one, and then gives up silently: find out now.
+	if err := writable(c.ACMEDir); err != nil {
+		return nil, &config.Error{Var: "FERRY_EDGE_ACME_DIR", Form: "a directory ferry can create and write", Err: err}
+	}
 	acme := cert.ACME{
 		CA: string(c.ACME), Dir: c.ACMEDir, Email: c.ACMEEmail, CARoot: c.ACMECARoot, Hosts: c.PublicHost,
 		HTTPPort: challengePort(c.Listen, false), TLSPort: challengePort(c.Listen, true), Log: log,
@@ -357,6 +363,20 @@ func newSite(ctx context.Context, c config.Clients, log *slog.Logger) (*edgeSite
 		}
 	})
 	return site, nil
+}
+
+// writable creates dir if need be and checks that a file can be written
+// in it.
+func writable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".ferry-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // challengePort is the port of the first listener that the CA can reach
