@@ -508,14 +508,15 @@ func (a *ACME) Decode(v string) error {
 		*a = ""
 	case v == LetsEncrypt:
 		*a = LetsEncrypt
-	case strings.HasPrefix(v, "https://") || strings.HasPrefix(v, "http://"):
+	case strings.HasPrefix(v, "https://"):
 		u, err := url.Parse(v)
 		if err != nil || u.Host == "" || u.User != nil {
 			return fmt.Errorf("%q is not a directory URL", v)
 		}
 		*a = ACME(v)
 	default:
-		return fmt.Errorf("%q is not off, letsencrypt or an ACME directory URL", v)
+		// ACME (RFC 8555) runs over HTTPS only.
+		return fmt.Errorf("%q is not off, letsencrypt or an https:// ACME directory URL", v)
 	}
 	return nil
 }
