@@ -22,10 +22,12 @@ type site struct {
 	wg         sync.WaitGroup
 
 	// Every connection handed over and not yet closed: http.Server's own
-	// Close leaves out connections a handler hijacked (a reverse-proxied
-	// WebSocket), and the drain must end them too.
-	mu    sync.Mutex
-	conns map[*siteConn]struct{}
+	// Shutdown and Close leave out connections a handler hijacked (a
+	// reverse-proxied WebSocket), and the drain must end them too.
+	mu        sync.Mutex
+	conns     map[*siteConn]struct{}
+	emptied   chan struct{} // made by shutdown, closed once conns is empty
+	emptyOnce sync.Once
 }
 
 // Timeouts and sizes of the web site: nginx's defaults where it has one. A
@@ -111,17 +113,17 @@ func (s *site) shutdown(ctx context.Context) {
 	s.wg.Wait()
 	// Shutdown waits for none that a handler hijacked: wait for them
 	// until ctx ends, then close them.
-	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
+	s.mu.Lock()
+	s.emptied = make(chan struct{})
+	if len(s.conns) == 0 {
+		s.emptyOnce.Do(func() { close(s.emptied) })
+	}
+	emptied := s.emptied
+	s.mu.Unlock()
+	select {
+	case <-emptied:
+		return
+	case <-ctx.Done():
 	}
 	s.mu.Lock()
 	left := make([]*siteConn, 0, len(s.conns))
@@ -205,9 +207,13 @@ func (c *siteConn) Read(p []byte) (int, error) {
 func (c *siteConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
-		c.site.mu.Lock()
-		delete(c.site.conns, c)
-		c.site.mu.Unlock()
+		s := c.site
+		s.mu.Lock()
+		delete(s.conns, c)
+		if s.emptied != nil && len(s.conns) == 0 {
+			s.emptyOnce.Do(func() { close(s.emptied) })
+		}
+		s.mu.Unlock()
 		c.done()
 	})
 	return err

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -261,5 +262,33 @@ func TestScannerSilence(t *testing.T) {
 		if err != nil || len(got) != 0 {
 			t.Errorf("%s: silence got %q, %v; want a close with nothing", kind, got, err)
 		}
+	}
+}
+
+// TestSiteDrain checks that a web visitor idle on a kept-alive connection
+// does not hold up the drain: the edge closes it and Run returns.
+func TestSiteDrain(t *testing.T) {
+	e := startScannerEdge(t, nil)
+	c, err := net.Dial("tcp", e.addr["tcp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	e.cancel()
+	<-e.done
+	if n, err := br.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("the visitor's connection is open after the drain (%d bytes)", n)
+	}
+	if a := e.srv.Stats().Active; a != 0 {
+		t.Errorf("%d clients counted after the drain", a)
 	}
 }
