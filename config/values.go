@@ -485,7 +485,9 @@ type NamePatterns []string
 func (n *NamePatterns) Decode(v string) error {
 	var out NamePatterns
 	for _, part := range splitList(v) {
-		if !isDNSName(strings.TrimPrefix(part, "*.")) {
+		// A ClientHello's server name has no final dot, so a pattern
+		// with one would match nothing.
+		if !isDNSName(strings.TrimPrefix(part, "*.")) || strings.HasSuffix(part, ".") {
 			return fmt.Errorf("%q is neither a name nor *.SUFFIX", part)
 		}
 		out = append(out, strings.ToLower(part))

@@ -27,13 +27,16 @@ var errPassThrough = errors.New("ClientHello passed through")
 
 // helloConn is a client's connection during a TLS handshake that may turn
 // into a pass-through: it records what the handshake reads until the
-// ClientHello has been seen, and once the hook has chosen to pass the
-// client through, writes nothing (crypto/tls would send an alert).
+// ClientHello has been seen, and holds what crypto/tls writes meanwhile (an
+// alert for a first record that is no TLS), so that a client passed through
+// or handed to the web site gets nothing from this first handshake: the
+// site's own answer, or the media server's, is all it sees.
 type helloConn struct {
 	net.Conn
 	client     netip.AddrPort
 	rec        []byte
 	recording  bool
+	held       []byte
 	pass       bool
 	serverName string
 }
@@ -54,8 +57,13 @@ func (c *helloConn) Read(p []byte) (int, error) {
 func (c *helloConn) NetConn() net.Conn { return c.Conn }
 
 func (c *helloConn) Write(p []byte) (int, error) {
-	if c.pass {
+	switch {
+	case c.pass:
 		return 0, errPassThrough
+	case c.recording:
+		// Before the hook: an alert at most, a few bytes.
+		c.held = append(c.held, p...)
+		return len(p), nil
 	}
 	return c.Conn.Write(p)
 }
@@ -91,7 +99,7 @@ func newTLSSide(srv *Server, media bool) *tlsSide {
 func (t *tlsSide) configFor(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 	hc, ok := chi.Conn.(*helloConn)
 	if ok {
-		hc.recording = false
+		hc.recording, hc.held = false, nil
 		if t.media && hc.rec != nil && t.srv.passMedia(chi.ServerName, hc.client) {
 			hc.pass, hc.serverName = true, chi.ServerName
 			return nil, errPassThrough
@@ -131,6 +139,11 @@ func (t *tlsSide) handshake(ctx context.Context, c net.Conn, client netip.AddrPo
 	case errors.As(err, &rhe) && hc.rec != nil:
 		return hello{notTLS: true, rec: hc.rec, err: err}
 	case err != nil:
+		// A ClientHello that crypto/tls refused: its alert goes out,
+		// as net/http's TLS server's would.
+		if len(hc.held) > 0 {
+			hc.Conn.Write(hc.held)
+		}
 		return hello{err: err}
 	}
 	return hello{tls: tc}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryproxy/ferry/config"
 	"github.com/ferryproxy/ferry/internal/scan"
+	"github.com/ferryproxy/ferry/tunnel"
 )
 
 // TestWhatsAppOpenings checks that WhatsApp's chat openings reach the
@@ -190,3 +191,37 @@ func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
 func (c *memConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 func (c *memConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+
+// TestMediaOldOrigin checks that media still works through an origin older
+// than the header's version 2, which refuses a server name as a bad
+// header: the edge asks again without the name.
+func TestMediaOldOrigin(t *testing.T) {
+	e := startScannerEdge(t, func(s *Server) {
+		connect := s.Connect
+		s.Connect = func(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error) {
+			c, err := connect(ctx, route, serverName, client)
+			if err != nil {
+				return nil, err
+			}
+			var reply error
+			if serverName != "" {
+				reply = tunnel.ReplyBadHeader
+			}
+			return &replied{Conn: c, reply: reply}, nil
+		}
+	})
+	if media, _ := mediaVisit(t, e, "media", "mmg.whatsapp.net"); !media {
+		t.Fatal("media did not get through an origin that reads no server name")
+	}
+	if got, want := e.connected(), []string{"media/mmg.whatsapp.net", "media/"}; !slices.Equal(got, want) {
+		t.Errorf("connects %v, want %v", got, want)
+	}
+}
+
+// replied is a destination that confirms, or refuses, as an origin does.
+type replied struct {
+	net.Conn
+	reply error
+}
+
+func (r *replied) AwaitReply() error { return r.reply }

@@ -130,7 +130,7 @@ type Server struct {
 
 // Stats are the edge's client counters.
 type Stats struct {
-	Active   int64 // being relayed now
+	Active   int64 // open now: relayed, being set up, or visiting the web site
 	Refused  int64 // closed at once for a connection cap, since start
 	Rejected int64 // closed for a bad PROXY header, a failed TLS handshake or silence, since start
 	Visits   int64 // served the web site, since start
@@ -147,7 +147,7 @@ func (s *Server) Stats() Stats {
 func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	sides := make([]*tlsSide, len(s.Listeners))
 	for i, l := range s.Listeners {
-		if (l.TLS || l.Media) && s.TLS == nil {
+		if (l.TLS || l.Media && !l.DecoyOff) && s.TLS == nil {
 			closeAll(s.Listeners)
 			return fmt.Errorf("listener %s: no certificate (Server.TLS)", l.Name())
 		}
@@ -391,13 +391,15 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 				route = config.MediaRoute
 			}
 		case h.notTLS && !l.DecoyOff:
-			// No ClientHello: on a tls port, net/http's TLS server
-			// answers it as its own handshake would; on a media port,
-			// the bytes are routed as on a plain one.
-			if l.TLS {
-				return toSite(c, h.rec, true)
+			// No ClientHello: net/http's TLS server answers it as its
+			// own handshake would, an HTTP request on a tls port
+			// included ("Client sent an HTTP request to an HTTPS
+			// server"); on a media port an HTTP request gets the site
+			// in the clear, as the port serves both.
+			if l.Media && webOpening(h.rec) == OpeningHTTP {
+				return toSite(c, h.rec, false)
 			}
-			return toSite(c, webBytes(h.rec), false)
+			return toSite(c, h.rec, true)
 		case h.err != nil:
 			s.reject(c, l, m, "TLS handshake failed", s.clientAttr(client))
 			return pending{}, false
@@ -516,8 +518,19 @@ func (s *Server) relay(ctx context.Context, cl *clientConn, l Listener, m *metri
 	res := relay.Pipe(ctx, cl.c, cl.up, o)
 	m.Relayed(time.Since(cl.start))
 	if res.Err != nil {
-		s.Log.Debug("client relay ended", "route", l.Route, "err", res.Err, "up", res.AToB+int64(cl.first), "down", res.BToA, s.clientAttr(cl.addr))
+		s.Log.Debug("client relay ended", "route", l.Route, s.errAttr(res.Err), "up", res.AToB+int64(cl.first), "down", res.BToA, s.clientAttr(cl.addr))
 	}
+}
+
+// errAttr is err for a log line about a client: a network error names both
+// ends of its connection, the client's address among them, so without
+// LogClientIPs only its operation and cause are kept.
+func (s *Server) errAttr(err error) slog.Attr {
+	var oe *net.OpError
+	if !s.LogClientIPs && errors.As(err, &oe) {
+		return slog.String("err", oe.Op+": "+oe.Err.Error())
+	}
+	return slog.Any("err", err)
 }
 
 // clientAttr is the client's address for a log line when the operator asked
@@ -566,6 +579,13 @@ func (s *Server) connect(ctx context.Context, route, serverName string, client n
 		up.Close()
 		var r tunnel.Reply
 		var ne net.Error
+		if errors.As(err, &r) && r == tunnel.ReplyBadHeader && serverName != "" && try < tries {
+			// An origin older than the header's version 2 reads no
+			// server name: ask again without it, for the route's fixed
+			// alternatives (whatsapp.net:443), as before names were sent.
+			serverName = ""
+			continue
+		}
 		refused := errors.As(err, &r) && r != tunnel.ReplyDraining
 		if refused || errors.As(err, &ne) && ne.Timeout() || try == tries || ctx.Err() != nil {
 			return nil, err

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryproxy/ferry/internal/fake"
 )
 
 // syncBuffer is a log sink for concurrent writers.
@@ -71,6 +73,49 @@ func TestNoClientIPsInLogs(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "client not connected") {
 			t.Errorf("the failure was not logged:\n%s", logs.String())
+		}
+	}
+}
+
+// TestNoClientIPsInRelayErrors checks that a relay that ends in a network
+// error, whose text names both ends, logs no client address unless asked.
+func TestNoClientIPsInRelayErrors(t *testing.T) {
+	echo := fake.Start(t, fake.Echo)
+	for _, logIPs := range []bool{false, true} {
+		var logs syncBuffer
+		ln := listenLoopback(t)
+		srv := &Server{
+			Listeners: []Listener{{Listener: ln, Route: "chat"}},
+			Connect: func(ctx context.Context, _, _ string, _ netip.AddrPort) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "tcp", echo.Addr())
+			},
+			LogClientIPs: logIPs,
+			Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			srv.Run(ctx, time.Second)
+			close(done)
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := c.LocalAddr().String()
+		c.Write(openingWeb)
+		io.ReadFull(c, make([]byte, len(openingWeb)))
+		// A reset, whose error on the edge's read names the client.
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		cancel()
+		<-done
+		if !strings.Contains(logs.String(), "client relay ended") {
+			t.Fatalf("the relay's end was not logged:\n%s", logs.String())
+		}
+		if got := strings.Contains(logs.String(), client); got != logIPs {
+			t.Errorf("LogClientIPs %v: %s in logs %v:\n%s", logIPs, client, got, logs.String())
 		}
 	}
 }

@@ -83,10 +83,11 @@ func (s *site) serve(c *siteConn, tlsPort bool) {
 	if tlsPort && s.tlsLn != nil {
 		ln = s.tlsLn
 	}
+	// Known to Close before any shutdown can see it in conns.
+	c.site = s
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	c.site = s
 	if !ln.give(c) {
 		c.Close()
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -229,13 +230,31 @@ func TestScannerView(t *testing.T) {
 			})
 		}
 	}
-	// Plain HTTP to a TLS port gets net/http's TLS server's own answer.
-	for _, kind := range []string{"tls", "proxy+tls"} {
-		req := []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
-		got := scan.Exchange(t, scan.Target{Addr: e.addr[kind], Proxy: kind == "proxy+tls"}, req, false)
-		want := scan.Exchange(t, scan.Target{Addr: e.refTLS}, req, false)
-		if !bytes.Equal(got, want) || !bytes.Contains(got, []byte("400 Bad Request")) {
-			t.Errorf("%s: plain HTTP got %q, net/http's TLS server %q", kind, got, want)
+	// What is not a ClientHello, sent to a TLS port, gets net/http's TLS
+	// server's own answer, byte for byte: its 400 to plain HTTP, one alert
+	// to an SSLv2 hello or an oversized record (as scanners of TLS send),
+	// nothing to bytes that are neither. A media port, which serves the
+	// site in the clear too, answers plain HTTP as a plain server.
+	raw := []struct {
+		name string
+		b    []byte
+	}{
+		{"plain HTTP", []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")},
+		{"SSLv2 hello", []byte("\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10\x07\x00\xc0\x05\x00\x80\x03\x00\x80\x01\x00\x80\x06\x00\x40\x04\x00\x80\x02\x00\x80" + strings.Repeat("\x11", 16))},
+		{"oversized record", append([]byte("\x16\x03\x01\xff\xff"), make([]byte, 64)...)},
+		{"random bytes", []byte{0x8f, 0x02, 0xff, 0x00, 0x13, 0x37, 0xc4, 0x81}},
+	}
+	for _, kind := range []string{"tls", "proxy+tls", "media"} {
+		for _, r := range raw {
+			got := scan.Exchange(t, scan.Target{Addr: e.addr[kind], Proxy: kind == "proxy+tls"}, r.b, true)
+			ref := e.refTLS
+			if kind == "media" && r.name == "plain HTTP" {
+				ref = e.refPlain
+			}
+			want := scan.Exchange(t, scan.Target{Addr: ref}, r.b, true)
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s, %s: got %q, net/http %q", kind, r.name, got, want)
+			}
 		}
 	}
 	if n := len(e.connected()); n != 0 {

@@ -41,7 +41,9 @@ var ErrNameNotAllowed = errors.New("server name not allowed")
 
 // maxFailed is how many failed alternatives the hold-down remembers before
 // it forgets those whose hold-down is over; a pattern's alternatives are
-// one per name.
+// one per name, and in standalone the names are strangers', so it is a
+// bound too: past it, new failures go unremembered (they are then tried in
+// their configured place, as without a hold-down).
 const maxFailed = 256
 
 // Dialer dials routes. A route's alternatives are tried in order until one
@@ -200,12 +202,15 @@ func (d *Dialer) record(addr string, err error) {
 		d.failed = map[string]time.Time{}
 	}
 	now := time.Now()
-	if len(d.failed) >= maxFailed {
+	if _, known := d.failed[addr]; !known && len(d.failed) >= maxFailed {
 		hold := d.holdDown()
 		for a, t := range d.failed {
 			if now.Sub(t) >= hold {
 				delete(d.failed, a)
 			}
+		}
+		if len(d.failed) >= maxFailed {
+			return
 		}
 	}
 	d.failed[addr] = now

@@ -379,18 +379,31 @@ func writable(dir string) error {
 	return os.Remove(f.Name())
 }
 
-// challengePort is the port of the first listener that the CA can reach
-// for a challenge: plain HTTP (HTTP-01) or TLS (TLS-ALPN-01), routed by
-// first bytes and without a PROXY header; 0 when there is none.
+// challengePort is the port the CA's challenges are answered on: the CA
+// connects to 80 (HTTP-01) and 443 (TLS-ALPN-01), so the listener on that
+// port if there is one, else the first that could take it behind a port
+// forward (plain HTTP or TLS, routed by first bytes, no PROXY header); 0
+// when there is none.
 func challengePort(ls []config.Listener, useTLS bool) int {
+	want := 80
+	if useTLS {
+		want = 443
+	}
+	first := 0
 	for _, l := range ls {
-		if l.TLS() == useTLS && !l.ProxyProtocol() && !l.DecoyOff && !l.Media() {
-			_, port, _ := net.SplitHostPort(l.Addr)
-			n, _ := strconv.Atoi(port)
+		if l.TLS() != useTLS || l.ProxyProtocol() || l.DecoyOff || l.Media() {
+			continue
+		}
+		_, port, _ := net.SplitHostPort(l.Addr)
+		n, _ := strconv.Atoi(port)
+		if n == want {
 			return n
 		}
+		if first == 0 {
+			first = n
+		}
 	}
-	return 0
+	return first
 }
 
 // listenClients opens the client listeners of an edge or standalone.
