@@ -26,6 +26,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
+	"github.com/ferryproxy/ferry/internal/fake"
 	"github.com/ferryproxy/ferry/internal/pebble"
 )
 
@@ -149,7 +150,7 @@ func TestACMEPebble(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			logs := &syncBuffer{}
+			logs := &fake.SyncBuffer{}
 			a := ACME{
 				CA:       p.Directory,
 				Dir:      t.TempDir(),
@@ -274,7 +275,7 @@ func TestACMEUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ca := range []string{refused, hole.Addr().String()} {
-		logs := &syncBuffer{}
+		logs := &fake.SyncBuffer{}
 		a := ACME{
 			CA:    "https://" + ca + "/dir",
 			Dir:   t.TempDir(),

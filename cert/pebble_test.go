@@ -3,10 +3,8 @@ package cert
 // Helpers of the tests of ACME; Pebble itself is run by internal/pebble.
 
 import (
-	"bytes"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 )
@@ -48,22 +46,4 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		}
 		<-tick.C
 	}
-}
-
-// syncBuffer is a bytes.Buffer for several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,37 +8,18 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferryproxy/ferry/internal/fake"
 )
 
-// syncBuffer is a log sink for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestNoClientIPsInLogs checks that, even at debug level, no log line holds
 // a client's address unless LogClientIPs asks for them.
 func TestNoClientIPsInLogs(t *testing.T) {
 	const client = "203.0.113.7"
 	for _, logIPs := range []bool{false, true} {
-		var logs syncBuffer
+		var logs fake.SyncBuffer
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -82,7 +62,7 @@ func TestNoClientIPsInLogs(t *testing.T) {
 func TestNoClientIPsInRelayErrors(t *testing.T) {
 	echo := fake.Start(t, fake.Echo)
 	for _, logIPs := range []bool{false, true} {
-		var logs syncBuffer
+		var logs fake.SyncBuffer
 		ln := listenLoopback(t)
 		srv := &Server{
 			Listeners: []Listener{{Listener: ln, Route: "chat"}},

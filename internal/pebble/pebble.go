@@ -3,7 +3,6 @@
 package pebble
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,9 +18,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryproxy/ferry/internal/fake"
 )
 
 // Server is a Pebble run by one test. Its own HTTPS listener (the
@@ -39,7 +39,7 @@ type Server struct {
 	client *http.Client // trusts CARoot
 	cmd    *exec.Cmd
 	exited chan struct{}
-	out    *syncBuffer
+	out    *fake.SyncBuffer
 }
 
 // Start runs Pebble with its validation authority checking HTTP-01 on
@@ -58,7 +58,7 @@ func Start(t testing.TB, httpPort, tlsPort int) *Server {
 	}
 	dir := t.TempDir()
 	caPEM, certPEM, keyPEM := httpsCert(t)
-	s := &Server{CARoot: filepath.Join(dir, "ca.pem"), exited: make(chan struct{}), out: &syncBuffer{}}
+	s := &Server{CARoot: filepath.Join(dir, "ca.pem"), exited: make(chan struct{}), out: &fake.SyncBuffer{}}
 	listen, mgmt := freePort(t), freePort(t)
 	s.Directory = "https://" + listen + "/dir"
 	s.mgmt = mgmt
@@ -223,22 +223,4 @@ func freePort(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer for several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
