@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryproxy/ferry/memlimit"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -528,6 +529,44 @@ func (a ACME) String() string {
 		return "off"
 	}
 	return string(a)
+}
+
+// MemoryLimit is FERRY_MEMORY_LIMIT: a size, off, or empty for the
+// default (a share of the cgroup's or the machine's memory).
+type MemoryLimit memlimit.Limit
+
+// minMemoryLimit is the least limit accepted: below it the collector
+// would run all the time.
+const minMemoryLimit = 32 << 20
+
+func (m *MemoryLimit) Decode(v string) error {
+	switch v {
+	case "":
+		*m = MemoryLimit{}
+		return nil
+	case "off":
+		*m = MemoryLimit{Off: true}
+		return nil
+	}
+	n, err := memlimit.ParseSize(v)
+	if err != nil {
+		return err
+	}
+	if n < minMemoryLimit {
+		return fmt.Errorf("%q is less than 32MiB", v)
+	}
+	*m = MemoryLimit{Bytes: n}
+	return nil
+}
+
+func (m MemoryLimit) String() string {
+	switch {
+	case m.Off:
+		return "off"
+	case m.Bytes > 0:
+		return fmt.Sprintf("%dMiB", m.Bytes>>20)
+	}
+	return "default"
 }
 
 // Bool is true or false, nothing else.

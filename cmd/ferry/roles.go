@@ -22,6 +22,7 @@ import (
 	"github.com/ferryproxy/ferry/decoy"
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/link"
+	"github.com/ferryproxy/ferry/memlimit"
 	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/origin"
 	"github.com/ferryproxy/ferry/tunnel"
@@ -34,6 +35,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
+	setMemoryLimit(cfg.Common, log)
 	m := metrics.New("edge", versionString())
 	end := tunnel.End{Secret: string(cfg.Secret), Log: log}
 	origins, err := tunnelPeers(cfg.Origins, "FERRY_EDGE_ORIGINS", end)
@@ -88,6 +90,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
+	setMemoryLimit(cfg.Common, log)
 	m := metrics.New("standalone", versionString())
 	lns, err := listenClients(cfg.Clients)
 	if err != nil {
@@ -121,6 +124,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
+	setMemoryLimit(cfg.Common, log)
 	m := metrics.New("origin", versionString())
 	end := tunnel.End{Origin: true, ClientAddress: cfg.Targets.SendsProxy(cfg.ProxyProtocol), Secret: string(cfg.Secret), Log: log}
 	edges, err := tunnelPeers(cfg.Edges, "FERRY_ORIGIN_EDGES", end)
@@ -157,6 +161,17 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	err = srv.Run(ctx, time.Duration(cfg.Grace))
 	log.Info("ferry origin stopped")
 	return err
+}
+
+// setMemoryLimit sets the process's soft memory limit from
+// FERRY_MEMORY_LIMIT, and says which it is.
+func setMemoryLimit(c config.Common, log *slog.Logger) {
+	n, source := memlimit.Apply(memlimit.Limit(c.MemoryLimit), "/")
+	if n == 0 {
+		log.Info("no memory limit", "source", source)
+		return
+	}
+	log.Info("memory limit", "mib", n>>20, "source", source)
 }
 
 // readiness is a process's: not while it drains (ctx has ended), and
