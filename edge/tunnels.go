@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/tunnel"
 )
@@ -162,13 +160,7 @@ const DialledIn = "dialled-in"
 
 // peerMetrics registers the gauges of the sessions of origin i, named name.
 func (t *Tunnels) peerMetrics(name string, i int) {
-	labels := prometheus.Labels{"peer": name}
-	t.Metrics.GaugeFunc("ferry_tunnel_sessions_up", "Tunnel sessions up and in service, per peer.", labels, func() float64 {
-		return float64(t.SessionsUp(i))
-	})
-	t.Metrics.GaugeFunc("ferry_tunnel_rtt_seconds", "Mean round trip of the latest pings of a peer's sessions; 0 with none up.", labels, func() float64 {
-		return t.RTT(i).Seconds()
-	})
+	t.Metrics.Peer(name, func() float64 { return float64(t.SessionsUp(i)) }, func() time.Duration { return t.RTT(i) })
 }
 
 // RTT is the mean round trip of the latest pings of origin i's sessions

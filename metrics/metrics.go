@@ -199,15 +199,42 @@ func result(err error) string {
 	return "ok"
 }
 
-// GaugeFunc registers a gauge read from f at scrape time.
-func (m *Metrics) GaugeFunc(name, help string, labels prometheus.Labels, f func() float64) {
+// Peer registers the gauges of a tunnel peer's sessions, read at scrape
+// time: how many are up and in service, and the mean round trip of their
+// latest pings.
+func (m *Metrics) Peer(peer string, sessionsUp func() float64, rtt func() time.Duration) {
+	labels := prometheus.Labels{"peer": peer}
+	m.gaugeFunc("ferry_tunnel_sessions_up", "Tunnel sessions up and in service, per peer.", labels, sessionsUp)
+	m.gaugeFunc("ferry_tunnel_rtt_seconds", "Mean round trip of the latest pings of a peer's sessions; 0 with none up.", labels,
+		func() float64 { return rtt().Seconds() })
+}
+
+// TunnelListener registers the counters of a tunnel listener at addr, read
+// at scrape time: connections refused for a bad token or hello, and, where
+// the listener speaks HTTP (decoyHits not nil), requests given the decoy.
+func (m *Metrics) TunnelListener(addr string, authFailures, decoyHits func() float64) {
+	labels := prometheus.Labels{"listener": addr}
+	m.counterFunc("ferry_tunnel_auth_failures_total", "Tunnel connections refused for a bad token or hello.", labels, authFailures)
+	if decoyHits != nil {
+		m.counterFunc("ferry_decoy_hits_total", "Requests answered with the decoy site.", labels, decoyHits)
+	}
+}
+
+// Origin registers an origin's gauges, read at scrape time: its edges'
+// sessions up, those whose edge said it drains, and the streams relayed.
+func (m *Metrics) Origin(sessions, edgeDraining, streams func() float64) {
+	m.gaugeFunc("ferry_tunnel_sessions", "Tunnel sessions of edges, up now.", nil, sessions)
+	m.gaugeFunc("ferry_tunnel_sessions_edge_draining", "Tunnel sessions whose edge said it drains.", nil, edgeDraining)
+	m.gaugeFunc("ferry_streams_active", "Streams relayed to targets now.", nil, streams)
+}
+
+func (m *Metrics) gaugeFunc(name, help string, labels prometheus.Labels, f func() float64) {
 	if m != nil {
 		m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, f))
 	}
 }
 
-// CounterFunc registers a counter read from f at scrape time.
-func (m *Metrics) CounterFunc(name, help string, labels prometheus.Labels, f func() float64) {
+func (m *Metrics) counterFunc(name, help string, labels prometheus.Labels, f func() float64) {
 	if m != nil {
 		m.register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
 	}

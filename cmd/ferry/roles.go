@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ferryproxy/ferry/admin"
 	"github.com/ferryproxy/ferry/cert"
 	"github.com/ferryproxy/ferry/config"
@@ -145,9 +143,9 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	tunnelMetrics(m, srv.Listeners)
-	m.GaugeFunc("ferry_tunnel_sessions", "Tunnel sessions of edges, up now.", nil, func() float64 { return float64(srv.Stats().Sessions) })
-	m.GaugeFunc("ferry_tunnel_sessions_edge_draining", "Tunnel sessions whose edge said it drains.", nil, func() float64 { return float64(srv.Stats().EdgeDraining) })
-	m.GaugeFunc("ferry_streams_active", "Streams relayed to targets now.", nil, func() float64 { return float64(srv.Stats().Streams) })
+	m.Origin(func() float64 { return float64(srv.Stats().Sessions) },
+		func() float64 { return float64(srv.Stats().EdgeDraining) },
+		func() float64 { return float64(srv.Stats().Streams) })
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "origin", Version: versionString(), Metrics: m, Log: log,
 		Ready: readiness(ctx, nil),
@@ -223,16 +221,12 @@ func shareLink(c config.Clients) string {
 // tunnelMetrics registers the counters of tunnel listeners.
 func tunnelMetrics(m *metrics.Metrics, lns []tunnel.Listener) {
 	for _, l := range lns {
-		labels := prometheus.Labels{"listener": l.Addr().String()}
 		switch l := l.(type) {
 		case *tunnel.WSListener:
-			m.CounterFunc("ferry_tunnel_auth_failures_total", "Tunnel connections refused for a bad token or hello.", labels,
-				func() float64 { return float64(l.AuthFailures.Load()) })
-			m.CounterFunc("ferry_decoy_hits_total", "Requests answered with the decoy site.", labels,
+			m.TunnelListener(l.Addr().String(), func() float64 { return float64(l.AuthFailures.Load()) },
 				func() float64 { return float64(l.DecoyHits.Load()) })
 		case *tunnel.QUICListener:
-			m.CounterFunc("ferry_tunnel_auth_failures_total", "Tunnel connections refused for a bad token or hello.", labels,
-				func() float64 { return float64(l.AuthFailures.Load()) })
+			m.TunnelListener(l.Addr().String(), func() float64 { return float64(l.AuthFailures.Load()) }, nil)
 		}
 	}
 }
