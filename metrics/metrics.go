@@ -4,9 +4,9 @@
 //
 // Counters that the code paths keep anyway (sessions, auth failures, decoy
 // hits) are read at scrape time through functions given to Peer,
-// TunnelListener and Origin; what
-// happens per connection is counted here, on children resolved once per
-// listener, so that a connection costs no label lookup.
+// TunnelListener and Origin; what happens per connection is counted here,
+// on children resolved once per listener, so that a connection costs no
+// label lookup.
 package metrics
 
 import (
