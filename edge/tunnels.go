@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,11 @@ import (
 
 // DefaultWait is how long a client waits for a session when none is up.
 const DefaultWait = 5 * time.Second
+
+// OpenTimeout bounds the opening of a stream on one session: QUIC's blocks
+// while the session is at its stream limit, and then the client goes to
+// another session rather than wait for one of the session's streams to end.
+const OpenTimeout = time.Second
 
 // ErrNoSession is returned when no session came up within the wait.
 var ErrNoSession = errors.New("no tunnel session up")
@@ -309,9 +315,10 @@ func (t *Tunnels) set(sl *slot, l *live) {
 }
 
 // pick counts a new stream on the session it returns: of the first origin
-// with a session up, the session with the fewest streams. It returns nil
-// when none is up, and a channel closed at the next change.
-func (t *Tunnels) pick() (*live, <-chan struct{}) {
+// with a session up, the session with the fewest streams, passing over
+// those in skip. It returns nil when none is up, and a channel closed at the
+// next change.
+func (t *Tunnels) pick(skip []*live) (*live, <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.initLocked()
@@ -321,7 +328,7 @@ func (t *Tunnels) pick() (*live, <-chan struct{}) {
 		if bestOrigin >= 0 && sl.origin != bestOrigin {
 			break
 		}
-		if l := sl.cur; l != nil && !l.retired() && (best == nil || l.streams < best.streams) {
+		if l := sl.cur; l != nil && !l.retired() && !slices.Contains(skip, l) && (best == nil || l.streams < best.streams) {
 			best, bestOrigin = l, sl.origin
 		}
 	}
@@ -339,7 +346,9 @@ func (t *Tunnels) release(l *live) {
 
 // Connect opens a stream for route on a live session (see Tunnels),
 // waiting up to Wait for one to come up. It is an edge.ConnectFunc. The
-// client's address is sent only to an origin that asked for it.
+// client's address is sent only to an origin that asked for it. A session
+// that cannot open a stream within OpenTimeout (QUIC's at its stream limit)
+// is passed over for the next, for this client.
 func (t *Tunnels) Connect(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error) {
 	wait := t.Wait
 	if wait <= 0 {
@@ -347,28 +356,36 @@ func (t *Tunnels) Connect(ctx context.Context, route, serverName string, client 
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	var tried []*live
+	var lastErr error
 	for {
-		l, changed := t.pick()
+		l, changed := t.pick(tried)
 		if l != nil {
 			h := tunnel.Header{Route: route, ServerName: serverName}
 			if l.sess.ClientAddress() {
 				h.Client = client
 			}
-			st, err := tunnel.Open(ctx, l.sess, h)
+			octx, cancel := context.WithTimeout(ctx, OpenTimeout)
+			st, err := tunnel.Open(octx, l.sess, h)
+			cancel()
 			if err == nil {
 				return &stream{Stream: st, t: t, l: l}, nil
 			}
 			t.release(l)
-			select {
-			case <-l.sess.Done():
-				// The keeper will notice and replace it; wait for that.
-			default:
+			if ctx.Err() != nil || errors.Is(err, tunnel.ErrBadHeader) {
 				return nil, err
 			}
+			// Dead (its keeper replaces it) or full: try another now,
+			// or wait for one.
+			tried, lastErr = append(tried, l), err
+			continue
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
+			if lastErr != nil {
+				return nil, fmt.Errorf("%w within %v: %w", ErrNoSession, wait, lastErr)
+			}
 			return nil, fmt.Errorf("%w within %v", ErrNoSession, wait)
 		case <-ctx.Done():
 			return nil, ctx.Err()
