@@ -25,7 +25,8 @@ import (
 
 // Options choose what a run measures.
 type Options struct {
-	Ferry      string   // the ferry binary the children run
+	Ferry      string   // the ferry binary that edges, origins and standalone run
+	Self       string   // the benchmark's binary, which runs the test server and the splice relay ("server", "relay")
 	Transports []string // tunnel transports: ws, wss, quic
 	Bytes      int64    // bytes per throughput measurement
 	Setups     int      // sequential connections for setup latency
@@ -102,7 +103,7 @@ type LongLink struct {
 // Run measures, printing progress, and returns the report.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	r := &Report{Machine: machine(), Go: runtime.Version()}
-	srv, err := startServer(o.Ferry)
+	srv, err := startServer(o.Self)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	paths := []path{
 		{"direct", func() (map[string]string, []*child, error) { return srv.addrs, nil, nil }},
 		{"one-hop", func() (map[string]string, []*child, error) {
-			c, addrs, what, err := startOneHop(o.Ferry, srv.addrs)
+			c, addrs, what, err := startOneHop(o.Self, srv.addrs)
 			r.OneHop = what
 			return addrs, []*child{c}, err
 		}},
@@ -347,7 +348,7 @@ type server struct {
 }
 
 func startServer(bin string) (*server, error) {
-	c, addrs, err := start(bin, []string{"bench-server"}, nil, len(services))
+	c, addrs, err := start(bin, []string{"server"}, nil, len(services))
 	if err != nil {
 		return nil, fmt.Errorf("test server: %w", err)
 	}
@@ -359,7 +360,7 @@ func startServer(bin string) (*server, error) {
 func startOneHop(bin string, targets map[string]string) (*child, map[string]string, string, error) {
 	hap, err := exec.LookPath("haproxy")
 	if err != nil {
-		c, byTarget, err := start(bin, append([]string{"bench-relay"}, targets[echoSvc], targets[sinkSvc], targets[sourceSvc]), nil, len(services))
+		c, byTarget, err := start(bin, append([]string{"relay"}, targets[echoSvc], targets[sinkSvc], targets[sourceSvc]), nil, len(services))
 		if err != nil {
 			return nil, nil, "", err
 		}

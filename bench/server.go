@@ -1,7 +1,7 @@
 // Package bench measures ferry against baselines from the same run: a
 // direct TCP connection and a one-hop relay (HAProxy in mode tcp when it is
 // installed, else a Go splice relay). Edge, origin, the test server and the
-// relay run as child processes of `ferry bench`, so that each one's memory
+// relay run as child processes of `ferry-bench`, so that each one's memory
 // and CPU are read apart from /proc.
 package bench
 
@@ -32,7 +32,7 @@ const (
 	echoOff    = "echo-off"
 )
 
-// Server runs the test server (`ferry bench-server`): it prints a line
+// Server runs the test server (`ferry-bench server`): it prints a line
 // "SERVICE HOST:PORT" per service, then serves until its stdin closes, which
 // happens when the parent exits.
 func Server(stdin io.Reader, stdout io.Writer) error {
@@ -54,7 +54,7 @@ func Server(stdin io.Reader, stdout io.Writer) error {
 	return nil
 }
 
-// Relay runs the splice relay (`ferry bench-relay TARGET...`), the one-hop
+// Relay runs the splice relay (`ferry-bench relay TARGET...`), the one-hop
 // baseline where HAProxy is not installed: for each target it prints a line
 // "TARGET HOST:PORT" with the address it relays from, then relays with
 // io.Copy, which splices TCP to TCP on Linux, until its stdin closes.

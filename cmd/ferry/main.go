@@ -15,7 +15,6 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/ferryproxy/ferry/bench"
 	"github.com/ferryproxy/ferry/config"
 )
 
@@ -31,7 +30,6 @@ Usage:
   ferry check HOST    test the proxy at HOST from outside, as the app would; exit 0 only if chat works
                       (-chat 443/tls,80,5222 -media 587 -timeout 10s)
   ferry link HOST     print the wa.me share link of the edge at HOST, and its QR code
-  ferry bench         measure throughput, setup, CPU and memory against baselines (-quick, -json FILE)
   ferry healthcheck   ask this machine's ferry (at FERRY_ADMIN) whether it works; -ready: whether it is ready
   ferry version       print the version
   ferry help [ROLE]   list the environment variables, with forms and defaults
@@ -80,12 +78,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCheck(ctx, rest, stdout)
 	case "healthcheck":
 		err = runHealthcheck(ctx, rest, stdout)
-	case "bench":
-		err = runBench(ctx, rest, stdout, stderr)
-	case "bench-server": // a child of ferry bench
-		err = bench.Server(os.Stdin, stdout)
-	case "bench-relay": // a child of ferry bench
-		err = bench.Relay(rest, os.Stdin, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK

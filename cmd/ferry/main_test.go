@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -86,14 +85,6 @@ func TestBadConfig(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run([]string{"sail"}, io.Discard, &stderr); code != exitConfig {
 		t.Errorf("unknown command: exit %d", code)
-	}
-	// ferry bench refuses bad arguments and an unwritable -json at once,
-	// before it measures anything.
-	for _, args := range [][]string{{"bench", "-bogus"}, {"bench", "-json", filepath.Join(t.TempDir(), "no", "such.json")}} {
-		stderr.Reset()
-		if code := run(args, io.Discard, &stderr); code != exitConfig || !strings.Contains(stderr.String(), "ferry bench") {
-			t.Errorf("%q: exit %d, want %d: %s", args, code, exitConfig, stderr.String())
-		}
 	}
 }
 
@@ -373,57 +364,6 @@ func TestCheckCommand(t *testing.T) {
 		var out, stderr strings.Builder
 		if code := run(tc.args, &out, &stderr); code != tc.code || !strings.Contains(out.String(), tc.says) {
 			t.Errorf("%q: exit %d, want %d\n%s%s", tc.args, code, tc.code, out.String(), stderr.String())
-		}
-	}
-}
-
-// TestBenchQuick runs `ferry bench -quick` end to end: children start,
-// every figure is measured, and the JSON holds them.
-func TestBenchQuick(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the benchmark")
-	}
-	bin := build(t)
-	out := filepath.Join(t.TempDir(), "bench.json")
-	cmd := exec.Command(bin, "bench", "-quick", "-json", out)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("ferry bench -quick: %v\n%s", err, stderr.String())
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r struct {
-		Paths []struct {
-			Name     string  `json:"name"`
-			Up1      float64 `json:"up_1_stream_mbps"`
-			Down8    float64 `json:"down_8_streams_mbps"`
-			SetupP50 float64 `json:"setup_p50_ms"`
-		} `json:"paths"`
-		Idle []struct {
-			Clients string  `json:"clients"`
-			EdgeKiB float64 `json:"edge_kib_per_conn"`
-		} `json:"idle"`
-		LongLink []struct{ Transport string } `json:"long_link"`
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
-	// Two steps of idle clients over each transport, and over ws without
-	// first-byte routing, and with TLS with and without it.
-	if len(r.Paths) != 6 || len(r.Idle) != 12 || r.Idle[7].Clients != "tcp-off" || r.Idle[9].Clients != "tls" || r.Idle[11].Clients != "tls-off" || len(r.LongLink) != 2 {
-		t.Fatalf("report: %s", b)
-	}
-	for _, p := range r.Paths {
-		if p.Up1 <= 0 || p.Down8 <= 0 || p.SetupP50 <= 0 {
-			t.Errorf("path %s not measured: %+v", p.Name, p)
-		}
-	}
-	for _, want := range []string{"throughput", "setup", "idle clients", "round trip"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("table lacks %q", want)
 		}
 	}
 }

@@ -1,0 +1,110 @@
+// Command ferry-bench measures ferry on this machine against a direct
+// connection and a one-hop relay (HAProxy in mode tcp when it is
+// installed), with edge, origin and test server as child processes, prints
+// the figures, and writes them as JSON. It is a command of its own, so that
+// the ferry binary operators run carries none of it.
+//
+//	go build -o bin/ ./cmd/... && bin/ferry-bench [-quick] [-json FILE] [-ferry PATH]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/ferryproxy/ferry/bench"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// errUsage is a bad command line: exit status 2, as ferry's.
+var errUsage = errors.New("bad arguments")
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var err error
+	switch {
+	case len(args) > 0 && args[0] == "server": // a child of the benchmark
+		err = bench.Server(stdin, stdout)
+	case len(args) > 0 && args[0] == "relay": // a child of the benchmark
+		err = bench.Relay(args[1:], stdin, stdout)
+	default:
+		err = measure(ctx, args, stdout, stderr)
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "ferry-bench: %v\n", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "ferry-bench: %v\n", err)
+	return 1
+}
+
+func measure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ferry-bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	quick := fs.Bool("quick", false, "small sizes: a check that everything runs, in seconds")
+	out := fs.String("json", "bench.json", "where to write the figures as JSON")
+	ferry := fs.String("ferry", "", "the ferry binary to measure (default: ferry beside this one, else on PATH)")
+	const form = "ferry-bench [-quick] [-json FILE] [-ferry PATH]"
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return fmt.Errorf("%w %q (want %s)", errUsage, args, form)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bin, err := ferryBinary(*ferry, self)
+	if err != nil {
+		return err
+	}
+	// Before minutes of measuring, not after: a path that cannot be
+	// written would lose the run.
+	f, err := os.Create(*out)
+	if err != nil {
+		return fmt.Errorf("%w: -json: %w (want a file that can be written)", errUsage, err)
+	}
+	defer f.Close()
+	o := bench.Full
+	if *quick {
+		o = bench.Quick
+	}
+	o.Ferry, o.Self, o.Progress = bin, self, stderr
+	r, err := bench.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	r.Write(stdout)
+	if err := r.WriteJSON(f); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// ferryBinary is the ferry binary to measure: flag, else ferry beside self,
+// else ferry on PATH.
+func ferryBinary(flag, self string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	beside := filepath.Join(filepath.Dir(self), "ferry")
+	if fi, err := os.Stat(beside); err == nil && !fi.IsDir() {
+		return beside, nil
+	}
+	if p, err := exec.LookPath("ferry"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: no ferry binary beside %s or on PATH: build both (go build -o bin/ ./cmd/...) or give -ferry PATH", errUsage, self)
+}

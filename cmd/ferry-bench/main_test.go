@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// build builds ferry-bench and ferry into one directory, and returns the
+// path of ferry-bench.
+func build(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", dir+"/", ".", "../ferry").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "ferry-bench")
+}
+
+// TestBadArguments checks that bad arguments and an unwritable -json are
+// refused at once, with exit 2, before anything is measured.
+func TestBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"-bogus"},
+		{"extra"},
+		{"-ferry", "/bin/true", "-json", filepath.Join(t.TempDir(), "no", "such.json")},
+	} {
+		var stderr strings.Builder
+		if code := run(args, strings.NewReader(""), io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "ferry-bench") {
+			t.Errorf("%q: exit %d, want 2: %s", args, code, stderr.String())
+		}
+	}
+}
+
+// TestBenchQuick runs `ferry-bench -quick` end to end, with ferry beside
+// it: children start, every figure is measured, and the JSON holds them.
+func TestBenchQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the benchmark")
+	}
+	bin := build(t)
+	out := filepath.Join(t.TempDir(), "bench.json")
+	cmd := exec.Command(bin, "-quick", "-json", out)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ferry-bench -quick: %v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Paths []struct {
+			Name     string  `json:"name"`
+			Up1      float64 `json:"up_1_stream_mbps"`
+			Down8    float64 `json:"down_8_streams_mbps"`
+			SetupP50 float64 `json:"setup_p50_ms"`
+		} `json:"paths"`
+		Idle []struct {
+			Clients string  `json:"clients"`
+			EdgeKiB float64 `json:"edge_kib_per_conn"`
+		} `json:"idle"`
+		LongLink []struct{ Transport string } `json:"long_link"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	// Two steps of idle clients over each transport, and over ws without
+	// first-byte routing, and with TLS with and without it.
+	if len(r.Paths) != 6 || len(r.Idle) != 12 || r.Idle[7].Clients != "tcp-off" || r.Idle[9].Clients != "tls" || r.Idle[11].Clients != "tls-off" || len(r.LongLink) != 2 {
+		t.Fatalf("report: %s", b)
+	}
+	for _, p := range r.Paths {
+		if p.Up1 <= 0 || p.Down8 <= 0 || p.SetupP50 <= 0 {
+			t.Errorf("path %s not measured: %+v", p.Name, p)
+		}
+	}
+	for _, want := range []string{"throughput", "setup", "idle clients", "round trip"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+}
