@@ -213,7 +213,7 @@ func startEdgeOrigins(t testing.TB, tunnels *edge.Tunnels, srv *edge.Server, ls 
 		e.addrs[l.name] = ln.Addr().String()
 	}
 	if srv.Connect == nil {
-		srv.Connect = e.tunnels.Connect
+		srv.Connect = e.tunnels.Send
 	}
 	if srv.TLS == nil {
 		srv.TLS = &tls.Config{Certificates: []tls.Certificate{crt}}

@@ -249,7 +249,7 @@ func TestStandalone(t *testing.T) {
 		targets[route] = []string{srv.Addr()}
 	}
 	up := &upstream.Dialer{Targets: fixed(targets)}
-	e := startEdgeWith(t, "", &edge.Server{Connect: up.Dial},
+	e := startEdgeWith(t, "", &edge.Server{Connect: edge.Direct(up.Dial)},
 		lspec{name: "443", route: "chat", tls: true},
 		lspec{name: "80", route: "chat80"},
 		lspec{name: "5222", route: "chat"},

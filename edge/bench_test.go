@@ -44,10 +44,10 @@ func BenchmarkTLSSetup(b *testing.B) {
 		TLS:        &tls.Config{Certificates: []tls.Certificate{mustCert(b)}},
 		MediaNames: []string{"*.whatsapp.net"},
 		Log:        slog.New(slog.DiscardHandler),
-		Connect: func(ctx context.Context, _, _ string, _ netip.AddrPort) (net.Conn, error) {
+		Connect: Direct(func(ctx context.Context, _, _ string, _ netip.AddrPort) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "tcp", wa.Addr())
-		},
+		}),
 	}
 	var addrs []string
 	for _, off := range []bool{true, false} {

@@ -70,14 +70,43 @@ func (l Listener) Name() string {
 	return name
 }
 
-// ConnectFunc connects a client of route to its destination. serverName is
-// the TLS server name of a client whose TLS is passed through (media), for
-// a route that dials the name it asks for; empty otherwise. client is the
-// client's address, for the destination's PROXY header when one is sent.
-type ConnectFunc func(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error)
+// Request is what a client asks of its route.
+type Request struct {
+	Route string
+	// ServerName is the TLS server name of a client whose TLS is passed
+	// through (media), for a route that dials the name it asks for; empty
+	// otherwise.
+	ServerName string
+	// Client is the client's address, for the destination's PROXY header
+	// when one is sent.
+	Client netip.AddrPort
+	// First is what the client sent first, to pass on intact; the caller
+	// may reuse it once the call has returned.
+	First []byte
+}
 
-// ReplyTimeout bounds the wait for an origin's answer to a new stream.
-const ReplyTimeout = 30 * time.Second
+// ConnectFunc connects a client to its route and sends its first bytes: it
+// returns once the destination has taken them (through a tunnel, once the
+// origin has answered that the target is connected), so that until then a
+// failure loses the client nothing. The edge's is Tunnels.Send; standalone's
+// is Direct.
+type ConnectFunc func(ctx context.Context, r Request) (net.Conn, error)
+
+// Direct is the ConnectFunc of a dial straight to the target (standalone):
+// dial, then send the first bytes.
+func Direct(dial func(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error)) ConnectFunc {
+	return func(ctx context.Context, r Request) (net.Conn, error) {
+		c, err := dial(ctx, r.Route, r.ServerName, r.Client)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Write(r.First); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("route %s: send the first bytes: %w", r.Route, err)
+		}
+		return c, nil
+	}
+}
 
 // DefaultHandshakeTimeout is how long a new client may take to send its
 // PROXY header, finish its TLS handshake and send its first byte.
@@ -465,7 +494,7 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 // closed the client instead, having released its address.
 func (s *Server) dial(ctx context.Context, p pending, l Listener, m *metrics.Listener) *clientConn {
 	connecting := time.Now()
-	up, err := s.connect(ctx, p.route, p.serverName, p.client, p.first)
+	up, err := s.Connect(ctx, Request{Route: p.route, ServerName: p.serverName, Client: p.client, First: p.first})
 	// Written by now (and copied where a retry may need them): the buffer
 	// goes back at once, not at the end of a connection that may last hours.
 	if p.buf != nil {
@@ -541,57 +570,6 @@ func (s *Server) clientAttr(client netip.AddrPort) slog.Attr {
 		return slog.Attr{}
 	}
 	return slog.String("client", client.String())
-}
-
-// connect connects a client to route and sends its first bytes. Where the
-// destination confirms before any byte reaches the target (a tunnel
-// stream's reply), it waits for that, and when the session turns out to be
-// gone or draining, tries again on another: a client that arrives as a
-// session ends does not notice. The client's further bytes wait meanwhile;
-// WhatsApp's clients wait for the server's answer to their first bytes
-// anyway.
-func (s *Server) connect(ctx context.Context, route, serverName string, client netip.AddrPort, first []byte) (net.Conn, error) {
-	const tries = 4
-	for try := 1; ; try++ {
-		up, err := s.Connect(ctx, route, serverName, client)
-		if err != nil {
-			return nil, err
-		}
-		_, werr := up.Write(first)
-		aw, ok := up.(interface{ AwaitReply() error })
-		if !ok && werr == nil {
-			return up, nil
-		}
-		// A refusing origin may stop reading before the write lands: its
-		// reply still says why. An origin tries every alternative of the
-		// route before it answers, so the wait is bounded generously.
-		if ok {
-			up.SetReadDeadline(time.Now().Add(ReplyTimeout))
-			err = aw.AwaitReply()
-			up.SetReadDeadline(time.Time{})
-		}
-		if err == nil && werr == nil {
-			return up, nil
-		}
-		if err == nil {
-			err = werr
-		}
-		up.Close()
-		var r tunnel.Reply
-		var ne net.Error
-		if errors.As(err, &r) && r == tunnel.ReplyBadHeader && serverName != "" && try < tries {
-			// An origin older than the header's version 2 reads no
-			// server name: ask again without it, for the route's fixed
-			// alternatives (whatsapp.net:443), as before names were sent.
-			serverName = ""
-			continue
-		}
-		refused := errors.As(err, &r) && r != tunnel.ReplyDraining
-		if refused || errors.As(err, &ne) && ne.Timeout() || try == tries || ctx.Err() != nil {
-			return nil, err
-		}
-		s.Log.Debug("retrying a client on another session", "route", route, "err", err)
-	}
 }
 
 // firstBytes holds a client's first read until its route is connected; a

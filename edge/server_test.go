@@ -26,7 +26,7 @@ func TestNoClientIPsInLogs(t *testing.T) {
 		}
 		srv := &Server{
 			Listeners: []Listener{{Listener: ln, Route: "chat", ProxyProtocol: true}},
-			Connect: func(context.Context, string, string, netip.AddrPort) (net.Conn, error) {
+			Connect: func(context.Context, Request) (net.Conn, error) {
 				return nil, errors.New("origin unreachable")
 			},
 			HandshakeTimeout: time.Second,
@@ -66,10 +66,10 @@ func TestNoClientIPsInRelayErrors(t *testing.T) {
 		ln := listenLoopback(t)
 		srv := &Server{
 			Listeners: []Listener{{Listener: ln, Route: "chat"}},
-			Connect: func(ctx context.Context, _, _ string, _ netip.AddrPort) (net.Conn, error) {
+			Connect: Direct(func(ctx context.Context, _, _ string, _ netip.AddrPort) (net.Conn, error) {
 				var d net.Dialer
 				return d.DialContext(ctx, "tcp", echo.Addr())
-			},
+			}),
 			LogClientIPs: logIPs,
 			Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		}

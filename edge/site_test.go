@@ -74,7 +74,7 @@ func startScannerEdge(t *testing.T, mutate func(*Server)) *scannerEdge {
 		MediaNames:       []string{"*.whatsapp.net"},
 		HandshakeTimeout: 2 * time.Second,
 		Log:              slog.New(slog.DiscardHandler),
-		Connect: func(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error) {
+		Connect: Direct(func(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error) {
 			e.mu.Lock()
 			e.connects = append(e.connects, route+"/"+serverName)
 			e.mu.Unlock()
@@ -83,7 +83,7 @@ func startScannerEdge(t *testing.T, mutate func(*Server)) *scannerEdge {
 				return d.DialContext(ctx, "tcp", e.mediaLn.Addr().String())
 			}
 			return d.DialContext(ctx, "tcp", e.echoLn.Addr().String())
-		},
+		}),
 	}
 	for _, l := range []struct {
 		kind string

@@ -344,12 +344,67 @@ func (t *Tunnels) release(l *live) {
 	t.mu.Unlock()
 }
 
+// ReplyTimeout bounds the wait for an origin's answer to a new stream: the
+// origin tries every alternative of the route (5 s each) before it answers.
+const ReplyTimeout = 30 * time.Second
+
+// tries is how many streams Send opens for one client at most.
+const tries = 4
+
+// Send is the edge's ConnectFunc. It opens a stream on a live session (as
+// Connect does), writes the header with the client's first bytes, and
+// waits for the origin's reply; when the session turns out to be gone or
+// draining, it tries again on another, so that a client that arrives as a
+// session ends does not notice. The client's further bytes wait meanwhile;
+// WhatsApp's clients wait for the server's answer to their first bytes
+// anyway.
+func (t *Tunnels) Send(ctx context.Context, r Request) (net.Conn, error) {
+	serverName := r.ServerName
+	for try := 1; ; try++ {
+		st, err := t.open(ctx, r.Route, serverName, r.Client)
+		if err != nil {
+			return nil, err
+		}
+		_, werr := st.Write(r.First)
+		// A refusing origin may stop reading before the write lands: its
+		// reply still says why.
+		st.SetReadDeadline(time.Now().Add(ReplyTimeout))
+		err = st.AwaitReply()
+		st.SetReadDeadline(time.Time{})
+		if err == nil && werr == nil {
+			return st, nil
+		}
+		if err == nil {
+			err = werr
+		}
+		st.Close()
+		var reply tunnel.Reply
+		var ne net.Error
+		if errors.As(err, &reply) && reply == tunnel.ReplyBadHeader && serverName != "" && try < tries {
+			// An origin older than the header's version 2 reads no
+			// server name: ask again without it, for the route's fixed
+			// alternatives (whatsapp.net:443), as before names were sent.
+			serverName = ""
+			continue
+		}
+		refused := errors.As(err, &reply) && reply != tunnel.ReplyDraining
+		if refused || errors.As(err, &ne) && ne.Timeout() || try == tries || ctx.Err() != nil {
+			return nil, err
+		}
+		t.Log.Debug("retrying a client on another session", "route", r.Route, "err", err)
+	}
+}
+
 // Connect opens a stream for route on a live session (see Tunnels),
-// waiting up to Wait for one to come up. It is an edge.ConnectFunc. The
+// waiting up to Wait for one to come up; Send is what the edge uses. The
 // client's address is sent only to an origin that asked for it. A session
 // that cannot open a stream within OpenTimeout (QUIC's at its stream limit)
 // is passed over for the next, for this client.
 func (t *Tunnels) Connect(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error) {
+	return t.open(ctx, route, serverName, client)
+}
+
+func (t *Tunnels) open(ctx context.Context, route, serverName string, client netip.AddrPort) (*stream, error) {
 	wait := t.Wait
 	if wait <= 0 {
 		wait = DefaultWait
@@ -369,7 +424,7 @@ func (t *Tunnels) Connect(ctx context.Context, route, serverName string, client 
 			st, err := tunnel.Open(octx, l.sess, h)
 			cancel()
 			if err == nil {
-				return &stream{Stream: st, t: t, l: l}, nil
+				return &stream{EdgeStream: st, t: t, l: l}, nil
 			}
 			t.release(l)
 			if ctx.Err() != nil || errors.Is(err, tunnel.ErrBadHeader) {
@@ -396,7 +451,7 @@ func (t *Tunnels) Connect(ctx context.Context, route, serverName string, client 
 // stream counts itself out of its session at Close, and retires the
 // session when the origin answers that it is draining.
 type stream struct {
-	tunnel.Stream
+	*tunnel.EdgeStream
 	t    *Tunnels
 	l    *live
 	once sync.Once
@@ -404,7 +459,7 @@ type stream struct {
 
 // AwaitReply waits for the origin's reply; see tunnel.Open.
 func (s *stream) AwaitReply() error {
-	err := s.Stream.(interface{ AwaitReply() error }).AwaitReply()
+	err := s.EdgeStream.AwaitReply()
 	if errors.Is(err, tunnel.ReplyDraining) {
 		s.l.retireNow()
 	}
@@ -413,5 +468,5 @@ func (s *stream) AwaitReply() error {
 
 func (s *stream) Close() error {
 	s.once.Do(func() { s.t.release(s.l) })
-	return s.Stream.Close()
+	return s.EdgeStream.Close()
 }

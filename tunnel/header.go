@@ -240,7 +240,7 @@ func WriteReply(w io.Writer, r Reply) error {
 // packet) or at AwaitReply, whichever comes first. The returned stream's
 // first Read consumes the reply, and fails with the Reply as its error if
 // the origin refused.
-func Open(ctx context.Context, s Session, h Header) (Stream, error) {
+func Open(ctx context.Context, s Session, h Header) (*EdgeStream, error) {
 	hdr, err := h.AppendBinary(make([]byte, 0, 3+len(h.Route)+1+len(h.ServerName)+18))
 	if err != nil {
 		return nil, err
@@ -249,13 +249,14 @@ func Open(ctx context.Context, s Session, h Header) (Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
-	return &replyStream{Stream: st, pending: hdr}, nil
+	return &EdgeStream{Stream: st, pending: hdr}, nil
 }
 
-// replyStream sends the header before the first byte of data, and reads the
-// origin's Reply before the first byte of data. Only one goroutine at a
-// time reads, so replied needs no lock.
-type replyStream struct {
+// EdgeStream is a stream the edge opened with Open: it sends the header
+// before the first byte of data, and reads the origin's Reply before the
+// first byte of data. Only one goroutine at a time reads, so replied needs
+// no lock.
+type EdgeStream struct {
 	Stream
 	replied bool
 
@@ -264,7 +265,7 @@ type replyStream struct {
 	pending []byte // the header, until sent
 }
 
-func (s *replyStream) Write(p []byte) (int, error) {
+func (s *EdgeStream) Write(p []byte) (int, error) {
 	if s.sent.Load() {
 		return s.Stream.Write(p)
 	}
@@ -285,7 +286,7 @@ func (s *replyStream) Write(p []byte) (int, error) {
 }
 
 // flush sends the header if no Write has.
-func (s *replyStream) flush() error {
+func (s *EdgeStream) flush() error {
 	if s.sent.Load() {
 		return nil
 	}
@@ -296,7 +297,7 @@ func (s *replyStream) flush() error {
 // AwaitReply waits for the origin's reply and returns the refusal, if any,
 // as an error. Until it returns nil no byte has reached the target, so a
 // caller may try another session with the same bytes.
-func (s *replyStream) AwaitReply() error {
+func (s *EdgeStream) AwaitReply() error {
 	if s.replied {
 		return nil
 	}
@@ -317,7 +318,7 @@ func (s *replyStream) AwaitReply() error {
 	return nil
 }
 
-func (s *replyStream) Read(p []byte) (int, error) {
+func (s *EdgeStream) Read(p []byte) (int, error) {
 	if err := s.AwaitReply(); err != nil {
 		return 0, err
 	}

@@ -174,7 +174,7 @@ func mediaInNamespace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = st.(interface{ AwaitReply() error }).AwaitReply()
+		err = st.AwaitReply()
 		var r tunnel.Reply
 		if !errors.As(err, &r) || r != tunnel.ReplyNotAllowed {
 			t.Errorf("forged name %s: %v, want the origin's refusal", name, err)

@@ -76,7 +76,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	defer stopAdmin()
 	log.Info("ferry edge starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 
-	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, tunnels.Connect, m, log)
+	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, tunnels.Send, m, log)
 	err = edge.Serve(ctx, srv, tunnels, time.Duration(cfg.Grace))
 	log.Info("ferry edge stopped")
 	return err
@@ -110,7 +110,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	defer stopAdmin()
 	log.Info("ferry standalone starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m}
-	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, up.Dial, m, log)
+	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, edge.Direct(up.Dial), m, log)
 	err = srv.Run(ctx, time.Duration(cfg.Grace))
 	log.Info("ferry standalone stopped")
 	return err
