@@ -15,7 +15,8 @@ import (
 
 // TestCheck runs `ferry check`'s checker against an edge and origin: chat
 // over TLS and plain reaches a fake WhatsApp server; a route whose target is
-// down is reported as "nothing behind it", not as the edge's fault.
+// down is reported as "nothing behind it", not as the edge's fault; every
+// port shows a stranger the web site.
 func TestCheck(t *testing.T) {
 	wa := fake.Start(t, fake.WhatsApp)
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
@@ -25,8 +26,10 @@ func TestCheck(t *testing.T) {
 	deadAddr := dead.Addr().String()
 	dead.Close()
 	o := startOrigin(t, "ws", "127.0.0.1:0", map[string][]string{"chat": {wa.Addr()}, "down": {deadAddr}})
+	// Routed by first bytes, as an edge's listeners are by default.
 	e := startEdgeWith(t, o.url, &edge.Server{},
-		lspec{name: "tls", route: "chat", tls: true}, lspec{name: "plain", route: "chat"}, lspec{name: "down", route: "down", tls: true})
+		lspec{name: "tls", route: "chat", tls: true, routed: true}, lspec{name: "plain", route: "chat", routed: true},
+		lspec{name: "down", route: "down", tls: true, routed: true})
 	p := func(name string) int {
 		_, s, _ := net.SplitHostPort(e.addrs[name])
 		n, _ := strconv.Atoi(s)
@@ -38,5 +41,11 @@ func TestCheck(t *testing.T) {
 	}
 	if rs[2].OK || !strings.Contains(rs[2].Verdict, "TLS works but") || !strings.Contains(rs[2].Verdict, "origin cannot reach WhatsApp") {
 		t.Errorf("a route whose target is down: %q", rs[2].Verdict)
+	}
+	// And to a stranger, every port is a web site.
+	for _, r := range rs {
+		if r.Web.Status != "200" || r.Web.GivesAway {
+			t.Errorf("port %d shows a stranger %+v, want the web site", r.Port.Port, r.Web)
+		}
 	}
 }
