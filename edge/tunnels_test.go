@@ -28,7 +28,6 @@ type pipeSession struct {
 type pipeStream struct{ net.Conn }
 
 func (pipeStream) CloseWrite() error { return nil }
-func (pipeStream) Shrink()           {}
 
 func (s *pipeSession) OpenStream(context.Context) (tunnel.Stream, error) {
 	a, b := net.Pipe()

@@ -69,8 +69,9 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, BufferSize); return 
 // both. EOF read from one side ends only that direction: the other side's
 // writing is closed (CloseWrite) and the opposite direction goes on. A
 // failure either way, the idle timeout or the end of ctx closes both at once;
-// a TCP connection is then reset, and a QUIC stream too, so its peer sees an
-// error, not an EOF (a yamux stream, which has no reset, ends with a FIN).
+// a TCP connection is then reset (linger 0), and a tunnel stream too (see
+// tunnel.Stream), so its peer sees an error, not an EOF. A read that fails
+// with a reset is such a failure: a reset crosses the relay as a reset.
 func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	p := &pipe{a: a, b: b, opts: o}
 	p.touch()
@@ -139,14 +140,8 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 			buffers.Put(bp)
 		}
 	}()
-	shrinker, _ := src.(interface{ Shrink() })
 	for {
 		buf := small
-		if bp == nil && shrinker != nil {
-			// About to wait cold: let a stream drop what its last burst
-			// grew its receive buffer to (yamux keeps it otherwise).
-			shrinker.Shrink()
-		}
 		if bp != nil {
 			if armed.Sub(now) < HotIdle/2 {
 				armed = now.Add(HotIdle)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -268,8 +269,32 @@ type quicStream struct {
 	wroteClosed bool
 }
 
-// Shrink has nothing to do: quic-go frees what a stream has read.
-func (s *quicStream) Shrink() {}
+func (s *quicStream) Read(p []byte) (int, error) {
+	n, err := s.Stream.Read(p)
+	if err != nil && err != io.EOF {
+		err = quicResetError(err)
+	}
+	return n, err
+}
+
+func (s *quicStream) Write(p []byte) (int, error) {
+	n, err := s.Stream.Write(p)
+	if err != nil {
+		err = quicResetError(err)
+	}
+	return n, err
+}
+
+// quicResetError marks the errors of a reset stream, and those of its
+// connection's end, as ErrStreamReset.
+func quicResetError(err error) error {
+	var se *quic.StreamError
+	var ae *quic.ApplicationError
+	if errors.As(err, &se) || errors.As(err, &ae) {
+		return &streamReset{err}
+	}
+	return err
+}
 
 func (s *quicStream) CloseWrite() error {
 	s.mu.Lock()

@@ -23,23 +23,46 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"time"
 )
 
-// Stream is one relayed connection inside a Session.
+// Stream is one relayed connection inside a Session. Its contract is the
+// same over every transport (yamux over WebSocket, QUIC):
+//   - CloseWrite ends the sending direction with a FIN: the peer reads the
+//     bytes written before it, then io.EOF, and may go on writing.
+//   - Close after both directions have ended (CloseWrite called and io.EOF
+//     read) is clean: nothing is lost either way.
+//   - Close before that is an abort: the stream is reset both ways (over
+//     yamux an RST frame with an error code, over QUIC RESET_STREAM and
+//     STOP_SENDING), and the peer's Read and Write fail at once with an
+//     error that is ErrStreamReset, even with bytes still unread. A reset
+//     after this end's FIN leaves the bytes before the FIN readable.
+//
+// The relay turns a reset it reads into a TCP reset (linger 0) towards its
+// client or target, and a client's or target's reset into a stream reset,
+// so that an abort crosses the tunnel as an abort, never as a clean end.
+// The streams of a session that ends are reset too.
 type Stream interface {
 	net.Conn
 	// CloseWrite ends the sending direction; reading goes on until the peer
 	// ends its own.
 	CloseWrite() error
-	// Shrink drops the receive buffer of a stream whose data has all been
-	// read, where the transport keeps one (yamux); the relay calls it
-	// before it waits on a cold direction, so that an idle stream holds
-	// none.
-	Shrink()
 }
+
+// ErrStreamReset is what a reset stream's Read and Write fail with, whoever
+// reset it (this end, its peer, or the end of its session): errors.Is
+// reports it, and the transport's own error is wrapped.
+var ErrStreamReset = errors.New("stream reset")
+
+// streamReset wraps a transport's reset error as ErrStreamReset.
+type streamReset struct{ err error }
+
+func (e *streamReset) Error() string        { return e.err.Error() }
+func (e *streamReset) Unwrap() error        { return e.err }
+func (e *streamReset) Is(target error) bool { return target == ErrStreamReset }
 
 // Session is a multiplexed link between one edge and one origin, whichever
 // of them dialled. The edge opens streams; the origin accepts them.

@@ -134,7 +134,7 @@ func wsSession(ctx context.Context, c *websocket.Conn, conn net.Conn, key, ekm, 
 	if err != nil {
 		return nil, errors.Join(err, ctx.Err())
 	}
-	return newYamux(ctx, newFrameConn(mc, c.CloseNow, corkOf(conn)), end, pflags)
+	return newYamux(ctx, newFrameConn(mc, c.CloseNow, conn), end, pflags)
 }
 
 // msgConn is a byte stream of binary messages, as websocket.NetConn is,

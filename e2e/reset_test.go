@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferryproxy/ferry/internal/fake"
+)
+
+// resetWithin is how soon a reset at one end of a relayed connection must
+// reach the other as a TCP reset: on loopback, a few frames' time.
+const resetWithin = 100 * time.Millisecond
+
+// TestTargetReset checks that a target's reset reaches the client as a TCP
+// reset, at once, over every transport: over WebSocket too, not as a clean
+// end after which the client could go on writing.
+func TestTargetReset(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		reset := make(chan time.Time, 1)
+		target := fake.Start(t, func(c net.Conn) {
+			b := make([]byte, 1)
+			if _, err := io.ReadFull(c, b); err != nil {
+				return
+			}
+			c.Write([]byte("y")) // the client knows it is relayed
+			c.Write(b)
+			c.(*net.TCPConn).SetLinger(0)
+			reset <- time.Now()
+			c.Close()
+		})
+		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"chat": {target.Addr()}})
+		e := startEdge(t, o.url, "chat")
+		c := e.dial(t, "chat")
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		err := readUntilError(c)
+		at := <-reset
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("client read %v after the target's reset, want a reset", err)
+		}
+		if d := time.Since(at); d > resetWithin {
+			t.Errorf("the reset took %v to reach the client", d)
+		}
+	})
+}
+
+// TestClientReset checks that a client's reset reaches the target as a TCP
+// reset, at once, over every transport.
+func TestClientReset(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		accepted := make(chan struct{})
+		ended := make(chan error, 1)
+		target := fake.Start(t, func(c net.Conn) {
+			b := make([]byte, 1)
+			if _, err := io.ReadFull(c, b); err != nil {
+				ended <- err
+				return
+			}
+			close(accepted)
+			ended <- readUntilError(c)
+		})
+		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"chat": {target.Addr()}})
+		e := startEdge(t, o.url, "chat")
+		c := e.dial(t, "chat")
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		<-accepted
+		c.SetLinger(0)
+		at := time.Now()
+		c.Close()
+		err := <-ended
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("target read %v after the client's reset, want a reset", err)
+		}
+		if d := time.Since(at); d > resetWithin {
+			t.Errorf("the reset took %v to reach the target", d)
+		}
+	})
+}
+
+// readUntilError reads c until it fails, and returns the failure: io.EOF
+// for a clean end.
+func readUntilError(c net.Conn) error {
+	b := make([]byte, 4<<10)
+	for {
+		if _, err := c.Read(b); err != nil {
+			return err
+		}
+	}
+}
