@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,11 +18,16 @@ const resetWithin = 100 * time.Millisecond
 
 // TestTargetReset checks that a target's reset reaches the client as a TCP
 // reset, at once, over every transport: over WebSocket too, not as a clean
-// end after which the client could go on writing.
+// end after which the client could go on writing; and the edge does not
+// take the reset for a lost session and try the target again.
 func TestTargetReset(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		reset := make(chan time.Time, 1)
+		var conns atomic.Int32
 		target := fake.Start(t, func(c net.Conn) {
+			if conns.Add(1) > 1 {
+				return
+			}
 			b := make([]byte, 1)
 			if _, err := io.ReadFull(c, b); err != nil {
 				return
@@ -45,6 +51,11 @@ func TestTargetReset(t *testing.T) {
 		}
 		if d := time.Since(at); d > resetWithin {
 			t.Errorf("the reset took %v to reach the client", d)
+		}
+		// The reset may discard the origin's reply before the edge reads
+		// it: the edge must not then send the client to the target again.
+		if n := conns.Load(); n != 1 {
+			t.Errorf("the target was dialled %d times", n)
 		}
 	})
 }

@@ -388,6 +388,9 @@ func (t *Tunnels) Send(ctx context.Context, r Request) (net.Conn, error) {
 			continue
 		}
 		refused := errors.As(err, &reply) && reply != tunnel.ReplyDraining
+		// An origin that aborted the stream had dialled the target, which
+		// may have had the first bytes: they are not sent twice.
+		refused = refused || errors.Is(err, tunnel.ErrPeerAborted)
 		if refused || errors.As(err, &ne) && ne.Timeout() || try == tries || ctx.Err() != nil {
 			return nil, err
 		}

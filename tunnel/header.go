@@ -296,7 +296,9 @@ func (s *EdgeStream) flush() error {
 
 // AwaitReply waits for the origin's reply and returns the refusal, if any,
 // as an error. Until it returns nil no byte has reached the target, so a
-// caller may try another session with the same bytes.
+// caller may try another session with the same bytes, unless the error is
+// ErrPeerAborted: the origin took the stream and then aborted it (its
+// target reset the connection), and the reset discarded the reply.
 func (s *EdgeStream) AwaitReply() error {
 	if s.replied {
 		return nil

@@ -286,12 +286,16 @@ func (s *quicStream) Write(p []byte) (int, error) {
 }
 
 // quicResetError marks the errors of a reset stream, and those of its
-// connection's end, as ErrStreamReset.
+// connection's end, as ErrStreamReset, and the peer's aborts (its Close
+// resets with quicStreamReset) as ErrPeerAborted.
 func quicResetError(err error) error {
 	var se *quic.StreamError
 	var ae *quic.ApplicationError
-	if errors.As(err, &se) || errors.As(err, &ae) {
-		return &streamReset{err}
+	if errors.As(err, &se) {
+		return &streamReset{err: err, aborted: se.Remote && se.ErrorCode == quicStreamReset}
+	}
+	if errors.As(err, &ae) {
+		return &streamReset{err: err}
 	}
 	return err
 }

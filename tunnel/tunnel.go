@@ -57,12 +57,25 @@ type Stream interface {
 // reports it, and the transport's own error is wrapped.
 var ErrStreamReset = errors.New("stream reset")
 
-// streamReset wraps a transport's reset error as ErrStreamReset.
-type streamReset struct{ err error }
+// ErrPeerAborted is, besides ErrStreamReset, what they fail with when the
+// peer's Close reset the stream: not the session's end, nor the transport
+// refusing a new stream. A reset discards the bytes not yet read, so an
+// edge that sees it before the origin's reply knows that the origin had
+// taken the stream, and its target maybe the first bytes.
+var ErrPeerAborted = errors.New("stream aborted by its peer")
 
-func (e *streamReset) Error() string        { return e.err.Error() }
-func (e *streamReset) Unwrap() error        { return e.err }
-func (e *streamReset) Is(target error) bool { return target == ErrStreamReset }
+// streamReset wraps a transport's reset error as ErrStreamReset, and as
+// ErrPeerAborted when the peer's Close sent it.
+type streamReset struct {
+	err     error
+	aborted bool
+}
+
+func (e *streamReset) Error() string { return e.err.Error() }
+func (e *streamReset) Unwrap() error { return e.err }
+func (e *streamReset) Is(target error) bool {
+	return target == ErrStreamReset || target == ErrPeerAborted && e.aborted
+}
 
 // Session is a multiplexed link between one edge and one origin, whichever
 // of them dialled. The edge opens streams; the origin accepts them.

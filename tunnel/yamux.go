@@ -215,9 +215,10 @@ func (y *yamuxSession) acceptLoop() {
 func (y *yamuxSession) Done() <-chan struct{} { return y.s.CloseChan() }
 func (y *yamuxSession) Close() error          { return y.s.Close() }
 
-// yamuxResetCode is the error code of the resets ferry sends: a reset says
-// only that the stream was aborted, as QUIC's quicStreamReset does.
-const yamuxResetCode = 0
+// yamuxAbortCode is the error code of the resets a Close sends: not 0, the
+// code of go-yamux's own resets (of streams beyond a limit or backlog, or
+// during a GoAway), so that the peer tells an abort from a refusal.
+const yamuxAbortCode = 1
 
 // yamuxStream adapts a yamux stream to Stream's contract: CloseWrite sends a
 // FIN; Close once both directions have ended frees the stream; Close before
@@ -268,16 +269,19 @@ func (s *yamuxStream) Close() error {
 	if clean {
 		return s.Stream.Close()
 	}
-	return s.Stream.ResetWithError(yamuxResetCode)
+	return s.Stream.ResetWithError(yamuxAbortCode)
 }
 
 // resetError marks the errors of a reset stream (by either end, or by the
-// end of its session) as ErrStreamReset.
+// end of its session) as ErrStreamReset, and the peer's aborts as
+// ErrPeerAborted.
 func resetError(err error) error {
-	if err != nil && errors.Is(err, yamux.ErrStreamReset) {
-		return &streamReset{err}
+	if err == nil || !errors.Is(err, yamux.ErrStreamReset) {
+		return err
 	}
-	return err
+	var se *yamux.StreamError
+	aborted := errors.As(err, &se) && se.Remote && se.ErrorCode == yamuxAbortCode
+	return &streamReset{err: err, aborted: aborted}
 }
 
 // frameConn makes each yamux frame one WebSocket message and, with the
