@@ -12,6 +12,22 @@ import (
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
+// runTunnels runs tun until the test ends, and returns the context of its
+// clients.
+func runTunnels(t *testing.T, tun *Tunnels) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		tun.Run(ctx)
+		close(ran)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ran
+	})
+	return ctx
+}
+
 // fullSession is a session at its stream limit: opening a stream waits
 // until the caller gives up, as QUIC's OpenStreamSync does.
 type fullSession struct {
@@ -36,16 +52,7 @@ func testFullSessionPassedOver(t *testing.T) {
 		Origins: []tunnel.Peer{{Name: "full", Dialer: sessionDialer{full}}, {Name: "good", Dialer: sessionDialer{good}}},
 		Pool:    1, Log: slog.New(slog.DiscardHandler),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() {
-		tun.Run(ctx)
-		close(ran)
-	}()
-	defer func() {
-		cancel()
-		<-ran
-	}()
+	ctx := runTunnels(t, tun)
 	for {
 		changed := tun.Changed()
 		if tun.SessionsUp(0) == 1 && tun.SessionsUp(1) == 1 {

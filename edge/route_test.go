@@ -199,16 +199,7 @@ func (c *memConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
 func TestMediaOldOrigin(t *testing.T) {
 	sess := &pipeSession{streams: make(chan net.Conn, 4), done: make(chan struct{})}
 	tun := &Tunnels{Origins: []tunnel.Peer{{Name: "old", Dialer: sessionDialer{sess}}}, Pool: 1, Log: slog.New(slog.DiscardHandler)}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() {
-		tun.Run(ctx)
-		close(ran)
-	}()
-	defer func() {
-		cancel()
-		<-ran
-	}()
+	ctx := runTunnels(t, tun)
 	// The old origin: version 1 headers only; it echoes the first bytes.
 	// Its streams are pipes, which hold nothing: it reads what the edge
 	// writes before it answers.
