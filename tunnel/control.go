@@ -35,15 +35,20 @@ const (
 	ctlLen   = 9
 )
 
-// KeepAlive is how often each end pings. CDNs cut WebSockets idle for 100 s,
-// and reverse proxies often far sooner (nginx's proxy_read_timeout is 60 s
-// by default; CI checks one set to 20 s).
-const KeepAlive = 15 * time.Second
+// KeepAlive is how often each end pings: often enough that a session that
+// stops answering is given up about as fast as QUIC gives one up (its idle
+// timeout is 6 s), and a 9-byte message every few seconds costs nothing
+// next to traffic. CDNs cut WebSockets idle for 100 s, and reverse proxies
+// often far sooner (nginx's proxy_read_timeout is 60 s by default; CI
+// checks one set to 20 s).
+const KeepAlive = 3 * time.Second
 
-// PingTimeout is how long a ping may go unanswered before the session is
-// closed as stalled. A ping waits behind the data queued before it, so this
-// matches yamux's write timeout: a slow link under load is not stalled.
-const PingTimeout = 30 * time.Second
+// PingTimeout is how long a ping may go unanswered, with nothing else heard
+// from the peer either, before the session is closed as stalled. A ping
+// waits behind the data queued before it on a slow link under load; the
+// peer's frames (its data, the window updates for ours) then still arrive,
+// and keep the session.
+const PingTimeout = 8 * time.Second
 
 // muxer is what a transport provides: streams over one connection.
 type muxer interface {
@@ -51,6 +56,9 @@ type muxer interface {
 	AcceptStream(ctx context.Context) (Stream, error)
 	Done() <-chan struct{}
 	Close() error
+	// Heard is when the peer last sent anything on the connection; zero
+	// where the transport watches its peer itself (QUIC's idle timeout).
+	Heard() time.Time
 }
 
 // session is a Session: a transport's muxer and its control stream.
@@ -192,6 +200,14 @@ func (s *session) awaitPong(sent int64) bool {
 				return true
 			}
 		case <-timeout.C:
+			if heard := s.muxer.Heard(); !heard.IsZero() {
+				if left := s.pingTimeout - time.Since(heard); left > 0 {
+					// The peer speaks, so the link is alive: the pong
+					// is queued behind data.
+					timeout.Reset(left)
+					continue
+				}
+			}
 			s.log.Warn("tunnel stalled: no pong, closing the session", "timeout", s.pingTimeout)
 			s.muxer.Close()
 			return false

@@ -9,15 +9,18 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 // pipeMux is a muxer with no streams but the control stream: a pipe end.
 type pipeMux struct {
-	c    net.Conn
-	done chan struct{}
-	once sync.Once
+	c     net.Conn
+	done  chan struct{}
+	once  sync.Once
+	heard atomic.Int64 // what Heard says, unix nanoseconds; zero as QUIC's
 }
 
 func newPipeMux(c net.Conn) *pipeMux { return &pipeMux{c: c, done: make(chan struct{})} }
@@ -25,6 +28,12 @@ func newPipeMux(c net.Conn) *pipeMux { return &pipeMux{c: c, done: make(chan str
 func (m *pipeMux) OpenStream(context.Context) (Stream, error)   { return nil, errors.New("none") }
 func (m *pipeMux) AcceptStream(context.Context) (Stream, error) { return nil, errors.New("none") }
 func (m *pipeMux) Done() <-chan struct{}                        { return m.done }
+func (m *pipeMux) Heard() time.Time {
+	if n := m.heard.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
 func (m *pipeMux) Close() error {
 	m.once.Do(func() {
 		close(m.done)
@@ -117,6 +126,36 @@ func TestControlStall(t *testing.T) {
 	if d := time.Since(start); d < testEnd().PingTimeout {
 		t.Fatalf("closed after %v, before the ping timeout", d)
 	}
+}
+
+// TestControlHeard checks that a session whose pongs do not come, but whose
+// peer is heard (its data queued ahead of the pong), stays up, and is
+// closed within the ping timeout of the peer's last word.
+func TestControlHeard(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ca, cb := net.Pipe()
+		defer cb.Close()
+		go io.Copy(io.Discard, cb) // reads, never answers
+		m := newPipeMux(ca)
+		m.heard.Store(time.Now().UnixNano())
+		end := testEnd()
+		s := newSession(m, pipeCtl{ca}, end, 0)
+		defer s.Close()
+		for range 10 {
+			time.Sleep(end.PingTimeout / 2)
+			m.heard.Store(time.Now().UnixNano())
+		}
+		select {
+		case <-s.Done():
+			t.Fatal("closed while the peer was heard")
+		default:
+		}
+		last := time.Now()
+		<-s.Done()
+		if d := time.Since(last); d > end.PingTimeout {
+			t.Fatalf("closed %v after the peer's last word, past the ping timeout %v", d, end.PingTimeout)
+		}
+	})
 }
 
 // FuzzControl feeds arbitrary bytes to a control stream: every complete ping

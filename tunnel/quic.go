@@ -239,6 +239,10 @@ func (l *QUICListener) acceptLoop() {
 
 type quicSession struct{ conn *quic.Conn }
 
+// Heard is zero: quic-go closes a connection its peer has not answered
+// within MaxIdleTimeout itself.
+func (s *quicSession) Heard() time.Time { return time.Time{} }
+
 func (s *quicSession) OpenStream(ctx context.Context) (Stream, error) {
 	st, err := s.conn.OpenStreamSync(ctx)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-yamux/v5"
@@ -138,6 +139,9 @@ func (s *span) Done() {
 func newYamux(ctx context.Context, conn net.Conn, end End, peerFlags byte) (Session, error) {
 	cfg := yamuxConfig(end.Log)
 	b := newBudget(SessionBudget)
+	hc := &heardConn{Conn: conn}
+	hc.heard.Store(time.Now().UnixNano())
+	conn = hc
 	if !end.Origin {
 		s, err := yamux.Client(conn, cfg, b.span)
 		if err != nil {
@@ -148,13 +152,13 @@ func newYamux(ctx context.Context, conn net.Conn, end End, peerFlags byte) (Sess
 			s.Close()
 			return nil, fmt.Errorf("open control stream: %w", err)
 		}
-		return newSession(&yamuxSession{s: s}, &yamuxStream{Stream: ctl}, end, peerFlags), nil
+		return newSession(&yamuxSession{s: s, heard: hc}, &yamuxStream{Stream: ctl}, end, peerFlags), nil
 	}
 	s, err := yamux.Server(conn, cfg, b.span)
 	if err != nil {
 		return nil, err
 	}
-	y := &yamuxSession{s: s}
+	y := &yamuxSession{s: s, heard: hc}
 	ctl, err := y.AcceptStream(ctx)
 	if err != nil {
 		s.Close()
@@ -163,8 +167,25 @@ func newYamux(ctx context.Context, conn net.Conn, end End, peerFlags byte) (Sess
 	return newSession(y, ctl, end, peerFlags), nil
 }
 
+// heardConn keeps when its last read returned bytes: the peer's frames of
+// any stream, so that a session whose pong is queued behind data is not
+// taken for stalled.
+type heardConn struct {
+	net.Conn
+	heard atomic.Int64 // unix nanoseconds
+}
+
+func (c *heardConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.heard.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
 type yamuxSession struct {
-	s *yamux.Session
+	s     *yamux.Session
+	heard *heardConn
 
 	acceptOnce sync.Once
 	accepted   chan *yamux.Stream
@@ -211,6 +232,8 @@ func (y *yamuxSession) acceptLoop() {
 		}
 	}
 }
+
+func (y *yamuxSession) Heard() time.Time { return time.Unix(0, y.heard.heard.Load()) }
 
 func (y *yamuxSession) Done() <-chan struct{} { return y.s.CloseChan() }
 func (y *yamuxSession) Close() error          { return y.s.Close() }
