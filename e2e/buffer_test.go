@@ -7,12 +7,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -23,31 +20,8 @@ import (
 // on the way hold) stays within the stream's cold window.
 func TestNonReaderBesideReader(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		var pushed atomic.Int64
-		targetConn := make(chan net.Conn, 1)
-		flowing := make(chan struct{})
-		firehose := fake.Start(t, func(c net.Conn) {
-			c.Read(make([]byte, 1))
-			targetConn <- c
-			chunk := make([]byte, 64<<10)
-			for {
-				n, err := c.Write(chunk)
-				if pushed.Add(int64(n)) >= 1<<20 {
-					select {
-					case <-flowing:
-					default:
-						close(flowing)
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		})
-		echo := fake.Start(t, fake.Echo)
-		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"firehose": {firehose.Addr()}, "chat": {echo.Addr()}})
-		e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: dialer(t, o.url)}}, Pool: 1},
-			&edge.Server{}, lspec{name: "firehose", route: "firehose"}, lspec{name: "chat", route: "chat"})
+		f := startFirehose(t, scheme)
+		e, pushed, flowing, targetConn := f.edge, &f.pushed, f.flowing, f.target
 
 		const size = 8 << 20
 		transfer := func() time.Duration {

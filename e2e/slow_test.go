@@ -15,29 +15,8 @@ import (
 // its stream's window.
 func TestSlowConsumer(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
-		var pushed atomic.Int64
-		flowing := make(chan struct{})
-		firehose := fake.Start(t, func(c net.Conn) {
-			c.Read(make([]byte, 1))
-			chunk := make([]byte, 64<<10)
-			for {
-				n, err := c.Write(chunk)
-				if pushed.Add(int64(n)) >= 1<<20 {
-					select {
-					case <-flowing:
-					default:
-						close(flowing)
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		})
-		echo := fake.Start(t, fake.Echo)
-		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"firehose": {firehose.Addr()}, "chat": {echo.Addr()}})
-		e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: dialer(t, o.url)}}, Pool: 1},
-			&edge.Server{}, lspec{name: "firehose", route: "firehose"}, lspec{name: "chat", route: "chat"})
+		f := startFirehose(t, scheme)
+		e, pushed, flowing := f.edge, &f.pushed, f.flowing
 
 		stalled := e.dial(t, "firehose")
 		stalled.Write([]byte("x")) // and never reads
@@ -56,4 +35,44 @@ func TestSlowConsumer(t *testing.T) {
 		t.Logf("%s: %.1f MiB pushed towards the stalled client", scheme, float64(pushed.Load())/(1<<20))
 		stalled.Close()
 	})
+}
+
+// firehose is an edge and origin whose route firehose leads to a target
+// that, once a client's first byte is in, writes as fast as it can, and
+// whose route chat echoes.
+type firehose struct {
+	edge    *edgeProc
+	pushed  atomic.Int64  // bytes the target has written
+	flowing chan struct{} // closed once 1 MiB is out
+	target  chan net.Conn // the target's side of the first client
+}
+
+func startFirehose(t *testing.T, scheme string) *firehose {
+	f := &firehose{flowing: make(chan struct{}), target: make(chan net.Conn, 1)}
+	srv := fake.Start(t, func(c net.Conn) {
+		c.Read(make([]byte, 1))
+		select {
+		case f.target <- c:
+		default:
+		}
+		chunk := make([]byte, 64<<10)
+		for {
+			n, err := c.Write(chunk)
+			if f.pushed.Add(int64(n)) >= 1<<20 {
+				select {
+				case <-f.flowing:
+				default:
+					close(f.flowing)
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	echo := fake.Start(t, fake.Echo)
+	o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"firehose": {srv.Addr()}, "chat": {echo.Addr()}})
+	f.edge = startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: dialer(t, o.url)}}, Pool: 1},
+		&edge.Server{}, lspec{name: "firehose", route: "firehose"}, lspec{name: "chat", route: "chat"})
+	return f
 }

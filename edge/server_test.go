@@ -33,12 +33,7 @@ func TestNoClientIPsInLogs(t *testing.T) {
 			LogClientIPs:     logIPs,
 			Log:              slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			srv.Run(ctx, time.Second)
-			close(done)
-		}()
+		stop := runServer(srv)
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -46,8 +41,7 @@ func TestNoClientIPsInLogs(t *testing.T) {
 		io.WriteString(c, "PROXY TCP4 "+client+" 127.0.0.1 5555 443\r\n"+string(openingWeb))
 		io.ReadAll(c) // closed once the route fails, which is logged
 		c.Close()
-		cancel()
-		<-done
+		stop()
 		if got := strings.Contains(logs.String(), client); got != logIPs {
 			t.Errorf("LogClientIPs %v: address in logs %v:\n%s", logIPs, got, logs.String())
 		}
@@ -73,12 +67,7 @@ func TestNoClientIPsInRelayErrors(t *testing.T) {
 			LogClientIPs: logIPs,
 			Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			srv.Run(ctx, time.Second)
-			close(done)
-		}()
+		stop := runServer(srv)
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -89,13 +78,26 @@ func TestNoClientIPsInRelayErrors(t *testing.T) {
 		// A reset, whose error on the edge's read names the client.
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
-		cancel()
-		<-done
+		stop()
 		if !strings.Contains(logs.String(), "client relay ended") {
 			t.Fatalf("the relay's end was not logged:\n%s", logs.String())
 		}
 		if got := strings.Contains(logs.String(), client); got != logIPs {
 			t.Errorf("LogClientIPs %v: %s in logs %v:\n%s", logIPs, client, got, logs.String())
 		}
+	}
+}
+
+// runServer runs srv until the returned stop, which waits for its drain.
+func runServer(srv *Server) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		srv.Run(ctx, time.Second)
+		close(done)
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
