@@ -111,5 +111,25 @@ func TestStreamContract(t *testing.T) {
 			}
 			a.Close()
 		})
+
+		// A relay blocked writing a stream's bytes elsewhere asks the
+		// stream, without reading it, whether its peer has reset it.
+		t.Run("peer-ended", func(t *testing.T) {
+			a, b := streamPair(t, eds, ors)
+			if err := a.PeerEnded(); err != nil {
+				t.Fatalf("PeerEnded %v on a live stream", err)
+			}
+			b.Write([]byte("unread"))
+			b.Close()
+			deadline := time.Now().Add(5 * time.Second)
+			var err error
+			for err = a.PeerEnded(); err == nil && time.Now().Before(deadline); err = a.PeerEnded() {
+				time.Sleep(time.Millisecond) // the reset is in flight
+			}
+			if !errors.Is(err, tunnel.ErrStreamReset) {
+				t.Fatalf("PeerEnded %v after the origin's reset, want ErrStreamReset", err)
+			}
+			a.Close()
+		})
 	})
 }

@@ -28,6 +28,7 @@ type pipeSession struct {
 type pipeStream struct{ net.Conn }
 
 func (pipeStream) CloseWrite() error { return nil }
+func (pipeStream) PeerEnded() error  { return nil }
 
 func (s *pipeSession) OpenStream(context.Context) (tunnel.Stream, error) {
 	a, b := net.Pipe()

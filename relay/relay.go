@@ -4,6 +4,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -78,15 +79,17 @@ func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	p.tmu.Lock()
 	p.timer = time.AfterFunc(o.idle(), p.checkIdle)
 	p.tmu.Unlock()
+	p.stall = time.AfterFunc(time.Hour, p.checkStalls)
+	p.stall.Stop()
 	stop := context.AfterFunc(ctx, func() { p.abort(ctx.Err()) })
 
 	var ab int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ab = p.copy(b, a, p.small[0][:], o.AToB)
+		ab = p.copy(0, b, a, o.AToB)
 	}()
-	ba := p.copy(a, b, p.small[1][:], o.BToA)
+	ba := p.copy(1, a, b, o.BToA)
 	<-done
 
 	stop()
@@ -94,6 +97,7 @@ func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	p.finished = true
 	p.timer.Stop()
 	p.tmu.Unlock()
+	p.stall.Stop()
 	a.Close()
 	b.Close()
 	p.mu.Lock()
@@ -108,6 +112,14 @@ type pipe struct {
 	small [2][256]byte // each direction's buffer while cold
 
 	last atomic.Int64 // unix nanoseconds of the last byte read either way
+
+	// A write that blocks (its reader stopped reading) keeps its direction
+	// from reading, and so from seeing its source's FIN or reset; stall
+	// asks the source instead (checkStalls).
+	writing  [2]atomic.Int64 // unix nanoseconds when each direction's current write began, 0 when none
+	reading  [2]sync.Mutex   // held by each direction while it reads, so that no probe runs beside a read
+	stall    *time.Timer
+	watching atomic.Bool // stall is armed
 
 	tmu        sync.Mutex // the timer and what decides its next expiry
 	halfClosed bool
@@ -130,7 +142,8 @@ func (p *pipe) touch() { p.last.Store(time.Now().UnixNano()) }
 // deadline moves only once half of it has passed, not at every chunk.
 // Every read is written out before the next one, so no byte waits for more
 // to come.
-func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
+func (p *pipe) copy(d int, dst, src net.Conn, count Counter) int64 {
+	small := p.small[d][:]
 	var total int64
 	var bp *[]byte      // the pooled buffer while hot
 	var now time.Time   // when the last read returned
@@ -142,20 +155,26 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 	}()
 	for {
 		buf := small
+		p.reading[d].Lock()
 		if bp != nil {
 			if armed.Sub(now) < HotIdle/2 {
 				armed = now.Add(HotIdle)
 				if !p.setReadDeadline(src, armed) {
+					p.reading[d].Unlock()
 					return total
 				}
 			}
 			buf = *bp
 		}
 		n, rerr := src.Read(buf)
+		p.reading[d].Unlock()
 		now = time.Now()
 		if n > 0 {
 			p.last.Store(now.UnixNano())
+			p.writing[d].Store(now.UnixNano())
+			p.watch()
 			w, werr := dst.Write(buf[:n])
+			p.writing[d].Store(0)
 			total += int64(w)
 			if count != nil {
 				count.Add(float64(w))
@@ -171,7 +190,7 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 		if rerr == nil {
 			continue
 		}
-		if bp != nil && isTimeout(rerr) && p.setReadDeadline(src, time.Time{}) {
+		if bp != nil && isTimeout(rerr) && p.clearReadDeadline(d, src) {
 			buffers.Put(bp)
 			bp, armed = nil, time.Time{}
 			continue
@@ -184,6 +203,13 @@ func (p *pipe) copy(dst, src net.Conn, small []byte, count Counter) int64 {
 // HotIdle is how long a hot direction may wait for bytes before it gives
 // its buffer back.
 const HotIdle = time.Second
+
+// clearReadDeadline is setReadDeadline's clearing, for direction d.
+func (p *pipe) clearReadDeadline(d int, src net.Conn) bool {
+	p.reading[d].Lock()
+	defer p.reading[d].Unlock()
+	return p.setReadDeadline(src, time.Time{})
+}
 
 // setReadDeadline sets src's read deadline for a hot read, or clears it
 // (zero t) after a hot read timed out, unless the relay is aborting, whose
@@ -211,17 +237,118 @@ func (p *pipe) ended(dst net.Conn, rerr error) {
 		p.abort(rerr)
 		return
 	}
+	p.halfClose()
+	if err := closeWrite(dst); err != nil {
+		p.abort(err)
+	}
+}
+
+// halfClose puts the relay on HalfClosedIdle: one direction has ended.
+func (p *pipe) halfClose() {
 	p.tmu.Lock()
+	defer p.tmu.Unlock()
 	if !p.halfClosed && !p.finished {
 		p.halfClosed = true
 		p.timer.Reset(p.opts.halfClosedIdle())
 	}
-	p.tmu.Unlock()
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		if err := cw.CloseWrite(); err != nil {
+}
+
+// closeWrite ends c's sending direction, where c can. crypto/tls's
+// CloseWrite sends its close_notify alert and leaves the TCP connection
+// open, so the TCP FIN is sent too: a peer that reads the socket, or a TCP
+// proxy between, learns of the end only from the FIN.
+func closeWrite(c net.Conn) error {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		return nil
+	}
+	if err := cw.CloseWrite(); err != nil {
+		return err
+	}
+	if tc, ok := tlsConn(c); ok {
+		if t, ok := tcpConn(tc.NetConn()); ok {
+			return t.CloseWrite()
+		}
+	}
+	return nil
+}
+
+// tlsConn finds the TLS connection under c, as tcpConn does.
+func tlsConn(c net.Conn) (*tls.Conn, bool) {
+	for range 4 {
+		switch w := c.(type) {
+		case *tls.Conn:
+			return w, true
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// StallCheck is how long a write may block before the relay asks the
+// direction's source, without reading it, whether its peer has ended: a
+// reset then aborts the relay at once, and a FIN puts it on
+// HalfClosedIdle, where the blocked write could otherwise hold both
+// connections for the whole Idle (an upload to a target that stopped
+// reading, from a client that gave up).
+const StallCheck = time.Second
+
+// A PeerEnder tells, without reading, whether its peer has ended its
+// sending direction: a reset error, io.EOF after a FIN, nil otherwise.
+// tunnel.Stream is one; the relay asks TCP connections itself.
+type PeerEnder interface{ PeerEnded() error }
+
+// watch arms stall for a write about to begin, unless it is armed.
+func (p *pipe) watch() {
+	if !p.watching.Load() && p.watching.CompareAndSwap(false, true) {
+		p.stall.Reset(StallCheck)
+	}
+}
+
+// checkStalls asks the source of each direction whose write has blocked
+// for StallCheck how its peer stands, and rearms while a write is on.
+func (p *pipe) checkStalls() {
+	now := time.Now().UnixNano()
+	for d, src := range []net.Conn{p.a, p.b} {
+		since := p.writing[d].Load()
+		if since == 0 || now-since < int64(StallCheck) || !p.reading[d].TryLock() {
+			continue
+		}
+		err := peerEnded(src)
+		p.reading[d].Unlock()
+		switch {
+		case err == io.EOF:
+			p.halfClose()
+		case err != nil:
 			p.abort(err)
 		}
 	}
+	// Disarmed first, then rearmed if a write is on, so that a write that
+	// began meanwhile, and found stall armed, is not left unwatched.
+	p.watching.Store(false)
+	p.tmu.Lock()
+	finished := p.finished
+	p.tmu.Unlock()
+	p.mu.Lock()
+	aborted := p.err != nil
+	p.mu.Unlock()
+	if !finished && !aborted && (p.writing[0].Load() != 0 || p.writing[1].Load() != 0) {
+		p.watch()
+	}
+}
+
+// peerEnded asks c how its peer stands (see PeerEnder).
+func peerEnded(c net.Conn) error {
+	if pe, ok := c.(PeerEnder); ok {
+		return pe.PeerEnded()
+	}
+	if tc, ok := tcpConn(c); ok {
+		return tcpPeerEnded(tc)
+	}
+	return nil
 }
 
 // abort records err, if it is the first, and unblocks and closes both sides.

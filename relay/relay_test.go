@@ -254,3 +254,156 @@ func TestHotIdleOverTLS(t *testing.T) {
 		}
 	})
 }
+
+// fill writes to c until a write blocks for a while: c's peer does not
+// read, so every buffer between is full. It returns what it wrote.
+func fill(t *testing.T, c net.Conn) int64 {
+	t.Helper()
+	var n int64
+	chunk := make([]byte, 64<<10)
+	for {
+		c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		w, err := c.Write(chunk)
+		n += int64(w)
+		if err != nil {
+			c.SetWriteDeadline(time.Time{})
+			if !isTimeout(err) {
+				t.Fatalf("filling: %v", err)
+			}
+			return n
+		}
+	}
+}
+
+// TestBlockedWriteSeesReset checks that a relay whose write is blocked (the
+// target stopped reading an upload) still sees its client's reset, and
+// resets the target at once rather than at the idle timeout.
+func TestBlockedWriteSeesReset(t *testing.T) {
+	client, a := tcpPair(t)
+	b, server := tcpPair(t)
+	res := make(chan Result, 1)
+	go func() { res <- Pipe(context.Background(), a, b, Options{Idle: time.Hour}) }()
+
+	fill(t, client)
+	client.SetLinger(0)
+	client.Close()
+	select {
+	case r := <-res:
+		if !errors.Is(r.Err, syscall.ECONNRESET) {
+			t.Fatalf("result %+v, want the client's reset", r)
+		}
+	case <-time.After(10 * StallCheck):
+		t.Fatal("relay still blocked on its write after the client's reset")
+	}
+	// The target's pending bytes are discarded; its reads end in a reset.
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var err error
+	for err == nil {
+		_, err = server.Read(make([]byte, 64<<10))
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("target read %v, want a reset", err)
+	}
+}
+
+// TestBlockedWriteSeesFIN checks that a relay whose write is blocked sees
+// its client's FIN, which puts it on HalfClosedIdle, not the whole Idle.
+func TestBlockedWriteSeesFIN(t *testing.T) {
+	client, a := tcpPair(t)
+	b, server := net.Pipe() // a target that reads nothing: the relay's first write blocks
+	defer server.Close()
+	res := make(chan Result, 1)
+	go func() {
+		res <- Pipe(context.Background(), a, b, Options{Idle: time.Hour, HalfClosedIdle: 100 * time.Millisecond})
+	}()
+
+	client.Write([]byte("upload"))
+	client.CloseWrite()
+	select {
+	case r := <-res:
+		if !errors.Is(r.Err, ErrIdle) {
+			t.Fatalf("result %+v, want the half-closed idle timeout", r)
+		}
+	case <-time.After(10 * StallCheck):
+		t.Fatal("relay still blocked on its write after the client's FIN")
+	}
+}
+
+// enderConn is a connection whose PeerEnded says what ended says.
+type enderConn struct {
+	net.Conn
+	ended chan error
+}
+
+func (c *enderConn) PeerEnded() error {
+	select {
+	case err := <-c.ended:
+		return err
+	default:
+		return nil
+	}
+}
+
+// TestBlockedWriteAsksStream checks, in fake time, that a relay blocked
+// writing a stream's bytes asks the stream (a PeerEnder) how its peer
+// stands, and aborts at its reset within StallCheck or so.
+func TestBlockedWriteAsksStream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		peer, s := net.Pipe()
+		b, _ := net.Pipe() // a target that never reads
+		st := &enderConn{Conn: s, ended: make(chan error, 1)}
+		res := make(chan Result, 1)
+		go func() { res <- Pipe(context.Background(), st, b, Options{Idle: time.Hour}) }()
+		go peer.Write([]byte("upload"))
+		synctest.Wait() // the relay's write to b blocks
+
+		reset := errors.New("stream reset")
+		st.ended <- reset
+		time.Sleep(StallCheck + time.Millisecond)
+		synctest.Wait()
+		select {
+		case r := <-res:
+			if !errors.Is(r.Err, reset) {
+				t.Fatalf("result %+v, want the stream's reset", r)
+			}
+		default:
+			t.Fatal("relay still blocked after the stream's reset")
+		}
+		peer.Close()
+	})
+}
+
+// TestTLSHalfCloseSendsFIN checks that a relay ending its writing to a TLS
+// client sends the TCP FIN after TLS's close_notify: a client that reads
+// the socket, or a TCP proxy in between, sees the end at once.
+func TestTLSHalfCloseSendsFIN(t *testing.T) {
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientRaw, edgeRaw := tcpPair(t)
+	b, server := tcpPair(t)
+	client := tls.Client(clientRaw, &tls.Config{InsecureSkipVerify: true})
+	a := tls.Server(edgeRaw, &tls.Config{Certificates: []tls.Certificate{crt}})
+	res := make(chan Result, 1)
+	go func() { res <- Pipe(context.Background(), a, b, Options{}) }()
+
+	if _, err := client.Write([]byte("question")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(server, make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	server.Write([]byte("answer"))
+	server.CloseWrite()
+	got, err := io.ReadAll(client) // to TLS's close_notify
+	if err != nil || string(got) != "answer" {
+		t.Fatalf("client read %q, %v", got, err)
+	}
+	clientRaw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := clientRaw.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("client's socket read %d, %v after close_notify; want the FIN (EOF)", n, err)
+	}
+	client.Close()
+	<-res
+}

@@ -45,6 +45,7 @@ func (m *pipeMux) Close() error {
 type pipeCtl struct{ net.Conn }
 
 func (pipeCtl) CloseWrite() error { return nil }
+func (pipeCtl) PeerEnded() error  { return nil }
 
 func testEnd() End {
 	return End{Log: slog.New(slog.DiscardHandler), KeepAlive: 5 * time.Millisecond, PingTimeout: 100 * time.Millisecond}

@@ -50,6 +50,14 @@ type Stream interface {
 	// CloseWrite ends the sending direction; reading goes on until the peer
 	// ends its own.
 	CloseWrite() error
+	// PeerEnded tells, without reading and without blocking, how the peer
+	// has ended its sending direction: an ErrStreamReset error once the
+	// stream was reset (by either end or its session's end), io.EOF once
+	// the peer's FIN was received with nothing left to read, and nil while
+	// it sends on or this cannot tell. It is for a relay blocked writing
+	// this stream's bytes elsewhere, which would otherwise learn of an
+	// abort only at its next Read; it must not run beside a Read.
+	PeerEnded() error
 }
 
 // ErrStreamReset is what a reset stream's Read and Write fail with, whoever

@@ -250,9 +250,10 @@ const yamuxAbortCode = 1
 type yamuxStream struct {
 	*yamux.Stream
 
-	mu          sync.Mutex
-	wroteClosed bool
-	readEnded   bool
+	mu           sync.Mutex
+	wroteClosed  bool
+	readEnded    bool
+	readDeadline time.Time // the last one set, for PeerEnded to put back
 }
 
 func (s *yamuxStream) Read(p []byte) (int, error) {
