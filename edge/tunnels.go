@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,14 +10,18 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
-// DefaultWait is how long a client waits for a session when none is up.
-const DefaultWait = 5 * time.Second
+// DefaultWait is how long a client may wait to be connected: for a session
+// to come up, for its stream to open and for the origin's reply, which
+// comes once the origin has reached the route (its two alternatives take
+// up to 5 s each by default).
+const DefaultWait = 15 * time.Second
 
 // OpenTimeout bounds the opening of a stream on one session: QUIC's blocks
 // while the session is at its stream limit, and then the client goes to
@@ -37,7 +42,8 @@ type Tunnels struct {
 	Listeners []tunnel.Listener
 	// Pool is how many sessions to keep per origin; zero means tunnel.DefaultPool.
 	Pool int
-	// Wait is how long Connect waits for a session; zero means DefaultWait.
+	// Wait is how long Send may take to connect a client; zero means
+	// DefaultWait.
 	Wait time.Duration
 	// Backoff spaces redials; the zero value holds the defaults.
 	Backoff tunnel.Backoff
@@ -66,7 +72,12 @@ type live struct {
 	once    sync.Once
 }
 
-func (l *live) retireNow() { l.once.Do(func() { close(l.retire) }) }
+// retireNow retires l, and reports whether it was the first to.
+func (l *live) retireNow() bool {
+	first := false
+	l.once.Do(func() { close(l.retire); first = true })
+	return first
+}
 
 func (l *live) retired() bool {
 	select {
@@ -344,42 +355,39 @@ func (t *Tunnels) release(l *live) {
 	t.mu.Unlock()
 }
 
-// ReplyTimeout bounds the wait for an origin's answer to a new stream: the
-// origin tries every alternative of the route (5 s each) before it answers.
-const ReplyTimeout = 30 * time.Second
-
 // tries is how many streams Send opens for one client at most.
 const tries = 4
 
-// Send is the edge's ConnectFunc. It opens a stream on a live session (as
-// Connect does), writes the header with the client's first bytes, and
-// waits for the origin's reply; when the session turns out to be gone or
-// draining, it tries again on another, so that a client that arrives as a
-// session ends does not notice. The client's further bytes wait meanwhile;
-// WhatsApp's clients wait for the server's answer to their first bytes
-// anyway.
+// Send is the edge's ConnectFunc, the one owner of a client's connect: it
+// opens a stream on a live session (see Tunnels), writes the header with
+// the client's first bytes, waits for the origin's reply, and tries
+// another session when this one turns out to be gone, draining, full or
+// silent, all within Wait, the client's wait. The client's further bytes
+// wait meanwhile; WhatsApp's clients wait for the server's answer to their
+// first bytes anyway.
+//
+// A reply can take long: the origin dials the route's alternatives in turn
+// before it answers. So a late reply alone passes nothing over; a session
+// whose reply is late is probed (a ping on its control stream), and one
+// that does not answer the probe within a few round trips is retired, so
+// that its keeper replaces it, and the client goes on to the next.
 func (t *Tunnels) Send(ctx context.Context, r Request) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(t.Wait, DefaultWait))
+	defer cancel()
 	serverName := r.ServerName
+	var tried []*live
+	var lastErr error
 	for try := 1; ; try++ {
-		st, err := t.open(ctx, r.Route, serverName, r.Client)
+		st, err := t.open(ctx, r.Route, serverName, r.Client, tried, lastErr)
 		if err != nil {
 			return nil, err
 		}
-		_, werr := st.Write(r.First)
-		// A refusing origin may stop reading before the write lands: its
-		// reply still says why.
-		st.SetReadDeadline(time.Now().Add(ReplyTimeout))
-		err = st.AwaitReply()
-		st.SetReadDeadline(time.Time{})
-		if err == nil && werr == nil {
-			return st, nil
-		}
+		err = t.await(ctx, st, r.First)
 		if err == nil {
-			err = werr
+			return st, nil
 		}
 		st.Close()
 		var reply tunnel.Reply
-		var ne net.Error
 		if errors.As(err, &reply) && reply == tunnel.ReplyBadHeader && serverName != "" && try < tries {
 			// An origin older than the header's version 2 reads no
 			// server name: ask again without it, for the route's fixed
@@ -391,31 +399,92 @@ func (t *Tunnels) Send(ctx context.Context, r Request) (net.Conn, error) {
 		// An origin that aborted the stream had dialled the target, which
 		// may have had the first bytes: they are not sent twice.
 		refused = refused || errors.Is(err, tunnel.ErrPeerAborted)
-		if refused || errors.As(err, &ne) && ne.Timeout() || try == tries || ctx.Err() != nil {
+		if refused || try == tries || ctx.Err() != nil {
 			return nil, err
 		}
+		tried, lastErr = append(tried, st.l), err
 		t.Log.Debug("retrying a client on another session", "route", r.Route, "err", err)
 	}
 }
 
-// Connect opens a stream for route on a live session (see Tunnels),
-// waiting up to Wait for one to come up; Send is what the edge uses. The
-// client's address is sent only to an origin that asked for it. A session
-// that cannot open a stream within OpenTimeout (QUIC's at its stream limit)
-// is passed over for the next, for this client.
-func (t *Tunnels) Connect(ctx context.Context, route, serverName string, client netip.AddrPort) (net.Conn, error) {
-	return t.open(ctx, route, serverName, client)
+// Probing a session whose reply is late: after ProbeAfter, or twice its
+// RTT if longer, the session is pinged, and retired if the pong has not
+// come within ProbeTimeout, or four RTTs if longer. On a session that
+// carries anything the pong comes in one RTT; a stalled one (its origin
+// stopped, the UDP of its QUIC dropped) is thus passed over in about a
+// second, where its own keepalive gives it up only after PingTimeout.
+const (
+	ProbeAfter   = 200 * time.Millisecond
+	ProbeTimeout = time.Second
+)
+
+// errSilent is how a stream on a session that did not answer its probe
+// ends.
+var errSilent = errors.New("tunnel session not answering")
+
+// await writes first on st and waits for the origin's reply until ctx
+// ends, probing st's session once the reply is late.
+func (t *Tunnels) await(ctx context.Context, st *stream, first []byte) error {
+	deadline, _ := ctx.Deadline()
+	st.SetDeadline(deadline)
+	// Whatever wakes the write or the read (ctx's end before its deadline,
+	// as at the edge's drain, or a silent probe) has ended before await
+	// returns: none may touch a stream being relayed.
+	woke := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		st.SetDeadline(time.Unix(1, 0))
+		close(woke)
+	})
+	sess := st.l.sess
+	rtt := sess.RTT()
+	pctx, cancelProbe := context.WithCancel(ctx)
+	var silent atomic.Bool
+	probed := make(chan struct{})
+	probe := time.AfterFunc(max(ProbeAfter, 2*rtt), func() {
+		defer close(probed)
+		tctx, cancel := context.WithTimeout(pctx, max(ProbeTimeout, 4*rtt))
+		defer cancel()
+		if err := sess.Probe(tctx); err != nil && pctx.Err() == nil {
+			silent.Store(true)
+			st.SetDeadline(time.Unix(1, 0))
+		}
+	})
+
+	_, werr := st.Write(first)
+	// A refusing origin may stop reading before the write lands: its
+	// reply still says why.
+	err := st.AwaitReply()
+	cancelProbe()
+	if !probe.Stop() {
+		<-probed
+	}
+	if !stop() {
+		<-woke
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	st.SetDeadline(time.Time{})
+	if silent.Load() {
+		if st.l.retireNow() {
+			t.Log.Warn("tunnel session not answering: retired, new clients go to another", "rtt", rtt)
+		}
+		return errSilent
+	}
+	if err == nil {
+		err = werr
+	}
+	return err
 }
 
-func (t *Tunnels) open(ctx context.Context, route, serverName string, client netip.AddrPort) (*stream, error) {
-	wait := t.Wait
-	if wait <= 0 {
-		wait = DefaultWait
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	var tried []*live
-	var lastErr error
+// open opens a stream for route on a live session (see Tunnels), passing
+// over those in skip and waiting, until ctx ends, for one to come up. The
+// client's address is sent only to an origin that asked for it. A session
+// that cannot open a stream within OpenTimeout (QUIC's at its stream
+// limit) is passed over for the next, for this client. lastErr is why the
+// sessions in skip were.
+func (t *Tunnels) open(ctx context.Context, route, serverName string, client netip.AddrPort, skip []*live, lastErr error) (*stream, error) {
+	tried := slices.Clip(skip)
 	for {
 		l, changed := t.pick(tried)
 		if l != nil {
@@ -440,13 +509,12 @@ func (t *Tunnels) open(ctx context.Context, route, serverName string, client net
 		}
 		select {
 		case <-changed:
-		case <-timer.C:
+		case <-ctx.Done():
+			wait := cmp.Or(t.Wait, DefaultWait)
 			if lastErr != nil {
 				return nil, fmt.Errorf("%w within %v: %w", ErrNoSession, wait, lastErr)
 			}
 			return nil, fmt.Errorf("%w within %v", ErrNoSession, wait)
-		case <-ctx.Done():
-			return nil, ctx.Err()
 		}
 	}
 }

@@ -49,6 +49,7 @@ func (s *pipeSession) ClientAddress() bool           { return s.clientAddr }
 func (s *pipeSession) Drain() error                  { return nil }
 func (s *pipeSession) PeerDraining() <-chan struct{} { return nil }
 func (s *pipeSession) RTT() time.Duration            { return 0 }
+func (s *pipeSession) Probe(context.Context) error   { return nil }
 
 type sessionDialer struct{ s tunnel.Session }
 
@@ -79,7 +80,7 @@ func TestClientAddressOnlyWhenAsked(t *testing.T) {
 			far.Close()
 			got <- result{h, err}
 		}()
-		st, err := tun.Connect(ctx, "chat", "", client)
+		st, err := tun.open(ctx, "chat", "", client, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +142,7 @@ func TestPoolLeastBusy(t *testing.T) {
 	}
 	var streams []net.Conn
 	for range 6 {
-		st, err := tun.Connect(ctx, "chat", "", netip.AddrPort{})
+		st, err := tun.open(ctx, "chat", "", netip.AddrPort{}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

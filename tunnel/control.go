@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -47,8 +49,10 @@ const KeepAlive = 3 * time.Second
 // from the peer either, before the session is closed as stalled. A ping
 // waits behind the data queued before it on a slow link under load; the
 // peer's frames (its data, the window updates for ours) then still arrive,
-// and keep the session.
-const PingTimeout = 8 * time.Second
+// and keep the session. With KeepAlive, a peer that stops just after a
+// pong is given up within 9 s, as QUIC gives one up within its 6 s idle
+// timeout and a keepalive.
+const PingTimeout = 6 * time.Second
 
 // muxer is what a transport provides: streams over one connection.
 type muxer interface {
@@ -72,7 +76,10 @@ type session struct {
 
 	wmu          sync.Mutex // one writer at a time on ctl
 	rtt          atomic.Int64
-	pongs        chan int64
+	pmu          sync.Mutex
+	lastPong     int64         // the value of the latest pong, under pmu
+	pong         chan struct{} // closed and replaced at each pong, under pmu
+	lastProbe    atomic.Int64  // the value of the latest probe's ping
 	drain        chan struct{} // closed by Drain; the pinger tells the peer
 	drainOnce    sync.Once
 	peerDraining chan struct{}
@@ -91,7 +98,7 @@ func newSession(m muxer, ctl Stream, end End, peerFlags byte) *session {
 	s := &session{
 		muxer: m, ctl: ctl, clientAddr: clientAddr, log: end.Log,
 		keepAlive: cmp.Or(end.KeepAlive, KeepAlive), pingTimeout: cmp.Or(end.PingTimeout, PingTimeout), start: time.Now(),
-		pongs: make(chan int64, 1), drain: make(chan struct{}), peerDraining: make(chan struct{}),
+		lastPong: -1, pong: make(chan struct{}), drain: make(chan struct{}), peerDraining: make(chan struct{}),
 	}
 	s.wg.Add(2)
 	go s.read()
@@ -145,10 +152,11 @@ func (s *session) read() {
 				return
 			}
 		case ctlPong:
-			select {
-			case s.pongs <- v:
-			default: // not asked for
-			}
+			s.pmu.Lock()
+			s.lastPong = max(s.lastPong, v)
+			close(s.pong)
+			s.pong = make(chan struct{})
+			s.pmu.Unlock()
 		case ctlDrain:
 			s.peerOnce.Do(func() { close(s.peerDraining) })
 		}
@@ -187,18 +195,29 @@ func (s *session) ping() {
 	}
 }
 
+// ponged reports whether the pong of the ping sent at sent, or of a later
+// one, has come, and returns a channel closed at the next pong.
+func (s *session) ponged(sent int64) (bool, <-chan struct{}) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return s.lastPong >= sent, s.pong
+}
+
 // awaitPong waits for the pong of the ping sent at sent, and reports whether
 // the session goes on.
 func (s *session) awaitPong(sent int64) bool {
 	timeout := time.NewTimer(s.pingTimeout)
 	defer timeout.Stop()
 	for {
+		ok, next := s.ponged(sent)
+		if ok {
+			// A probe's later ping may have been answered first; the
+			// RTT is then an overestimate by the time between them.
+			s.rtt.Store(int64(time.Since(s.start)) - sent)
+			return true
+		}
 		select {
-		case v := <-s.pongs:
-			if v == sent {
-				s.rtt.Store(int64(time.Since(s.start)) - sent)
-				return true
-			}
+		case <-next:
 		case <-timeout.C:
 			if heard := s.muxer.Heard(); !heard.IsZero() {
 				if left := s.pingTimeout - time.Since(heard); left > 0 {
@@ -216,3 +235,41 @@ func (s *session) awaitPong(sent int64) bool {
 		}
 	}
 }
+
+// probeShare is how recent a probe's ping may be for another probe to wait
+// for its pong rather than send one: a burst of clients costs one ping.
+const probeShare = 10 * time.Millisecond
+
+// Probe pings the peer now and waits for the pong, or for anything else
+// heard from the peer after the ping, until ctx ends. It tells a session
+// that has stopped carrying anything from an origin that is slow to
+// answer a stream because its dial is.
+func (s *session) Probe(ctx context.Context) error {
+	sent := s.lastProbe.Load()
+	if now := int64(time.Since(s.start)); now-sent > int64(probeShare) {
+		sent = now
+		s.lastProbe.Store(sent)
+		if err := s.send(ctlPing, sent); err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+	}
+	for {
+		ok, next := s.ponged(sent)
+		if ok {
+			return nil
+		}
+		select {
+		case <-next:
+		case <-s.Done():
+			return ErrSessionEnded
+		case <-ctx.Done():
+			if s.muxer.Heard().After(s.start.Add(time.Duration(sent))) {
+				return nil // the pong waits behind the peer's data
+			}
+			return fmt.Errorf("probe: no answer: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// ErrSessionEnded is what waits on a session that has ended fail with.
+var ErrSessionEnded = errors.New("session ended")

@@ -226,3 +226,39 @@ func FuzzControl(f *testing.F) {
 		}
 	})
 }
+
+// TestProbe checks that a probe returns once the peer answers, and that a
+// probe of a peer that reads but never answers fails at its context's end,
+// without closing the session, whose own ping timeout is longer.
+func TestProbe(t *testing.T) {
+	a, _ := pairSessions(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Probe(ctx); err != nil {
+		t.Fatalf("probe of an answering peer: %v", err)
+	}
+
+	synctest.Test(t, func(t *testing.T) {
+		ca, cb := net.Pipe()
+		defer cb.Close()
+		go io.Copy(io.Discard, cb) // reads, never answers
+		end := testEnd()
+		end.KeepAlive, end.PingTimeout = time.Hour, time.Hour
+		s := newSession(newPipeMux(ca), pipeCtl{ca}, end, 0)
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := s.Probe(ctx); err == nil {
+			t.Fatal("probe of a silent peer succeeded")
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Errorf("the probe failed after %v, want its context's second", d)
+		}
+		select {
+		case <-s.Done():
+			t.Error("a failed probe closed the session")
+		default:
+		}
+	})
+}

@@ -100,6 +100,10 @@ type Session interface {
 	PeerDraining() <-chan struct{}
 	// RTT is the round trip of the latest ping, zero before the first.
 	RTT() time.Duration
+	// Probe pings the peer and waits until it answers or ctx ends: it
+	// tells a session that stopped carrying anything from a peer that is
+	// only slow to answer a stream.
+	Probe(ctx context.Context) error
 	// ClientAddress reports whether the origin asked for clients' addresses
 	// in stream headers. It asks only when it sends them on in a PROXY
 	// header; otherwise they never leave the edge.

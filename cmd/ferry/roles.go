@@ -33,7 +33,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
-	setMemoryLimit(cfg.Common, log)
+	defer setMemoryLimit(ctx, cfg.Common, log)()
 	m := metrics.New("edge", versionString())
 	end := tunnel.End{Secret: string(cfg.Secret), Log: log}
 	origins, err := tunnelPeers(cfg.Origins, "FERRY_EDGE_ORIGINS", end)
@@ -88,7 +88,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
-	setMemoryLimit(cfg.Common, log)
+	defer setMemoryLimit(ctx, cfg.Common, log)()
 	m := metrics.New("standalone", versionString())
 	lns, err := listenClients(cfg.Clients)
 	if err != nil {
@@ -122,7 +122,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Common, logw)
-	setMemoryLimit(cfg.Common, log)
+	defer setMemoryLimit(ctx, cfg.Common, log)()
 	m := metrics.New("origin", versionString())
 	end := tunnel.End{Origin: true, ClientAddress: cfg.Targets.SendsProxy(cfg.ProxyProtocol), Secret: string(cfg.Secret), Log: log}
 	edges, err := tunnelPeers(cfg.Edges, "FERRY_ORIGIN_EDGES", end)
@@ -162,14 +162,26 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 }
 
 // setMemoryLimit sets the process's soft memory limit from
-// FERRY_MEMORY_LIMIT, and says which it is.
-func setMemoryLimit(c config.Common, log *slog.Logger) {
+// FERRY_MEMORY_LIMIT (or the cgroup's or machine's memory), and hands
+// memory back after bursts (memlimit.Release) until ctx ends or the
+// returned stop is called.
+func setMemoryLimit(ctx context.Context, c config.Common, log *slog.Logger) (stop func()) {
 	n, source := memlimit.Apply(memlimit.Limit(c.MemoryLimit), "/")
 	if n == 0 {
 		log.Info("no memory limit", "source", source)
-		return
+	} else {
+		log.Info("memory limit", "mib", n>>20, "source", source)
 	}
-	log.Info("memory limit", "mib", n>>20, "source", source)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		memlimit.Release(ctx)
+		close(done)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // readiness is a process's: not while it drains (ctx has ended), and
