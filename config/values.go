@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryproxy/ferry/internal/hostport"
 	"github.com/ferryproxy/ferry/memlimit"
 	"github.com/ferryproxy/ferry/tunnel"
 )
@@ -41,7 +42,7 @@ type Address string
 
 func (a *Address) Decode(v string) error {
 	if v != "" {
-		if err := checkHostPort(v, true); err != nil {
+		if err := hostport.Check(v, true); err != nil {
 			return err
 		}
 	}
@@ -168,7 +169,7 @@ func ParseListener(s string) (Listener, error) {
 	default:
 		return Listener{}, fmt.Errorf("%q: scheme %q is not tcp, tls, proxy+tcp or proxy+tls", s, u.Scheme)
 	}
-	if err := checkHostPort(u.Host, true); err != nil {
+	if err := hostport.Check(u.Host, true); err != nil {
 		return Listener{}, fmt.Errorf("%q: %w", s, err)
 	}
 	route := strings.TrimPrefix(u.Path, "/")
@@ -254,7 +255,7 @@ func ParseTunnelURL(s string) (TunnelURL, error) {
 		}
 		host = net.JoinHostPort(u.Hostname(), port)
 	}
-	if err := checkHostPort(host, false); err != nil {
+	if err := hostport.Check(host, false); err != nil {
 		return TunnelURL{}, fmt.Errorf("%q: %w", s, err)
 	}
 	t := TunnelURL{Scheme: u.Scheme, Host: host, Path: u.Path}
@@ -264,7 +265,7 @@ func ParseTunnelURL(s string) (TunnelURL, error) {
 		}
 		switch v := vs[0]; k {
 		case "connect":
-			if err := checkHostPort(v, false); err != nil {
+			if err := hostport.Check(v, false); err != nil {
 				return TunnelURL{}, fmt.Errorf("%q: connect: %w", s, err)
 			}
 			t.Connect = v
@@ -290,7 +291,7 @@ func ParseTunnelListener(s string) (TunnelURL, error) {
 	if u.RawQuery != "" {
 		return TunnelURL{}, fmt.Errorf("%q: a listener takes no options", s)
 	}
-	if err := checkHostPort(u.Host, true); err != nil {
+	if err := hostport.Check(u.Host, true); err != nil {
 		return TunnelURL{}, fmt.Errorf("%q: %w", s, err)
 	}
 	return TunnelURL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil
@@ -416,24 +417,6 @@ func checkRoute(r string) error {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return fmt.Errorf("route %q may hold only letters, digits, '.', '_' and '-'", r)
 		}
-	}
-	return nil
-}
-
-// checkHostPort checks HOST:PORT; emptyHost allows ":PORT" for listeners.
-func checkHostPort(hp string, emptyHost bool) error {
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
-		return fmt.Errorf("%q is not HOST:PORT", hp)
-	}
-	if host == "" && !emptyHost {
-		return fmt.Errorf("%q has no host", hp)
-	}
-	if strings.ContainsAny(host, " /") {
-		return fmt.Errorf("%q: bad host", hp)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q: port must be 1 to 65535", hp)
 	}
 	return nil
 }
