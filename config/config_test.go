@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryproxy/ferry/tunnel"
 )
 
 const goodSecret = "0123456789abcdef0123456789abcdef"
@@ -36,7 +38,7 @@ func TestLoadDefaults(t *testing.T) {
 	if e.MaxConns != 27500 || time.Duration(e.Grace) != 30*time.Second || e.Admin != "127.0.0.1:8199" {
 		t.Errorf("defaults %+v", e.Common)
 	}
-	want := TunnelURL{Scheme: "wss", Host: "origin.example:443", Path: "/t", Connect: "192.0.2.1:443", SNI: "cdn.example"}
+	want := tunnel.URL{Scheme: "wss", Host: "origin.example:443", Path: "/t", Connect: "192.0.2.1:443", SNI: "cdn.example"}
 	if len(e.Origins) != 1 || e.Origins[0] != want {
 		t.Errorf("origins %+v, want %+v", e.Origins, want)
 	}
@@ -181,23 +183,6 @@ func FuzzParseListener(f *testing.F) {
 		if err != nil || l2 != l {
 			t.Fatalf("%q parsed as %+v, which prints as %q and parses as %+v, %v", s, l, l.String(), l2, err)
 		}
-	})
-}
-
-func FuzzParseTunnelURL(f *testing.F) {
-	for _, s := range []string{"wss://a.example/t?connect=1.2.3.4:443&sni=b.example", "ws://[::1]:8080/", "ws://h"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		u, err := ParseTunnelURL(s)
-		if err != nil {
-			return
-		}
-		u2, err := ParseTunnelURL(u.String())
-		if err != nil || u2 != u {
-			t.Fatalf("%q parsed as %+v, which prints as %q and parses as %+v, %v", s, u, u.String(), u2, err)
-		}
-		ParseTunnelListener(s)
 	})
 }
 

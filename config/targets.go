@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ferryproxy/ferry/internal/hostport"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -124,7 +125,7 @@ func ParseTargets(v string) (Targets, error) {
 }
 
 func parseAlt(s string) (Alt, error) {
-	if err := checkHostPort(s, false); err != nil {
+	if err := hostport.Check(s, false); err != nil {
 		return Alt{}, err
 	}
 	host, port, _ := net.SplitHostPort(s)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryproxy/ferry/internal/hostport"
 	"github.com/ferryproxy/ferry/memlimit"
 	"github.com/ferryproxy/ferry/tunnel"
 )
@@ -41,7 +42,7 @@ type Address string
 
 func (a *Address) Decode(v string) error {
 	if v != "" {
-		if err := checkHostPort(v, true); err != nil {
+		if err := hostport.Check(v, true); err != nil {
 			return err
 		}
 	}
@@ -168,7 +169,7 @@ func ParseListener(s string) (Listener, error) {
 	default:
 		return Listener{}, fmt.Errorf("%q: scheme %q is not tcp, tls, proxy+tcp or proxy+tls", s, u.Scheme)
 	}
-	if err := checkHostPort(u.Host, true); err != nil {
+	if err := hostport.Check(u.Host, true); err != nil {
 		return Listener{}, fmt.Errorf("%q: %w", s, err)
 	}
 	route := strings.TrimPrefix(u.Path, "/")
@@ -202,132 +203,14 @@ func (ls *Listeners) Decode(v string) error {
 	return nil
 }
 
-// TunnelURL is where a tunnel runs: an origin an edge dials, or a listener.
-type TunnelURL struct {
-	Scheme  string // ws, wss or quic
-	Host    string // HOST:PORT, the port filled in from the scheme when a ws or wss dial URL leaves it out
-	Path    string // the HTTP path of the WebSocket, starting with /; empty for quic
-	Connect string // dial this IP:PORT instead of resolving Host (dial URLs only)
-	SNI     string // the TLS server name to send (dial URLs only)
-}
-
-// URL returns the URL without ferry's options: what is dialled or served.
-func (u TunnelURL) URL() string { return u.Scheme + "://" + u.Host + u.Path }
-
-func (u TunnelURL) String() string {
-	s := u.URL()
-	q := url.Values{}
-	if u.Connect != "" {
-		q.Set("connect", u.Connect)
-	}
-	if u.SNI != "" {
-		q.Set("sni", u.SNI)
-	}
-	if len(q) > 0 {
-		s += "?" + q.Encode()
-	}
-	return s
-}
-
-// TLS reports whether the tunnel runs over TLS.
-func (u TunnelURL) TLS() bool { return u.Scheme == "wss" || u.Scheme == "quic" }
-
-// ParseTunnelURL parses a URL to dial, an origin's or an edge's:
-// ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with
-// the query options connect=IP:PORT and sni=NAME.
-func ParseTunnelURL(s string) (TunnelURL, error) {
-	u, err := parseTunnel(s)
-	if err != nil {
-		return TunnelURL{}, err
-	}
-	if u.Hostname() == "" {
-		return TunnelURL{}, fmt.Errorf("%q has no host", s)
-	}
-	host := u.Host
-	if u.Port() == "" && u.Scheme == "quic" {
-		return TunnelURL{}, fmt.Errorf("%q has no port", s)
-	}
-	if u.Port() == "" {
-		port := "80"
-		if u.Scheme == "wss" {
-			port = "443"
-		}
-		host = net.JoinHostPort(u.Hostname(), port)
-	}
-	if err := checkHostPort(host, false); err != nil {
-		return TunnelURL{}, fmt.Errorf("%q: %w", s, err)
-	}
-	t := TunnelURL{Scheme: u.Scheme, Host: host, Path: u.Path}
-	for k, vs := range u.Query() {
-		if len(vs) != 1 {
-			return TunnelURL{}, fmt.Errorf("%q: option %s is given %d times", s, k, len(vs))
-		}
-		switch v := vs[0]; k {
-		case "connect":
-			if err := checkHostPort(v, false); err != nil {
-				return TunnelURL{}, fmt.Errorf("%q: connect: %w", s, err)
-			}
-			t.Connect = v
-		case "sni":
-			if v == "" || strings.ContainsAny(v, ":/ ") {
-				return TunnelURL{}, fmt.Errorf("%q: sni %q is not a server name", s, v)
-			}
-			t.SNI = v
-		default:
-			return TunnelURL{}, fmt.Errorf("%q: unknown option %q (known: connect, sni)", s, k)
-		}
-	}
-	return t, nil
-}
-
-// ParseTunnelListener parses a tunnel listener: ws://[HOST]:PORT/PATH,
-// wss://[HOST]:PORT/PATH or quic://[HOST]:PORT.
-func ParseTunnelListener(s string) (TunnelURL, error) {
-	u, err := parseTunnel(s)
-	if err != nil {
-		return TunnelURL{}, err
-	}
-	if u.RawQuery != "" {
-		return TunnelURL{}, fmt.Errorf("%q: a listener takes no options", s)
-	}
-	if err := checkHostPort(u.Host, true); err != nil {
-		return TunnelURL{}, fmt.Errorf("%q: %w", s, err)
-	}
-	return TunnelURL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil
-}
-
-func parseTunnel(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Opaque != "" || u.User != nil || u.Fragment != "" {
-		return nil, fmt.Errorf("%q is not a tunnel URL", s)
-	}
-	switch u.Scheme {
-	case "ws", "wss":
-		if u.Path == "" {
-			u.Path = "/"
-		}
-	case "quic":
-		if u.Path != "" && u.Path != "/" {
-			return nil, fmt.Errorf("%q: a quic URL has no path", s)
-		}
-		u.Path = ""
-	default:
-		return nil, fmt.Errorf("%q: scheme %q is not ws, wss or quic", s, u.Scheme)
-	}
-	if u.RawPath != "" {
-		return nil, fmt.Errorf("%q: the path must not be escaped", s)
-	}
-	return u, nil
-}
-
 // TunnelURLs is a comma-separated list of tunnels to dial, in order of
 // preference.
-type TunnelURLs []TunnelURL
+type TunnelURLs []tunnel.URL
 
 func (ts *TunnelURLs) Decode(v string) error {
 	var out TunnelURLs
 	for _, part := range splitList(v) {
-		t, err := ParseTunnelURL(part)
+		t, err := tunnel.ParseURL(part)
 		if err != nil {
 			return err
 		}
@@ -339,13 +222,13 @@ func (ts *TunnelURLs) Decode(v string) error {
 
 // TunnelListeners is a comma-separated list of tunnel listeners; it may be
 // empty.
-type TunnelListeners []TunnelURL
+type TunnelListeners []tunnel.URL
 
 func (ts *TunnelListeners) Decode(v string) error {
 	var out TunnelListeners
 	seen := map[string]bool{}
 	for _, part := range splitList(v) {
-		t, err := ParseTunnelListener(part)
+		t, err := tunnel.ParseListenURL(part)
 		if err != nil {
 			return err
 		}
@@ -416,24 +299,6 @@ func checkRoute(r string) error {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return fmt.Errorf("route %q may hold only letters, digits, '.', '_' and '-'", r)
 		}
-	}
-	return nil
-}
-
-// checkHostPort checks HOST:PORT; emptyHost allows ":PORT" for listeners.
-func checkHostPort(hp string, emptyHost bool) error {
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
-		return fmt.Errorf("%q is not HOST:PORT", hp)
-	}
-	if host == "" && !emptyHost {
-		return fmt.Errorf("%q has no host", hp)
-	}
-	if strings.ContainsAny(host, " /") {
-		return fmt.Errorf("%q: bad host", hp)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q: port must be 1 to 65535", hp)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 
 	"github.com/ferryproxy/ferry/cert"
 	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/decoy"
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/origin"
 	"github.com/ferryproxy/ferry/tunnel"
@@ -119,30 +117,18 @@ func runOrigin(t testing.TB, srv *origin.Server) *originProc {
 // any port) and returns it with the URL to dial it.
 func listenTunnel(t testing.TB, scheme, addr string, end tunnel.End) (tunnel.Listener, string) {
 	t.Helper()
-	crt, err := cert.SelfSigned()
+	// Built rather than parsed, as port 0 is no listener URL of the
+	// configuration's.
+	u := tunnel.URL{Scheme: scheme, Host: addr}
+	if scheme != "quic" {
+		u.Path = "/tunnel"
+	}
+	ln, err := tunnel.Listen(u, tunnel.ListenOptions{End: end})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if scheme == "quic" {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := tunnel.ListenQUIC(pc, crt, end)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ln, "quic://" + pc.LocalAddr().String()
-	}
-	tl, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wsCrt *tls.Certificate
-	if scheme == "wss" {
-		wsCrt = &crt
-	}
-	return tunnel.ListenWS(tl, wsCrt, "/tunnel", tunnel.NewVerifier(secret), decoy.New(nil, ""), end), scheme + "://" + tl.Addr().String() + "/tunnel"
+	u.Host = ln.Addr().String()
+	return ln, u.String()
 }
 
 // stop stops the origin and waits for it; it may be called more than once.
@@ -248,13 +234,15 @@ func dialer(t testing.TB, originURL string) tunnel.Dialer {
 	return dialerAs(t, originURL, edgeEnd(t))
 }
 
-// dialerAs returns a tunnel dialer of url for end.
+// dialerAs returns a tunnel dialer of url for end, as FERRY_EDGE_ORIGINS
+// or FERRY_ORIGIN_EDGES would make it.
 func dialerAs(t testing.TB, url string, end tunnel.End) tunnel.Dialer {
 	t.Helper()
-	if addr, ok := strings.CutPrefix(url, "quic://"); ok {
-		return tunnel.NewQUICDialer(addr, "", "", end)
+	u, err := tunnel.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
 	}
-	d, err := tunnel.NewWSDialer(url, "", "", end)
+	d, err := tunnel.NewDialer(u, end)
 	if err != nil {
 		t.Fatal(err)
 	}

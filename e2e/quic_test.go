@@ -96,16 +96,20 @@ func mitmQUIC(t *testing.T, originAddr string) string {
 // (That the edge, too, refuses an origin hello bound to another session is
 // tested in package tunnel: here the origin refuses first.)
 func TestManInTheMiddle(t *testing.T) {
-	for _, scheme := range []string{"wss", "quic"} {
+	for _, tc := range []struct {
+		scheme string
+		mitm   func(t *testing.T, originAddr string) string
+	}{{"wss", mitmTLS}, {"quic", mitmQUIC}} {
+		scheme, mitm := tc.scheme, tc.mitm
 		t.Run(scheme, func(t *testing.T) {
 			o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"chat": {"127.0.0.1:1"}})
-			var d tunnel.Dialer
-			if scheme == "quic" {
-				d = dialer(t, "quic://"+mitmQUIC(t, o.addr))
-			} else {
-				d = dialer(t, "wss://"+mitmTLS(t, o.addr)+"/tunnel")
+			// The origin's own URL, with the man in the middle's address.
+			u, err := tunnel.ParseURL(o.url)
+			if err != nil {
+				t.Fatal(err)
 			}
-			s, err := d.Dial(context.Background())
+			u.Host = mitm(t, o.addr)
+			s, err := dialer(t, u.String()).Dial(context.Background())
 			if err == nil {
 				s.Close()
 				t.Fatal("the edge accepted a man in the middle")

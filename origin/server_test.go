@@ -14,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/decoy"
 	"github.com/ferryproxy/ferry/tunnel"
 	"github.com/ferryproxy/ferry/upstream"
 )
@@ -75,11 +74,11 @@ func TestServerName(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	lu := tunnel.URL{Scheme: "ws", Host: "127.0.0.1:0", Path: "/tunnel"}
+	ln, err := tunnel.Listen(lu, tunnel.ListenOptions{End: tunnel.End{Origin: true, Secret: secret, Log: log}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := tunnel.ListenWS(tl, nil, "/tunnel", tunnel.NewVerifier(secret), decoy.New(nil, ""), tunnel.End{Origin: true, Secret: secret, Log: log})
 	srv := &Server{Listeners: []tunnel.Listener{ln}, Upstream: up, Log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -92,7 +91,8 @@ func TestServerName(t *testing.T) {
 		<-done
 	}()
 
-	d, err := tunnel.NewWSDialer("ws://"+tl.Addr().String()+"/tunnel", "", "", tunnel.End{Secret: secret, Log: log})
+	lu.Host = ln.Addr().String()
+	d, err := tunnel.NewDialer(lu, tunnel.End{Secret: secret, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

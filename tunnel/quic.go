@@ -72,15 +72,15 @@ type QUICDialer struct {
 	end  End
 }
 
-// NewQUICDialer returns a dialer of addr (HOST:PORT). connect and sni act as
-// for NewWSDialer.
-func NewQUICDialer(addr, connect, sni string, end End) *QUICDialer {
-	host, _, _ := net.SplitHostPort(addr)
+// newQUICDialer returns a dialer of u, a quic:// URL. u.Connect and u.SNI
+// act as for newWSDialer.
+func newQUICDialer(u URL, end End) *QUICDialer {
+	addr, sni := u.Host, u.SNI
 	if sni == "" {
-		sni = host
+		sni, _, _ = net.SplitHostPort(addr)
 	}
-	if connect != "" {
-		addr = connect
+	if u.Connect != "" {
+		addr = u.Connect
 	}
 	return &QUICDialer{
 		addr: addr,
@@ -170,15 +170,16 @@ type QUICListener struct {
 	AuthFailures atomic.Int64
 }
 
-// ListenQUIC listens on pc, a UDP socket, with crt.
-func ListenQUIC(pc net.PacketConn, crt tls.Certificate, end End) (*QUICListener, error) {
-	conf := &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS13}
+// listenQUIC listens on pc, a UDP socket, with o.Certificate; Listen fills
+// in o's defaults. The listener's Close closes pc.
+func listenQUIC(pc net.PacketConn, o ListenOptions) (*QUICListener, error) {
+	conf := &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS13}
 	tr := &quic.Transport{Conn: pc}
-	ln, err := tr.Listen(conf, quicConfig(end, false))
+	ln, err := tr.Listen(conf, quicConfig(o.End, false))
 	if err != nil {
 		return nil, fmt.Errorf("quic listen %s: %w", pc.LocalAddr(), err)
 	}
-	l := &QUICListener{tr: tr, ln: ln, end: end, queue: newQueue()}
+	l := &QUICListener{tr: tr, ln: ln, end: o.End, queue: newQueue()}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil

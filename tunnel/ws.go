@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,16 +32,13 @@ type WSDialer struct {
 	client     *http.Client
 }
 
-// NewWSDialer returns a dialer of rawURL (ws://HOST[:PORT]/PATH or
-// wss://...). When connect is set, it is the TCP address dialled instead of
-// the URL's host; when sni is set, it is the TLS server name sent instead of
-// the URL's host. The HTTP Host header stays the URL's host either way, as a
-// CDN in front of the origin needs.
-func NewWSDialer(rawURL, connect, sni string, end End) (*WSDialer, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
-		return nil, fmt.Errorf("tunnel URL %q: want ws:// or wss://", rawURL)
-	}
+// newWSDialer returns a dialer of u, a ws:// or wss:// URL. When u.Connect
+// is set, it is the TCP address dialled instead of the URL's host; when
+// u.SNI is set, it is the TLS server name sent instead of the URL's host.
+// The HTTP Host header stays the URL's host either way, as a CDN in front of
+// the origin needs.
+func newWSDialer(u URL, end End) *WSDialer {
+	connect := u.Connect
 	netDialer := &net.Dialer{KeepAlive: 30 * time.Second}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if connect != "" {
@@ -54,9 +50,9 @@ func NewWSDialer(rawURL, connect, sni string, end End) (*WSDialer, error) {
 		}
 		return &corkConn{Conn: c}, nil
 	}
-	serverName := sni
+	serverName := u.SNI
 	if serverName == "" {
-		serverName = u.Hostname()
+		serverName, _, _ = net.SplitHostPort(u.Host)
 	}
 	tr := &http.Transport{
 		DialContext: dial,
@@ -74,9 +70,9 @@ func NewWSDialer(rawURL, connect, sni string, end End) (*WSDialer, error) {
 		Proxy:               nil,
 	}
 	return &WSDialer{
-		url: rawURL, serverName: serverName, end: end, key: helloKey(end.Secret),
+		url: u.base(), serverName: serverName, end: end, key: helloKey(end.Secret),
 		client: &http.Client{Transport: tr},
-	}, nil
+	}
 }
 
 // Dial connects and returns a session; ctx bounds only the handshake.
@@ -234,17 +230,18 @@ type WSListener struct {
 	DecoyHits, AuthFailures atomic.Int64
 }
 
-// ListenWS serves ln, with TLS and crt when crt is set (wss://). A request
-// for path with a token that v accepts becomes a session; anything else
-// gets decoy.
-func ListenWS(ln net.Listener, crt *tls.Certificate, path string, v *Verifier, decoy http.Handler, end End) *WSListener {
+// listenWS serves ln for u, with TLS and o.Certificate when u is wss://. A
+// request for u's path with a token that o.Verifier accepts becomes a
+// session; anything else gets o.Decoy. Listen fills in o's defaults.
+func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
 	ln = corkListener{ln}
-	if crt != nil {
+	if u.Scheme == "wss" {
 		// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*crt}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
 	}
+	end := o.End
 	l := &WSListener{
-		ln: ln, path: path, verifier: v, key: helloKey(end.Secret), decoy: decoy, end: end, log: end.Log,
+		ln: ln, path: u.Path, verifier: o.Verifier, key: helloKey(end.Secret), decoy: o.Decoy, end: end, log: end.Log,
 		queue: newQueue(), served: make(chan struct{}),
 	}
 	l.srv = &http.Server{

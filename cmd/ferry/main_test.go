@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ferryproxy/ferry/config"
 	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/tunnel"
 )
 
 // binDir holds the binary that the tests which run one build once.
@@ -300,6 +302,55 @@ func TestListenHints(t *testing.T) {
 	_, err = listen(ln.Addr().String(), "FERRY_EDGE_LISTEN")
 	if err == nil || !strings.Contains(err.Error(), "already listens") || !strings.Contains(err.Error(), "FERRY_EDGE_LISTEN") {
 		t.Fatalf("listen on a port in use: %v", err)
+	}
+}
+
+// TestTunnelListenHints checks that a tunnel listener's port in use gets
+// the same advice, for its own socket's protocol, and names its variable;
+// and that the certificate is loaded only for a listener that needs one,
+// its failure naming the certificate's variable.
+func TestTunnelListenHints(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	end := tunnel.End{Origin: true, Secret: secret, Log: slog.New(slog.DiscardHandler)}
+	for _, tc := range []struct{ url, ss string }{
+		{"ws://" + tcp.Addr().String() + "/t", "ss -ltnp"},
+		{"quic://" + udp.LocalAddr().String(), "ss -lunp"},
+	} {
+		u, err := tunnel.ParseListenURL(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns, err := listenTunnels([]tunnel.URL{u}, "FERRY_ORIGIN_LISTEN", "FERRY_ORIGIN_TLS_CERT", "", "", nil, end)
+		if err == nil {
+			closeAll(lns)
+			t.Fatalf("%s: listened on a port in use", tc.url)
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "FERRY_ORIGIN_LISTEN "+tc.url+": ") || !strings.Contains(msg, "already listens") || !strings.Contains(msg, tc.ss) {
+			t.Errorf("%s: %v", tc.url, err)
+		}
+	}
+
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	ws := tunnel.URL{Scheme: "ws", Host: "127.0.0.1:0", Path: "/t"}
+	lns, err := listenTunnels([]tunnel.URL{ws}, "FERRY_ORIGIN_LISTEN", "FERRY_ORIGIN_TLS_CERT", missing, missing, nil, end)
+	if err != nil {
+		t.Fatalf("a ws listener loaded the certificate: %v", err)
+	}
+	closeAll(lns)
+	wss := tunnel.URL{Scheme: "wss", Host: "127.0.0.1:0", Path: "/t"}
+	_, err = listenTunnels([]tunnel.URL{ws, wss}, "FERRY_ORIGIN_LISTEN", "FERRY_ORIGIN_TLS_CERT", missing, missing, nil, end)
+	var cerr *config.Error
+	if !errors.As(err, &cerr) || cerr.Var != "FERRY_ORIGIN_TLS_CERT" {
+		t.Errorf("a wss listener with a missing certificate: %v, want a config.Error naming FERRY_ORIGIN_TLS_CERT", err)
 	}
 }
 

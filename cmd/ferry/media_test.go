@@ -158,7 +158,12 @@ func mediaInNamespace(t *testing.T) {
 
 	// An edge that forges a header asking for another name is refused by
 	// the origin, which dials nothing.
-	d, err := tunnel.NewWSDialer("ws://"+originAddr+"/t", "", "", tunnel.End{Secret: secret, Log: slog.New(slog.DiscardHandler)})
+	// The same URL as the edge's FERRY_EDGE_ORIGINS, dialled as it does.
+	u, err := tunnel.ParseURL("ws://" + originAddr + "/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := tunnel.NewDialer(u, tunnel.End{Secret: secret, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -245,18 +246,12 @@ func tunnelMetrics(m *metrics.Metrics, lns []tunnel.Listener) {
 
 // tunnelPeers returns a peer, named by its URL (which holds no secret), for
 // each URL of variable.
-func tunnelPeers(urls []config.TunnelURL, variable string, end tunnel.End) ([]tunnel.Peer, error) {
+func tunnelPeers(urls []tunnel.URL, variable string, end tunnel.End) ([]tunnel.Peer, error) {
 	var peers []tunnel.Peer
 	for _, u := range urls {
-		var d tunnel.Dialer
-		if u.Scheme == "quic" {
-			d = tunnel.NewQUICDialer(u.Host, u.Connect, u.SNI, end)
-		} else {
-			wd, err := tunnel.NewWSDialer(u.URL(), u.Connect, u.SNI, end)
-			if err != nil {
-				return nil, &config.Error{Var: variable, Err: err}
-			}
-			d = wd
+		d, err := tunnel.NewDialer(u, end)
+		if err != nil {
+			return nil, &config.Error{Var: variable, Err: err}
 		}
 		peers = append(peers, tunnel.Peer{Name: u.String(), Dialer: d})
 	}
@@ -264,55 +259,42 @@ func tunnelPeers(urls []config.TunnelURL, variable string, end tunnel.End) ([]tu
 }
 
 // listenTunnels opens the tunnel listeners of variable, with the certificate
-// of certFile and keyFile (self-signed when empty) for wss and quic.
-func listenTunnels(urls []config.TunnelURL, variable, certVar, certFile, keyFile string, decoy http.Handler, end tunnel.End) ([]tunnel.Listener, error) {
-	var crt *tls.Certificate
+// of certFile and keyFile (self-signed when empty) for wss and quic: loaded
+// once, and only when some listener needs it, so that a bad certificate
+// variable does not stop an origin that serves plain ws.
+func listenTunnels(urls []tunnel.URL, variable, certVar, certFile, keyFile string, decoy http.Handler, end tunnel.End) ([]tunnel.Listener, error) {
+	o := tunnel.ListenOptions{
+		End:   end,
+		Decoy: decoy,
+		// One for all listeners: a token is accepted once, whichever
+		// listener it is sent to.
+		Verifier: tunnel.NewVerifier(end.Secret),
+	}
 	for _, u := range urls {
 		if u.TLS() {
 			c, err := cert.Load(certFile, keyFile)
 			if err != nil {
 				return nil, &config.Error{Var: certVar, Err: err}
 			}
-			crt = &c
+			o.Certificate = &c
 			break
 		}
 	}
-	verifier := tunnel.NewVerifier(end.Secret)
 	var lns []tunnel.Listener
-	fail := func(err error) ([]tunnel.Listener, error) {
-		closeAll(lns)
-		return nil, err
-	}
 	for _, u := range urls {
-		if u.Scheme == "quic" {
-			pc, err := net.ListenPacket("udp", u.Host)
-			if err != nil {
-				return fail(fmt.Errorf("%s %s: %w", variable, u, err))
-			}
-			ql, err := tunnel.ListenQUIC(pc, *crt, end)
-			if err != nil {
-				pc.Close()
-				return fail(err)
-			}
-			lns = append(lns, ql)
-			continue
-		}
-		ln, err := listen(u.Host, variable)
+		ln, err := tunnel.Listen(u, o)
 		if err != nil {
-			return fail(err)
+			closeAll(lns)
+			return nil, listenError(err, u.Host, variable)
 		}
-		var wsCrt *tls.Certificate
-		if u.Scheme == "wss" {
-			wsCrt = crt
-		}
-		lns = append(lns, tunnel.ListenWS(ln, wsCrt, u.Path, verifier, decoy, end))
+		lns = append(lns, ln)
 	}
 	return lns, nil
 }
 
 // adviseUDP logs what to set when the kernel keeps UDP buffers too small
 // for QUIC, if any of urls is a QUIC one.
-func adviseUDP(log *slog.Logger, urls []config.TunnelURL) {
+func adviseUDP(log *slog.Logger, urls []tunnel.URL) {
 	for _, u := range urls {
 		if u.Scheme == "quic" {
 			if advice := tunnel.UDPBufferAdvice(); advice != "" {
@@ -444,19 +426,43 @@ func listenClients(c config.Clients) ([]edge.Listener, error) {
 // listen binds addr, and says how to fix the common failures.
 func listen(addr, variable string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
-	if err == nil {
-		return ln, nil
+	if err != nil {
+		if hint := listenHint(err, addr, variable); hint != "" {
+			return nil, fmt.Errorf("%w: %s", err, hint)
+		}
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
+	return ln, nil
+}
+
+// listenError is err, a tunnel listener's failure to open on addr, with its
+// variable and how to fix the common failures.
+func listenError(err error, addr, variable string) error {
+	err = fmt.Errorf("%s %w", variable, err)
+	if hint := listenHint(err, addr, variable); hint != "" {
+		return fmt.Errorf("%w: %s", err, hint)
+	}
+	return err
+}
+
+// listenHint says how to fix err, a failure to bind addr for variable, when
+// it is a common one; empty otherwise.
+func listenHint(err error, addr, variable string) string {
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)
+	// ss lists the sockets of the protocol that failed: QUIC's are UDP.
+	ssFlags := "-ltnp"
+	if opErr := (*net.OpError)(nil); errors.As(err, &opErr) && strings.HasPrefix(opErr.Net, "udp") {
+		ssFlags = "-lunp"
+	}
 	switch {
 	case errors.Is(err, syscall.EACCES) && port < 1024:
-		return nil, fmt.Errorf("%w: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability "+
-			"(sudo setcap cap_net_bind_service=+ep $(command -v ferry)), or choose other ports with %s", err, variable)
+		return "ports below 1024 need root or the CAP_NET_BIND_SERVICE capability " +
+			"(sudo setcap cap_net_bind_service=+ep $(command -v ferry)), or choose other ports with " + variable
 	case errors.Is(err, syscall.EADDRINUSE):
-		return nil, fmt.Errorf("%w: another program already listens on port %d (see: ss -ltnp 'sport = :%d'); stop it or choose another port with %s", err, port, port, variable)
+		return fmt.Sprintf("another program already listens on port %d (see: ss %s 'sport = :%d'); stop it or choose another port with %s", port, ssFlags, port, variable)
 	}
-	return nil, fmt.Errorf("listen %s: %w", addr, err)
+	return ""
 }
 
 func closeAll[L interface{ Close() error }](ls []L) {

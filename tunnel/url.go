@@ -1,0 +1,143 @@
+package tunnel
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/ferryproxy/ferry/internal/hostport"
+)
+
+// URL is where a tunnel runs: a listener's address, or a peer to dial (an
+// origin an edge dials, or in reverse mode an edge an origin dials). It is
+// what FERRY_EDGE_ORIGINS, FERRY_ORIGIN_EDGES, FERRY_ORIGIN_LISTEN and
+// FERRY_EDGE_TUNNEL_LISTEN hold; Listen and NewDialer turn it into a
+// transport.
+//
+// A URL holds no secret (user information is refused), so that it can name
+// a peer in logs and metrics.
+type URL struct {
+	Scheme  string // ws, wss or quic
+	Host    string // HOST:PORT, the port filled in from the scheme when a ws or wss dial URL leaves it out
+	Path    string // the HTTP path of the WebSocket, starting with /; empty for quic
+	Connect string // dial this IP:PORT instead of resolving Host (dial URLs only)
+	SNI     string // the TLS server name to send (dial URLs only)
+}
+
+// base is the URL without ferry's options: what is dialled or served.
+func (u URL) base() string { return u.Scheme + "://" + u.Host + u.Path }
+
+// String is the URL as ParseURL or ParseListenURL reads it back.
+func (u URL) String() string {
+	s := u.base()
+	q := url.Values{}
+	if u.Connect != "" {
+		q.Set("connect", u.Connect)
+	}
+	if u.SNI != "" {
+		q.Set("sni", u.SNI)
+	}
+	if len(q) > 0 {
+		s += "?" + q.Encode()
+	}
+	return s
+}
+
+// TLS reports whether the tunnel runs over TLS, and so its listener needs a
+// certificate.
+func (u URL) TLS() bool { return u.Scheme == "wss" || u.Scheme == "quic" }
+
+// ParseURL parses a URL to dial, an origin's or an edge's:
+// ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with
+// the query options connect=IP:PORT and sni=NAME.
+func ParseURL(s string) (URL, error) {
+	u, err := parseTunnel(s)
+	if err != nil {
+		return URL{}, err
+	}
+	if u.Hostname() == "" {
+		return URL{}, fmt.Errorf("%q has no host", s)
+	}
+	host := u.Host
+	if u.Port() == "" && u.Scheme == "quic" {
+		// QUIC has no well-known port to fall back on.
+		return URL{}, fmt.Errorf("%q has no port", s)
+	}
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "wss" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	if err := hostport.Check(host, false); err != nil {
+		return URL{}, fmt.Errorf("%q: %w", s, err)
+	}
+	t := URL{Scheme: u.Scheme, Host: host, Path: u.Path}
+	for k, vs := range u.Query() {
+		if len(vs) != 1 {
+			return URL{}, fmt.Errorf("%q: option %s is given %d times", s, k, len(vs))
+		}
+		switch v := vs[0]; k {
+		case "connect":
+			if err := hostport.Check(v, false); err != nil {
+				return URL{}, fmt.Errorf("%q: connect: %w", s, err)
+			}
+			t.Connect = v
+		case "sni":
+			if v == "" || strings.ContainsAny(v, ":/ ") {
+				return URL{}, fmt.Errorf("%q: sni %q is not a server name", s, v)
+			}
+			t.SNI = v
+		default:
+			return URL{}, fmt.Errorf("%q: unknown option %q (known: connect, sni)", s, k)
+		}
+	}
+	return t, nil
+}
+
+// ParseListenURL parses a tunnel listener: ws://[HOST]:PORT/PATH,
+// wss://[HOST]:PORT/PATH or quic://[HOST]:PORT. An empty host means every
+// address, IPv4 and IPv6.
+func ParseListenURL(s string) (URL, error) {
+	u, err := parseTunnel(s)
+	if err != nil {
+		return URL{}, err
+	}
+	if u.RawQuery != "" {
+		return URL{}, fmt.Errorf("%q: a listener takes no options", s)
+	}
+	if err := hostport.Check(u.Host, true); err != nil {
+		return URL{}, fmt.Errorf("%q: %w", s, err)
+	}
+	return URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil
+}
+
+// parseTunnel checks what dial and listener URLs share: the scheme, and a
+// path only for WebSocket, / when it is left out.
+func parseTunnel(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.User != nil || u.Fragment != "" {
+		return nil, fmt.Errorf("%q is not a tunnel URL", s)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+		if u.Path == "" {
+			u.Path = "/"
+		}
+	case "quic":
+		if u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("%q: a quic URL has no path", s)
+		}
+		u.Path = ""
+	default:
+		return nil, fmt.Errorf("%q: scheme %q is not ws, wss or quic", s, u.Scheme)
+	}
+	if u.RawPath != "" {
+		// Path is kept decoded: an escaped one would neither print back as
+		// the URL given nor be dialled as written.
+		return nil, fmt.Errorf("%q: the path must not be escaped", s)
+	}
+	return u, nil
+}
