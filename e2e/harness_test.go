@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,6 +57,10 @@ type originProc struct {
 	url    string             // the URL edges dial
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// The sessions its listeners accepted, for tests that kill them.
+	mu       sync.Mutex
+	sessions []tunnel.Session
 }
 
 // startOrigin runs an origin on addr ("127.0.0.1:0" for any port) with the
@@ -82,11 +87,61 @@ func fixed(routes map[string][]string) config.Targets {
 // startOriginWith runs an origin that dials with up.
 func startOriginWith(t testing.TB, scheme, addr string, up *upstream.Dialer) *originProc {
 	t.Helper()
-	ln, url := listenTunnel(t, scheme, addr, originEnd(t, up))
-	p := runOrigin(t, &origin.Server{Listeners: []tunnel.Listener{ln}, Upstream: up})
-	p.ws, _ = ln.(*tunnel.WSListener)
-	p.addr, p.url = ln.Addr().String(), url
+	p, urls := startOriginOn(t, up, listenAt{scheme, addr})
+	p.url = urls[0]
 	return p
+}
+
+// listenAt is a tunnel listener of a test origin: a scheme and an address
+// ("127.0.0.1:0" for any port).
+type listenAt struct{ scheme, addr string }
+
+// startOriginOn runs one origin that dials with up and listens on every
+// one of ls, and returns it with the URL of each listener; addr and ws are
+// the first listener's.
+func startOriginOn(t testing.TB, up *upstream.Dialer, ls ...listenAt) (*originProc, []string) {
+	t.Helper()
+	p := &originProc{}
+	var lns []tunnel.Listener
+	var urls []string
+	for _, l := range ls {
+		ln, url := listenTunnel(t, l.scheme, l.addr, originEnd(t, up))
+		lns = append(lns, &trackedListener{Listener: ln, p: p})
+		urls = append(urls, url)
+	}
+	p.ws, _ = lns[0].(*trackedListener).Listener.(*tunnel.WSListener)
+	p.addr = lns[0].Addr().String()
+	runOriginProc(t, p, &origin.Server{Listeners: lns, Upstream: up})
+	return p, urls
+}
+
+// trackedListener keeps the sessions it accepts in its origin's list.
+type trackedListener struct {
+	tunnel.Listener
+	p *originProc
+}
+
+func (l *trackedListener) Accept(ctx context.Context) (tunnel.Session, error) {
+	s, err := l.Listener.Accept(ctx)
+	if err == nil {
+		l.p.mu.Lock()
+		l.p.sessions = append(l.p.sessions, s)
+		l.p.mu.Unlock()
+	}
+	return s, err
+}
+
+// killSessions closes, at once and without a drain, every session the
+// origin's listeners accepted: as an origin that crashes, or whose link
+// breaks, with its streams mid-transfer.
+func (p *originProc) killSessions() {
+	p.mu.Lock()
+	ss := p.sessions
+	p.sessions = nil
+	p.mu.Unlock()
+	for _, s := range ss {
+		s.Close()
+	}
 }
 
 // startReverseOrigin runs an origin that dials the edges at urls (reverse
@@ -101,8 +156,15 @@ func startReverseOrigin(t testing.TB, up *upstream.Dialer, urls ...string) *orig
 }
 
 func runOrigin(t testing.TB, srv *origin.Server) *originProc {
+	p := &originProc{}
+	runOriginProc(t, p, srv)
+	return p
+}
+
+// runOriginProc runs srv as p until the test ends.
+func runOriginProc(t testing.TB, p *originProc, srv *origin.Server) {
 	srv.Log = testLogger(t)
-	p := &originProc{srv: srv, done: make(chan struct{})}
+	p.srv, p.done = srv, make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go func() {
@@ -110,7 +172,6 @@ func runOrigin(t testing.TB, srv *origin.Server) *originProc {
 		p.srv.Run(ctx, time.Second)
 	}()
 	t.Cleanup(p.stop)
-	return p
 }
 
 // listenTunnel opens a tunnel listener for end on addr ("127.0.0.1:0" for

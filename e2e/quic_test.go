@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +21,7 @@ import (
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
 	"github.com/ferryproxy/ferry/tunnel"
+	"github.com/ferryproxy/ferry/upstream"
 )
 
 // mitmTLS is a man in the middle with its own certificate: it ends the
@@ -328,4 +333,90 @@ func TestFallback(t *testing.T) {
 
 	relay.drop.Store(true) // UDP blocked mid-session
 	await("ws", time.Now(), 10*time.Second)
+}
+
+// TestUDPBlockedNewClients checks what clients arriving just after UDP to
+// the origin is blocked mid-session see, with the product's wiring: one
+// origin that listens on QUIC and on WebSocket, and an edge that lists its
+// QUIC URL first (through a relay the test cuts) and its WebSocket one
+// second, as FERRY_EDGE_ORIGINS would. For the 10 s after the cut (past
+// QUIC's idle timeout, in which the QUIC sessions still look up), a new
+// client every 250 ms must get its echo within 3 s, and none may be reset
+// or refused.
+func TestUDPBlockedNewClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out QUIC's idle timeout")
+	}
+	echo := fake.Start(t, fake.Echo)
+	o, urls := startOriginOn(t, &upstream.Dialer{Targets: fixed(map[string][]string{"chat": {echo.Addr()}}), Timeout: time.Second},
+		listenAt{"quic", "127.0.0.1:0"}, listenAt{"ws", "127.0.0.1:0"})
+	relay := startUDPRelay(t, o.addr)
+	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{
+		{Name: "quic", Dialer: dialer(t, "quic://"+relay.pc.LocalAddr().String())},
+		{Name: "ws", Dialer: dialer(t, urls[1])},
+	}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
+	e.awaitSessions(t, 0, tunnel.DefaultPool)
+	e.awaitSessions(t, 1, tunnel.DefaultPool)
+	c := e.dial(t, "chat")
+	if got, err := echoOnce(c, []byte("ping")); err != nil || string(got) != "ping" {
+		t.Fatalf("before the cut: %q, %v", got, err)
+	}
+	c.Close()
+
+	const (
+		window  = 10 * time.Second
+		every   = 250 * time.Millisecond
+		allowed = 3 * time.Second
+	)
+	type result struct {
+		at, took time.Duration // since the cut
+		err      error
+	}
+	results := make(chan result, int(window/every)+1)
+	var wg sync.WaitGroup
+	cut := time.Now()
+	relay.drop.Store(true)
+	tick := time.NewTicker(every) // the clients' arrivals, not a wait for anything
+	defer tick.Stop()
+	for time.Since(cut) < window {
+		wg.Go(func() {
+			at := time.Since(cut)
+			c, err := net.Dial("tcp", e.addrs["chat"])
+			if err != nil {
+				results <- result{at, 0, err}
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(2 * allowed))
+			start := time.Now()
+			got, err := echoOnce(c, []byte("ping"))
+			if err == nil && string(got) != "ping" {
+				err = fmt.Errorf("echo %q", got)
+			}
+			results <- result{at, time.Since(start), err}
+		})
+		<-tick.C
+	}
+	wg.Wait()
+	close(results)
+	var rs []result
+	for r := range results {
+		rs = append(rs, r)
+	}
+	slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.at, b.at) })
+	var bad int
+	for _, r := range rs {
+		switch {
+		case errors.Is(r.err, syscall.ECONNRESET):
+			t.Errorf("a client arriving %v after the cut was reset after %v", r.at.Round(time.Millisecond), r.took.Round(time.Millisecond))
+		case r.err != nil:
+			t.Errorf("a client arriving %v after the cut failed after %v: %v", r.at.Round(time.Millisecond), r.took.Round(time.Millisecond), r.err)
+		case r.took > allowed:
+			t.Errorf("a client arriving %v after the cut waited %v for its echo", r.at.Round(time.Millisecond), r.took.Round(time.Millisecond))
+		default:
+			continue
+		}
+		bad++
+	}
+	t.Logf("%d of %d clients in the %v after the cut failed or waited over %v; QUIC sessions up now: %d", bad, len(rs), window, allowed, e.tunnels.SessionsUp(0))
 }

@@ -105,3 +105,53 @@ func readUntilError(c net.Conn) error {
 		}
 	}
 }
+
+// TestSessionKilledResetsClients checks that clients whose session dies
+// mid-transfer (the origin closes it at once, as one that crashes) see a
+// TCP reset, not a clean end that would pass a truncated download for a
+// whole one, over every transport.
+func TestSessionKilledResetsClients(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		target := fake.Start(t, func(c net.Conn) {
+			c.Read(make([]byte, 1))
+			chunk := make([]byte, 32<<10)
+			for {
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		})
+		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"download": {target.Addr()}})
+		e := startEdge(t, o.url, "download")
+		const clients = 4
+		conns := make([]*net.TCPConn, clients)
+		for i := range conns {
+			conns[i] = e.dial(t, "download")
+			if _, err := conns[i].Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			// Mid-transfer: the download flows.
+			if _, err := io.ReadFull(conns[i], make([]byte, 1<<20)); err != nil {
+				t.Fatalf("client %d before the kill: %v", i, err)
+			}
+		}
+		at := time.Now()
+		o.killSessions()
+		for i, c := range conns {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			err := readUntilError(c)
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("client %d read %v after its session was killed, want a reset", i, err)
+				continue
+			}
+			if _, err := c.Write([]byte("more")); !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+				t.Errorf("client %d wrote after the reset: %v", i, err)
+			}
+		}
+		d := time.Since(at)
+		if d > time.Second {
+			t.Errorf("the resets took %v to reach the clients", d)
+		}
+		t.Logf("%s: %d clients reset %v after the kill", scheme, clients, d.Round(time.Millisecond))
+	})
+}

@@ -188,6 +188,15 @@ func (p *proc) waitFor(t *testing.T, s string) string {
 	return ""
 }
 
+// discardLines reads the rest of p's log, so that a process that logs a
+// lot is not held by a full pipe; waitFor cannot be called after it.
+func (p *proc) discardLines() {
+	go func() {
+		for range p.lines {
+		}
+	}()
+}
+
 // httpGet returns the status and body of url.
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
