@@ -18,7 +18,8 @@ import (
 // download from a fast target, each client reading nothing, come to an
 // edge with FERRY_MEMORY_LIMIT set; each wave stays until the target has
 // pushed what the tunnel lets through, then leaves. Within a minute of the
-// last, the edge's resident set (VmRSS) is back under the limit.
+// last, the edge's resident set (VmRSS) is back under the limit and has
+// fallen at least half way from its peak to where it started.
 func TestNonReaderWavesRSS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -88,12 +89,17 @@ func TestNonReaderWavesRSS(t *testing.T) {
 			c.Close()
 		}
 	}
+	// Back under the limit, and back from the peak at least half way to
+	// where it started: the burst's memory is handed back, not kept for
+	// the next (memlimit.Release), even when the peak stayed under the
+	// limit.
 	left := time.Now()
+	back := min(limit, base+(peak-base)/2)
 	var rss int64
-	for rss = vmRSS(t, pid); rss >= limit; rss = vmRSS(t, pid) {
+	for rss = vmRSS(t, pid); rss >= back; rss = vmRSS(t, pid) {
 		if time.Since(left) > time.Minute {
-			t.Fatalf("the edge's RSS is %d MiB a minute after the last wave, over its limit of %d MiB (%d MiB at start, %d at the peak)",
-				rss>>20, limit>>20, base>>20, peak>>20)
+			t.Fatalf("the edge's RSS is %d MiB a minute after the last wave, over %d MiB (limit %d MiB, %d MiB at start, %d at the peak)",
+				rss>>20, back>>20, limit>>20, base>>20, peak>>20)
 		}
 		time.Sleep(100 * time.Millisecond) // polling /proc, with a deadline
 	}
