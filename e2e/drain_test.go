@@ -5,7 +5,7 @@ import (
 
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/tunnel"
+	"github.com/ferryproxy/ferry/pool"
 )
 
 // TestOriginDrain checks that a draining origin lets a running client
@@ -16,14 +16,14 @@ func TestOriginDrain(t *testing.T) {
 		targets := map[string][]string{"chat": {echo.Addr()}}
 		a := startOrigin(t, scheme, "127.0.0.1:0", targets)
 		b := startOrigin(t, scheme, "127.0.0.1:0", targets)
-		e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{
+		e := startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: []pool.Peer{
 			{Name: "a", Dialer: dialer(t, a.url)},
 			{Name: "b", Dialer: dialer(t, b.url)},
-		}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
+		}}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
 		// Wait until the edge holds its sessions to a, the preferred origin.
 		for {
 			changed := e.tunnels.Changed()
-			if e.tunnels.SessionsUp(0) == tunnel.DefaultPool {
+			if e.tunnels.SessionsUp(0) == pool.DefaultSize {
 				break
 			}
 			<-changed

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/tunnel"
+	"github.com/ferryproxy/ferry/pool"
 )
 
 // TestFaults puts toxiproxy between edge and origin and injects, one after
@@ -32,7 +32,7 @@ func TestFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(px.Stop)
-	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "via toxiproxy", Dialer: dialer(t, "ws://"+px.Listen+"/tunnel")}}},
+	e := startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "via toxiproxy", Dialer: dialer(t, "ws://"+px.Listen+"/tunnel")}}}},
 		&edge.Server{}, lspec{name: "chat", route: "chat"})
 
 	// through checks that a new client gets an echo within limit.

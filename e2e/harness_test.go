@@ -19,6 +19,7 @@ import (
 	"github.com/ferryproxy/ferry/config"
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/origin"
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 	"github.com/ferryproxy/ferry/upstream"
 )
@@ -148,9 +149,9 @@ func (p *originProc) killSessions() {
 // mode) and has no listener.
 func startReverseOrigin(t testing.TB, up *upstream.Dialer, urls ...string) *originProc {
 	t.Helper()
-	srv := &origin.Server{Upstream: up, Backoff: tunnel.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}}
+	srv := &origin.Server{Upstream: up, Backoff: pool.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}}
 	for _, u := range urls {
-		srv.Edges = append(srv.Edges, tunnel.Peer{Name: u, Dialer: dialerAs(t, u, originEnd(t, up))})
+		srv.Edges = append(srv.Edges, pool.Peer{Name: u, Dialer: dialerAs(t, u, originEnd(t, up))})
 	}
 	return runOrigin(t, srv)
 }
@@ -169,7 +170,8 @@ func runOriginProc(t testing.TB, p *originProc, srv *origin.Server) {
 	p.cancel = cancel
 	go func() {
 		defer close(p.done)
-		p.srv.Run(ctx, time.Second)
+		p.srv.Grace = time.Second
+		p.srv.Run(ctx)
 	}()
 	t.Cleanup(p.stop)
 }
@@ -230,11 +232,11 @@ type lspec struct {
 // tunnelling to originURL, or with srv.Connect when that is set.
 func startEdgeWith(t testing.TB, originURL string, srv *edge.Server, ls ...lspec) *edgeProc {
 	t.Helper()
-	var origins []tunnel.Peer
+	var origins []pool.Peer
 	if originURL != "" {
-		origins = []tunnel.Peer{{Name: originURL, Dialer: dialer(t, originURL)}}
+		origins = []pool.Peer{{Name: originURL, Dialer: dialer(t, originURL)}}
 	}
-	return startEdgeOrigins(t, &edge.Tunnels{Origins: origins}, srv, ls...)
+	return startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: origins}}, srv, ls...)
 }
 
 // startEdgeOrigins runs an edge with tunnels (its origins and pool set;
@@ -242,7 +244,7 @@ func startEdgeWith(t testing.TB, originURL string, srv *edge.Server, ls ...lspec
 func startEdgeOrigins(t testing.TB, tunnels *edge.Tunnels, srv *edge.Server, ls ...lspec) *edgeProc {
 	t.Helper()
 	e := &edgeProc{addrs: map[string]string{}, done: make(chan struct{})}
-	tunnels.Backoff = tunnel.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}
+	tunnels.Backoff = pool.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}
 	tunnels.Log = testLogger(t)
 	e.tunnels = tunnels
 	crt, err := cert.SelfSigned()
@@ -271,7 +273,8 @@ func startEdgeOrigins(t testing.TB, tunnels *edge.Tunnels, srv *edge.Server, ls 
 	e.cancel = cancel
 	go func() {
 		defer close(e.done)
-		edge.Serve(ctx, e.srv, tunnels, time.Second)
+		e.srv.Grace = time.Second
+		edge.Serve(ctx, e.srv, tunnels)
 	}()
 	t.Cleanup(e.stop)
 	return e

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -63,7 +64,7 @@ func TestStreamLimitPassedOver(t *testing.T) {
 	full := startOrigin(t, "quic", "127.0.0.1:0", targets)
 	other := startOrigin(t, "quic", "127.0.0.1:0", targets)
 	kept := &keptDialer{Dialer: dialer(t, full.url), sessions: make(chan tunnel.Session, 1)}
-	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "full", Dialer: kept}, {Name: "other", Dialer: dialer(t, other.url)}}, Pool: 1},
+	e := startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "full", Dialer: kept}, {Name: "other", Dialer: dialer(t, other.url)}}, Size: 1}},
 		&edge.Server{}, lspec{name: "chat", route: "chat"})
 	e.awaitSessions(t, 0, 1)
 	e.awaitSessions(t, 1, 1)

@@ -12,6 +12,7 @@ import (
 	"github.com/ferryproxy/ferry/internal/fake"
 	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/origin"
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 	"github.com/ferryproxy/ferry/upstream"
 )
@@ -60,7 +61,7 @@ func TestMetrics(t *testing.T) {
 	up := &upstream.Dialer{Targets: fixed(map[string][]string{"chat": {echo.Addr()}}), Timeout: time.Second, Metrics: om}
 	ln, url := listenTunnel(t, "ws", "127.0.0.1:0", originEnd(t, up))
 	o := runOrigin(t, &origin.Server{Listeners: []tunnel.Listener{ln}, Upstream: up, Metrics: om})
-	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: dialer(t, url)}}, Metrics: em},
+	e := startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "o", Dialer: dialer(t, url)}}, Metrics: em}},
 		&edge.Server{Metrics: em}, lspec{name: "chat", route: "chat"}, lspec{name: "nowhere", route: "nowhere"})
 
 	msg := bytes.Repeat([]byte("x"), 1000)
@@ -93,8 +94,8 @@ func TestMetrics(t *testing.T) {
 		{em.Registry, "ferry_bytes_total", map[string]string{"route": "chat", "direction": "down"}, 3000},
 		{em.Registry, "ferry_connection_setup_seconds", chat, 3},
 		{em.Registry, "ferry_connection_duration_seconds", chat, 3},
-		{em.Registry, "ferry_tunnel_sessions_up", map[string]string{"peer": "o"}, tunnel.DefaultPool},
-		{em.Registry, "ferry_tunnel_dials_total", map[string]string{"peer": "o", "result": "ok"}, tunnel.DefaultPool},
+		{em.Registry, "ferry_tunnel_sessions_up", map[string]string{"peer": "o"}, pool.DefaultSize},
+		{em.Registry, "ferry_tunnel_dials_total", map[string]string{"peer": "o", "result": "ok"}, pool.DefaultSize},
 		{om.Registry, "ferry_target_dials_total", map[string]string{"route": "chat", "target": echo.Addr(), "result": "ok"}, 3},
 		{om.Registry, "ferry_bytes_total", map[string]string{"route": "chat", "direction": "up"}, 3000},
 	} {

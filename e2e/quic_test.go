@@ -20,6 +20,7 @@ import (
 	"github.com/ferryproxy/ferry/cert"
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 	"github.com/ferryproxy/ferry/upstream"
 )
@@ -279,10 +280,10 @@ func TestFallback(t *testing.T) {
 	relay.drop.Store(true) // QUIC is blocked from the start
 
 	start := time.Now()
-	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{
+	e := startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: []pool.Peer{
 		{Name: "quic", Dialer: dialer(t, "quic://"+relay.pc.LocalAddr().String())},
 		{Name: "ws", Dialer: dialer(t, w.url)},
-	}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
+	}}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
 
 	// via connects a client, echoes once within a second, and says which
 	// origin carried it; the client stays open until the test ends.
@@ -351,12 +352,12 @@ func TestUDPBlockedNewClients(t *testing.T) {
 	o, urls := startOriginOn(t, &upstream.Dialer{Targets: fixed(map[string][]string{"chat": {echo.Addr()}}), Timeout: time.Second},
 		listenAt{"quic", "127.0.0.1:0"}, listenAt{"ws", "127.0.0.1:0"})
 	relay := startUDPRelay(t, o.addr)
-	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{
+	e := startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: []pool.Peer{
 		{Name: "quic", Dialer: dialer(t, "quic://"+relay.pc.LocalAddr().String())},
 		{Name: "ws", Dialer: dialer(t, urls[1])},
-	}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
-	e.awaitSessions(t, 0, tunnel.DefaultPool)
-	e.awaitSessions(t, 1, tunnel.DefaultPool)
+	}}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
+	e.awaitSessions(t, 0, pool.DefaultSize)
+	e.awaitSessions(t, 1, pool.DefaultSize)
 	c := e.dial(t, "chat")
 	if got, err := echoOnce(c, []byte("ping")); err != nil || string(got) != "ping" {
 		t.Fatalf("before the cut: %q, %v", got, err)

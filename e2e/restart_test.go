@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -54,7 +55,7 @@ func TestRestartsLeakNothing(t *testing.T) {
 	targets := map[string][]string{"chat": {echo.Addr()}}
 	o := startOrigin(t, "ws", "127.0.0.1:0", targets)
 	d := &countingDialer{Dialer: dialer(t, o.url)}
-	e := startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: d}}}, &edge.Server{},
+	e := startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "o", Dialer: d}}}}, &edge.Server{},
 		lspec{name: "chat", route: "chat"})
 	c := e.dial(t, "chat")
 	if _, err := echoOnce(c, []byte("warm")); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 	"github.com/ferryproxy/ferry/upstream"
 )
@@ -24,7 +25,7 @@ func startReverse(t *testing.T, scheme string, up *upstream.Dialer, routes ...st
 	for _, r := range routes {
 		ls = append(ls, lspec{name: r, route: r})
 	}
-	e := startEdgeOrigins(t, &edge.Tunnels{Listeners: []tunnel.Listener{ln}}, &edge.Server{}, ls...)
+	e := startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Listeners: []tunnel.Listener{ln}}}, &edge.Server{}, ls...)
 	o := startReverseOrigin(t, up, url)
 	return e, o, url
 }
@@ -35,7 +36,7 @@ func waitSessions(t *testing.T, e *edgeProc, n int) {
 	timeout := time.After(10 * time.Second)
 	for {
 		changed := e.tunnels.Changed()
-		up := e.tunnels.SessionsUp(len(e.tunnels.Origins))
+		up := e.tunnels.SessionsUp(len(e.tunnels.Peers))
 		if up == n {
 			return
 		}
@@ -70,7 +71,7 @@ func TestReverse(t *testing.T) {
 		echo := fake.Start(t, fake.Echo)
 		up := &upstream.Dialer{Targets: fixed(map[string][]string{"chat": {echo.Addr()}}), Timeout: time.Second}
 		e, o, url := startReverse(t, scheme, up, "chat")
-		waitSessions(t, e, tunnel.DefaultPool)
+		waitSessions(t, e, pool.DefaultSize)
 
 		c := e.dial(t, "chat")
 		if sent, got := roundTrip(t, c, 1<<20); sent != got {
@@ -82,7 +83,7 @@ func TestReverse(t *testing.T) {
 		o.stop()
 		waitSessions(t, e, 0)
 		startReverseOrigin(t, up, url)
-		waitSessions(t, e, tunnel.DefaultPool)
+		waitSessions(t, e, pool.DefaultSize)
 		c = e.dial(t, "chat")
 		if got, err := echoOnce(c, []byte("again")); err != nil || string(got) != "again" {
 			t.Fatalf("after the origin came back: %q, %v", got, err)
@@ -115,7 +116,7 @@ func TestEdgeDrain(t *testing.T) {
 				var o *originProc
 				if mode == "reverse" {
 					e, o, _ = startReverse(t, scheme, up, "chat")
-					waitSessions(t, e, tunnel.DefaultPool)
+					waitSessions(t, e, pool.DefaultSize)
 				} else {
 					o = startOriginWith(t, scheme, "127.0.0.1:0", up)
 					e = startEdge(t, o.url, "chat")

@@ -7,7 +7,7 @@ import (
 
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/tunnel"
+	"github.com/ferryproxy/ferry/pool"
 )
 
 // TestSlowConsumer checks that a client that stops reading does not slow
@@ -72,7 +72,7 @@ func startFirehose(t *testing.T, scheme string) *firehose {
 	})
 	echo := fake.Start(t, fake.Echo)
 	o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"firehose": {srv.Addr()}, "chat": {echo.Addr()}})
-	f.edge = startEdgeOrigins(t, &edge.Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: dialer(t, o.url)}}, Pool: 1},
+	f.edge = startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "o", Dialer: dialer(t, o.url)}}, Size: 1}},
 		&edge.Server{}, lspec{name: "firehose", route: "firehose"}, lspec{name: "chat", route: "chat"})
 	return f
 }

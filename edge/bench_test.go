@@ -59,7 +59,8 @@ func BenchmarkTLSSetup(b *testing.B) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Run(ctx, time.Second)
+		srv.Grace = time.Second
+		srv.Run(ctx)
 	}()
 	defer func() {
 		cancel()

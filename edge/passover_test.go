@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -51,10 +52,7 @@ func TestFullSessionPassedOver(t *testing.T) { synctest.Test(t, testFullSessionP
 func testFullSessionPassedOver(t *testing.T) {
 	full := &fullSession{pipeSession: pipeSession{done: make(chan struct{})}}
 	good := &pipeSession{discard: true, done: make(chan struct{})}
-	tun := &Tunnels{
-		Origins: []tunnel.Peer{{Name: "full", Dialer: sessionDialer{full}}, {Name: "good", Dialer: sessionDialer{good}}},
-		Pool:    1, Log: slog.New(slog.DiscardHandler),
-	}
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "full", Dialer: sessionDialer{full}}, {Name: "good", Dialer: sessionDialer{good}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
 	ctx := runTunnels(t, tun)
 	for {
 		changed := tun.Changed()
@@ -154,10 +152,7 @@ func testSilentSessionPassedOver(t *testing.T) {
 	silent := &silentSession{pipeSession: pipeSession{discard: true, done: make(chan struct{})}}
 	good := &pipeSession{streams: make(chan net.Conn), done: make(chan struct{})}
 	answering(t, good.streams, 0)
-	tun := &Tunnels{
-		Origins: []tunnel.Peer{{Name: "silent", Dialer: &onceDialer{s: silent}}, {Name: "good", Dialer: sessionDialer{good}}},
-		Pool:    1, Log: slog.New(slog.DiscardHandler),
-	}
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "silent", Dialer: &onceDialer{s: silent}}, {Name: "good", Dialer: sessionDialer{good}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
 	ctx := runTunnels(t, tun)
 	waitUp(tun, 0, 1)
 	waitUp(tun, 1, 1)
@@ -198,10 +193,7 @@ func testSlowReplyKept(t *testing.T) {
 	slow := &pipeSession{streams: make(chan net.Conn), done: make(chan struct{})}
 	answering(t, slow.streams, 4*time.Second)
 	other := &pipeSession{discard: true, done: make(chan struct{})}
-	tun := &Tunnels{
-		Origins: []tunnel.Peer{{Name: "slow", Dialer: sessionDialer{slow}}, {Name: "other", Dialer: sessionDialer{other}}},
-		Pool:    1, Log: slog.New(slog.DiscardHandler),
-	}
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "slow", Dialer: sessionDialer{slow}}, {Name: "other", Dialer: sessionDialer{other}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
 	ctx := runTunnels(t, tun)
 	waitUp(tun, 0, 1)
 	waitUp(tun, 1, 1)
@@ -227,7 +219,7 @@ func TestSendWithinWait(t *testing.T) { synctest.Test(t, testSendWithinWait) }
 func testSendWithinWait(t *testing.T) {
 	slow := &pipeSession{streams: make(chan net.Conn), done: make(chan struct{})}
 	answering(t, slow.streams, time.Hour)
-	tun := &Tunnels{Origins: []tunnel.Peer{{Name: "slow", Dialer: sessionDialer{slow}}}, Pool: 1, Wait: 3 * time.Second, Log: slog.New(slog.DiscardHandler)}
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "slow", Dialer: sessionDialer{slow}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}, Wait: 3 * time.Second}
 	ctx := runTunnels(t, tun)
 	waitUp(tun, 0, 1)
 	start := time.Now()

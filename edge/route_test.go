@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferryproxy/ferry/config"
 	"github.com/ferryproxy/ferry/internal/scan"
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -198,7 +199,7 @@ func (c *memConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
 // header: Send asks again without the name.
 func TestMediaOldOrigin(t *testing.T) {
 	sess := &pipeSession{streams: make(chan net.Conn, 4), done: make(chan struct{})}
-	tun := &Tunnels{Origins: []tunnel.Peer{{Name: "old", Dialer: sessionDialer{sess}}}, Pool: 1, Log: slog.New(slog.DiscardHandler)}
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "old", Dialer: sessionDialer{sess}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
 	ctx := runTunnels(t, tun)
 	// The old origin: version 1 headers only; it echoes the first bytes.
 	// Its streams are pipes, which hold nothing: it reads what the edge

@@ -5,6 +5,7 @@ package edge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -140,6 +141,9 @@ type Server struct {
 	// first byte; zero means DefaultHandshakeTimeout. WhatsApp clients speak
 	// first, so a client that sends nothing is a scanner or a dead peer.
 	HandshakeTimeout time.Duration
+	// Grace is how long clients may finish once Run's ctx has ended; zero
+	// means DefaultGrace, and a negative Grace closes them at once.
+	Grace time.Duration
 	// Relay tunes every client's relay; the zero value holds the defaults.
 	Relay   relay.Options
 	Metrics *metrics.Metrics // nil counts nothing
@@ -169,11 +173,15 @@ func (s *Server) Stats() Stats {
 	return Stats{s.active.Load(), s.refused.Load(), s.rejected.Load(), s.visits.Load()}
 }
 
+// DefaultGrace is how long live connections may finish at a drain.
+const DefaultGrace = 30 * time.Second
+
 // Run serves until ctx ends, then drains: it closes the listeners, lets live
-// clients finish for up to grace, closes those still open, and returns once
+// clients finish for up to Grace, closes those still open, and returns once
 // every connection and goroutine it started has ended. It closes the
 // listeners it was given in every case.
-func (s *Server) Run(ctx context.Context, grace time.Duration) error {
+func (s *Server) Run(ctx context.Context) error {
+	grace := max(0, cmp.Or(s.Grace, DefaultGrace))
 	sides := make([]*tlsSide, len(s.Listeners))
 	for i, l := range s.Listeners {
 		if (l.TLS || l.Media && !l.DecoyOff) && s.TLS == nil {

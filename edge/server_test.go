@@ -93,7 +93,8 @@ func runServer(srv *Server) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		srv.Run(ctx, time.Second)
+		srv.Grace = time.Second
+		srv.Run(ctx)
 		close(done)
 	}()
 	return func() {

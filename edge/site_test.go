@@ -123,7 +123,8 @@ func startScannerEdge(t *testing.T, mutate func(*Server)) *scannerEdge {
 	e.cancel = cancel
 	go func() {
 		defer close(e.done)
-		if err := srv.Run(ctx, time.Second); err != nil {
+		srv.Grace = time.Second
+		if err := srv.Run(ctx); err != nil {
 			t.Error(err)
 		}
 	}()

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -61,7 +62,7 @@ func TestClientAddressOnlyWhenAsked(t *testing.T) {
 	client := netip.MustParseAddrPort("203.0.113.5:5555")
 	for _, asked := range []bool{false, true} {
 		sess := &pipeSession{clientAddr: asked, streams: make(chan net.Conn, 1), done: make(chan struct{})}
-		tun := &Tunnels{Origins: []tunnel.Peer{{Name: "test", Dialer: sessionDialer{sess}}}, Log: slog.New(slog.DiscardHandler)}
+		tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "test", Dialer: sessionDialer{sess}}}, Log: slog.New(slog.DiscardHandler)}}
 		ctx, cancel := context.WithCancel(context.Background())
 		ran := make(chan struct{})
 		go func() {
@@ -103,61 +104,4 @@ func TestClientAddressOnlyWhenAsked(t *testing.T) {
 		cancel()
 		<-ran
 	}
-}
-
-// countingDialer makes a new pipeSession per dial.
-type countingDialer struct{ sessions chan *pipeSession }
-
-func (d countingDialer) Dial(context.Context) (tunnel.Session, error) {
-	s := &pipeSession{discard: true, done: make(chan struct{})}
-	d.sessions <- s
-	return s, nil
-}
-
-// TestPoolLeastBusy checks that an origin gets Pool sessions and that new
-// streams go to the one with the fewest.
-func TestPoolLeastBusy(t *testing.T) {
-	d := countingDialer{sessions: make(chan *pipeSession, 3)}
-	tun := &Tunnels{Origins: []tunnel.Peer{{Name: "o", Dialer: d}}, Pool: 3, Log: slog.New(slog.DiscardHandler)}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() {
-		tun.Run(ctx)
-		close(ran)
-	}()
-	for {
-		changed := tun.Changed()
-		tun.mu.Lock()
-		up := 0
-		for _, sl := range tun.slots {
-			if sl.cur != nil {
-				up++
-			}
-		}
-		tun.mu.Unlock()
-		if up == 3 {
-			break
-		}
-		<-changed
-	}
-	var streams []net.Conn
-	for range 6 {
-		st, err := tun.open(ctx, "chat", "", netip.AddrPort{}, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		streams = append(streams, st)
-	}
-	tun.mu.Lock()
-	for _, sl := range tun.slots {
-		if sl.cur.streams != 2 {
-			t.Errorf("a session has %d streams, want 2", sl.cur.streams)
-		}
-	}
-	tun.mu.Unlock()
-	for _, st := range streams {
-		st.Close()
-	}
-	cancel()
-	<-ran
 }

@@ -4,6 +4,7 @@
 package origin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferryproxy/ferry/metrics"
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/relay"
 	"github.com/ferryproxy/ferry/tunnel"
 	"github.com/ferryproxy/ferry/upstream"
@@ -26,13 +28,16 @@ type Server struct {
 	Listeners []tunnel.Listener
 	// Edges are dialled by the origin (reverse mode), Pool sessions each;
 	// the edges still open the streams.
-	Edges []tunnel.Peer
+	Edges []pool.Peer
 	// Pool is how many sessions to keep per edge; zero means
-	// tunnel.DefaultPool.
+	// pool.DefaultSize.
 	Pool int
 	// Backoff spaces redials; the zero value holds the defaults.
-	Backoff  tunnel.Backoff
+	Backoff  pool.Backoff
 	Upstream *upstream.Dialer
+	// Grace is how long streams may finish once Run's ctx has ended; zero
+	// means DefaultGrace, and a negative Grace closes them at once.
+	Grace time.Duration
 	// Relay tunes every stream's relay; the zero value holds the defaults.
 	Relay   relay.Options
 	Metrics *metrics.Metrics // nil counts nothing
@@ -62,11 +67,15 @@ func (s *Server) Stats() Stats {
 	return Stats{Sessions: s.sessions.Load(), Streams: s.streams.Load(), EdgeDraining: s.edgeDraining.Load()}
 }
 
+// DefaultGrace is how long live streams may finish at a drain.
+const DefaultGrace = 30 * time.Second
+
 // Run serves until ctx ends, then drains: it closes the listeners, lets live
-// streams finish for up to grace, closes every session, and returns once
+// streams finish for up to Grace, closes every session, and returns once
 // every connection and goroutine it started has ended. It closes the
 // listeners it was given in every case.
-func (s *Server) Run(ctx context.Context, grace time.Duration) error {
+func (s *Server) Run(ctx context.Context) error {
+	grace := max(0, cmp.Or(s.Grace, DefaultGrace))
 	s.mu.Lock()
 	s.live = map[tunnel.Session]struct{}{}
 	s.mu.Unlock()
@@ -82,18 +91,11 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	defer cancelStreams()
 
 	var accepts sync.WaitGroup
-	pool := s.Pool
-	if pool <= 0 {
-		pool = tunnel.DefaultPool
-	}
 	for _, e := range s.Edges {
-		for range pool {
-			accepts.Add(1)
-			go func() {
-				defer accepts.Done()
-				k := &tunnel.Keeper{Peer: e, Backoff: s.Backoff, Metrics: s.Metrics, Log: s.Log}
-				k.Run(ctx, nil, func(sess tunnel.Session) string { return s.hold(ctx, streamCtx, sess) })
-			}()
+		for range cmp.Or(s.Pool, pool.DefaultSize) {
+			k := &pool.Keeper{Peer: e, Backoff: s.Backoff, Metrics: s.Metrics, Log: s.Log,
+				Hold: func(ctx context.Context, sess tunnel.Session) string { return s.hold(ctx, streamCtx, sess) }}
+			accepts.Go(func() { k.Run(ctx) })
 		}
 	}
 	for _, l := range s.Listeners {

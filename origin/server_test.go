@@ -84,7 +84,8 @@ func TestServerName(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Run(ctx, time.Second)
+		srv.Grace = time.Second
+		srv.Run(ctx)
 	}()
 	defer func() {
 		cancel()

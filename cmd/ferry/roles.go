@@ -24,6 +24,7 @@ import (
 	"github.com/ferryproxy/ferry/memlimit"
 	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/origin"
+	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 	"github.com/ferryproxy/ferry/upstream"
 )
@@ -41,7 +42,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tunnels := &edge.Tunnels{Origins: origins, Pool: int(cfg.Pool), Metrics: m, Log: log}
+	tunnels := &edge.Tunnels{Pool: pool.Pool{Peers: origins, Size: int(cfg.Pool), Metrics: m, Log: log}}
 	adviseUDP(log, append(cfg.Origins, cfg.TunnelListen...))
 	// The client listeners first: ACME answers its challenges on them.
 	lns, err := listenClients(cfg.Clients)
@@ -78,7 +79,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	log.Info("ferry edge starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, tunnels.Send, m, log)
-	err = edge.Serve(ctx, srv, tunnels, time.Duration(cfg.Grace))
+	err = edge.Serve(ctx, srv, tunnels)
 	log.Info("ferry edge stopped")
 	return err
 }
@@ -112,7 +113,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	log.Info("ferry standalone starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m}
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, edge.Direct(up.Dial), m, log)
-	err = srv.Run(ctx, time.Duration(cfg.Grace))
+	err = srv.Run(ctx)
 	log.Info("ferry standalone stopped")
 	return err
 }
@@ -133,6 +134,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	srv := &origin.Server{
 		Edges:    edges,
 		Pool:     int(cfg.Pool),
+		Grace:    grace(cfg.Common),
 		Upstream: &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m},
 		Metrics:  m,
 		Log:      log,
@@ -157,7 +159,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	}
 	defer stopAdmin()
 	log.Info("ferry origin starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
-	err = srv.Run(ctx, time.Duration(cfg.Grace))
+	err = srv.Run(ctx)
 	log.Info("ferry origin stopped")
 	return err
 }
@@ -246,14 +248,14 @@ func tunnelMetrics(m *metrics.Metrics, lns []tunnel.Listener) {
 
 // tunnelPeers returns a peer, named by its URL (which holds no secret), for
 // each URL of variable.
-func tunnelPeers(urls []tunnel.URL, variable string, end tunnel.End) ([]tunnel.Peer, error) {
-	var peers []tunnel.Peer
+func tunnelPeers(urls []tunnel.URL, variable string, end tunnel.End) ([]pool.Peer, error) {
+	var peers []pool.Peer
 	for _, u := range urls {
 		d, err := tunnel.NewDialer(u, end)
 		if err != nil {
 			return nil, &config.Error{Var: variable, Err: err}
 		}
-		peers = append(peers, tunnel.Peer{Name: u.String(), Dialer: d})
+		peers = append(peers, pool.Peer{Name: u.String(), Dialer: d})
 	}
 	return peers, nil
 }
@@ -316,10 +318,19 @@ func newEdgeServer(cc config.Common, c config.Clients, site *edgeSite, lns []edg
 		MaxConns:         int(c.MaxConns),
 		MaxConnsPerIP:    int(c.MaxConnsPerIP),
 		HandshakeTimeout: time.Duration(c.HandshakeTimeout),
+		Grace:            grace(cc),
 		Metrics:          m,
 		LogClientIPs:     bool(cc.LogClientIPs),
 		Log:              log,
 	}
+}
+
+// grace is FERRY_GRACE as the servers take it: 0s closes at once.
+func grace(c config.Common) time.Duration {
+	if c.Grace == 0 {
+		return -1
+	}
+	return time.Duration(c.Grace)
 }
 
 // edgeSite is what an edge (or standalone) shows and proves to clients: its

@@ -1,25 +1,31 @@
-package tunnel
+// Package pool keeps tunnel sessions up: the redial policy (Keeper,
+// Backoff) that an edge uses towards its origins and an origin in reverse
+// mode towards its edges, and the edge's Pool of sessions that clients'
+// streams are opened on.
+package pool
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"math/rand/v2"
 	"time"
 
 	"github.com/ferryproxy/ferry/metrics"
+	"github.com/ferryproxy/ferry/tunnel"
 )
 
 // Peer is a peer that sessions are dialled to: an edge's origin, or in
 // reverse mode an origin's edge.
 type Peer struct {
 	Name   string // the URL, for logs and metrics; it holds no secret
-	Dialer Dialer
+	Dialer tunnel.Dialer
 }
 
-// DefaultPool is how many sessions are kept to each peer: one lost session
+// DefaultSize is how many sessions are kept to each peer: one lost session
 // then takes only its share of clients, and the others carry new ones while
 // it is redialled.
-const DefaultPool = 2
+const DefaultSize = 2
 
 // Keeper keeps one session to one peer up: the edge's to its origins, and in
 // reverse mode the origin's to its edges.
@@ -29,19 +35,17 @@ type Keeper struct {
 	Backoff Backoff
 	Metrics *metrics.Metrics // nil counts nothing
 	Log     *slog.Logger
+	// Hold is given each session and returns once the session should be
+	// replaced (it ended, or its peer drains) or ctx has ended, and says
+	// why. It owns the session: it closes it, maybe after it returns.
+	Hold func(ctx context.Context, s tunnel.Session) (why string)
 }
 
-// Run dials and hands each session to hold, which returns once the session
-// should be replaced (it ended, or its peer drains) and says why; then Run
-// dials again after a backoff, until ctx ends or stop is closed.
-func (k *Keeper) Run(ctx context.Context, stop <-chan struct{}, hold func(Session) (why string)) {
+// Run dials, hands each session to Hold, and dials again after a backoff
+// once Hold returns, until ctx ends; it returns when the last Hold has.
+func (k *Keeper) Run(ctx context.Context) {
 	b := k.Backoff
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
+	for ctx.Err() == nil {
 		s, err := k.Dialer.Dial(ctx)
 		if ctx.Err() == nil {
 			k.Metrics.TunnelDial(k.Name, err)
@@ -52,13 +56,11 @@ func (k *Keeper) Run(ctx context.Context, stop <-chan struct{}, hold func(Sessio
 			}
 			d := b.Next()
 			k.Log.Warn("tunnel dial failed", "peer", k.Name, "err", err, "retry_in", d.Round(time.Millisecond))
-			if !sleep(ctx, stop, d) {
-				return
-			}
+			sleep(ctx, d)
 			continue
 		}
 		up := time.Now()
-		why := hold(s) // which logs the session up once it is in service
+		why := k.Hold(ctx, s) // which logs the session up once it is in service
 		if ctx.Err() != nil {
 			return
 		}
@@ -68,9 +70,7 @@ func (k *Keeper) Run(ctx context.Context, stop <-chan struct{}, hold func(Sessio
 		}
 		d := b.Next()
 		k.Log.Warn("tunnel "+why, "peer", k.Name, "after", time.Since(up).Round(time.Second), "retry_in", d.Round(time.Millisecond))
-		if !sleep(ctx, stop, d) {
-			return
-		}
+		sleep(ctx, d)
 	}
 }
 
@@ -85,13 +85,7 @@ type Backoff struct {
 }
 
 func (b *Backoff) Next() time.Duration {
-	base, ceil := b.Base, b.Max
-	if base <= 0 {
-		base = 250 * time.Millisecond
-	}
-	if ceil <= 0 {
-		ceil = 15 * time.Second
-	}
+	base, ceil := cmp.Or(b.Base, 250*time.Millisecond), cmp.Or(b.Max, 15*time.Second)
 	d := ceil
 	if b.n < 32 && base<<b.n < ceil && base<<b.n > 0 {
 		d = base << b.n
@@ -102,24 +96,14 @@ func (b *Backoff) Next() time.Duration {
 
 func (b *Backoff) Reset() { b.n = 0 }
 
-func (b *Backoff) healthy() time.Duration {
-	if b.Healthy > 0 {
-		return b.Healthy
-	}
-	return 30 * time.Second
-}
+func (b *Backoff) healthy() time.Duration { return cmp.Or(b.Healthy, 30*time.Second) }
 
-// sleep waits for d, and reports whether it passed before ctx ended or stop
-// was closed.
-func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+// sleep waits for d or the end of ctx.
+func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
 	case <-ctx.Done():
-		return false
-	case <-stop:
-		return false
 	}
 }
