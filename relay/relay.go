@@ -273,21 +273,6 @@ func closeWrite(c net.Conn) error {
 	return nil
 }
 
-// tlsConn finds the TLS connection under c, as tcpConn does.
-func tlsConn(c net.Conn) (*tls.Conn, bool) {
-	for range 4 {
-		switch w := c.(type) {
-		case *tls.Conn:
-			return w, true
-		case interface{ NetConn() net.Conn }:
-			c = w.NetConn()
-		default:
-			return nil, false
-		}
-	}
-	return nil, false
-}
-
 // StallCheck is how long a write may block before the relay asks the
 // direction's source, without reading it, whether its peer has ended: a
 // reset then aborts the relay at once, and a FIN puts it on
@@ -382,20 +367,27 @@ func Abort(c net.Conn) {
 	c.Close()
 }
 
-// tcpConn finds the TCP connection under c, through wrappers that expose
-// theirs as crypto/tls's does.
-func tcpConn(c net.Conn) (*net.TCPConn, bool) {
+// tcpConn finds the TCP connection under c.
+func tcpConn(c net.Conn) (*net.TCPConn, bool) { return under[*net.TCPConn](c) }
+
+// tlsConn finds the TLS connection under c.
+func tlsConn(c net.Conn) (*tls.Conn, bool) { return under[*tls.Conn](c) }
+
+// under finds the connection of type T in c or under it, through wrappers
+// that expose theirs as crypto/tls's does (NetConn).
+func under[T net.Conn](c net.Conn) (T, bool) {
 	for range 4 {
-		switch w := c.(type) {
-		case *net.TCPConn:
-			return w, true
-		case interface{ NetConn() net.Conn }:
-			c = w.NetConn()
-		default:
-			return nil, false
+		if t, ok := c.(T); ok {
+			return t, true
 		}
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
 	}
-	return nil, false
+	var zero T
+	return zero, false
 }
 
 func (p *pipe) checkIdle() {
