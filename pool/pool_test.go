@@ -44,6 +44,17 @@ func (d dialer) Dial(context.Context) (tunnel.Session, error) {
 	return s, nil
 }
 
+// run runs p until cancel is called; ran is closed when Run returns.
+func run(p *Pool) (cancel context.CancelFunc, ran <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		p.Run(ctx)
+		close(done)
+	}()
+	return cancel, done
+}
+
 // waitUp waits until peer i of p has n sessions in service.
 func waitUp(p *Pool, i, n int) {
 	for {
@@ -61,12 +72,7 @@ func TestLeastBusy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := dialer{made: make(chan *session, 3)}
 		p := &Pool{Peers: []Peer{{Name: "o", Dialer: d}}, Size: 3, Log: slog.New(slog.DiscardHandler)}
-		ctx, cancel := context.WithCancel(context.Background())
-		ran := make(chan struct{})
-		go func() {
-			p.Run(ctx)
-			close(ran)
-		}()
+		cancel, ran := run(p)
 		waitUp(p, 0, 3)
 		count := map[*Live]int{}
 		var lent []*Live
@@ -101,12 +107,7 @@ func TestDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := dialer{made: make(chan *session, 2)}
 		p := &Pool{Peers: []Peer{{Name: "o", Dialer: d}}, Size: 2, Log: slog.New(slog.DiscardHandler)}
-		ctx, cancel := context.WithCancel(context.Background())
-		ran := make(chan struct{})
-		go func() {
-			p.Run(ctx)
-			close(ran)
-		}()
+		cancel, ran := run(p)
 		waitUp(p, 0, 2)
 		busy, _ := p.Pick(nil)
 		a, b := <-d.made, <-d.made
@@ -159,12 +160,7 @@ func TestRetired(t *testing.T) {
 		d := dialer{made: make(chan *session, 2)}
 		p := &Pool{Peers: []Peer{{Name: "o", Dialer: d}}, Size: 1, Log: slog.New(slog.DiscardHandler),
 			Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}}
-		ctx, cancel := context.WithCancel(context.Background())
-		ran := make(chan struct{})
-		go func() {
-			p.Run(ctx)
-			close(ran)
-		}()
+		cancel, ran := run(p)
 		waitUp(p, 0, 1)
 		old, _ := p.Pick(nil)
 		first := <-d.made
