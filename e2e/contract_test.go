@@ -2,11 +2,11 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/ferryproxy/ferry/internal/tunneltest"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -60,76 +60,12 @@ func streamPair(t *testing.T, eds, ors tunnel.Session) (edgeSt, originSt tunnel.
 	return a, b
 }
 
-// TestStreamContract checks tunnel.Stream's contract on every transport:
-// CloseWrite is a FIN after which the other direction goes on, Close after
-// both directions ended loses nothing, and Close before that resets the
-// stream, which the peer's Read and Write report as tunnel.ErrStreamReset.
+// TestStreamContract holds every transport to tunnel.Stream's contract,
+// as tunneltest's doubles are held to it: the same cases
+// (tunneltest.StreamCases), each on a new stream of one session.
 func TestStreamContract(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, scheme string) {
 		eds, ors := sessionPair(t, scheme)
-
-		t.Run("half-close", func(t *testing.T) {
-			a, b := streamPair(t, eds, ors)
-			a.Write([]byte("up"))
-			a.CloseWrite()
-			got, err := io.ReadAll(b)
-			if err != nil || string(got) != "up" {
-				t.Fatalf("origin read %q, %v; want up and EOF", got, err)
-			}
-			// The other direction still flows after the FIN.
-			b.Write([]byte("down"))
-			b.CloseWrite()
-			got, err = io.ReadAll(a)
-			if err != nil || string(got) != "down" {
-				t.Fatalf("edge read %q, %v; want down and EOF", got, err)
-			}
-			if err := a.Close(); err != nil {
-				t.Errorf("clean close: %v", err)
-			}
-			b.Close()
-		})
-
-		t.Run("reset", func(t *testing.T) {
-			a, b := streamPair(t, eds, ors)
-			b.Write([]byte("unread"))
-			b.Close() // an abort: neither direction has ended
-			buf := make([]byte, 64)
-			var err error
-			for err == nil {
-				_, err = a.Read(buf)
-			}
-			if !errors.Is(err, tunnel.ErrStreamReset) {
-				t.Fatalf("edge read %v after the origin's reset, want ErrStreamReset", err)
-			}
-			// QUIC's STOP_SENDING may come a frame after RESET_STREAM.
-			a.SetWriteDeadline(time.Now().Add(time.Second))
-			for err = nil; err == nil; {
-				_, err = a.Write([]byte("x"))
-			}
-			if !errors.Is(err, tunnel.ErrStreamReset) {
-				t.Fatalf("edge write %v after the origin's reset, want ErrStreamReset", err)
-			}
-			a.Close()
-		})
-
-		// A relay blocked writing a stream's bytes elsewhere asks the
-		// stream, without reading it, whether its peer has reset it.
-		t.Run("peer-ended", func(t *testing.T) {
-			a, b := streamPair(t, eds, ors)
-			if err := a.PeerEnded(); err != nil {
-				t.Fatalf("PeerEnded %v on a live stream", err)
-			}
-			b.Write([]byte("unread"))
-			b.Close()
-			deadline := time.Now().Add(5 * time.Second)
-			var err error
-			for err = a.PeerEnded(); err == nil && time.Now().Before(deadline); err = a.PeerEnded() {
-				time.Sleep(time.Millisecond) // the reset is in flight
-			}
-			if !errors.Is(err, tunnel.ErrStreamReset) {
-				t.Fatalf("PeerEnded %v after the origin's reset, want ErrStreamReset", err)
-			}
-			a.Close()
-		})
+		tunneltest.CheckStream(t, func(t *testing.T) (a, b tunnel.Stream) { return streamPair(t, eds, ors) })
 	})
 }

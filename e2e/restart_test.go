@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"net"
 	"os"
 	"runtime"
@@ -12,20 +11,9 @@ import (
 
 	"github.com/ferryproxy/ferry/edge"
 	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/internal/tunneltest"
 	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
 )
-
-// countingDialer counts dial attempts.
-type countingDialer struct {
-	tunnel.Dialer
-	n atomic.Int64
-}
-
-func (d *countingDialer) Dial(ctx context.Context) (tunnel.Session, error) {
-	d.n.Add(1)
-	return d.Dialer.Dial(ctx)
-}
 
 type usage struct {
 	goroutines, fds int
@@ -54,7 +42,7 @@ func TestRestartsLeakNothing(t *testing.T) {
 	echo := fake.Start(t, fake.Echo)
 	targets := map[string][]string{"chat": {echo.Addr()}}
 	o := startOrigin(t, "ws", "127.0.0.1:0", targets)
-	d := &countingDialer{Dialer: dialer(t, o.url)}
+	d := &tunneltest.Dialer{Next: dialer(t, o.url).Dial} // counts the dials
 	e := startEdgeOrigins(t, &edge.Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "o", Dialer: d}}}}, &edge.Server{},
 		lspec{name: "chat", route: "chat"})
 	c := e.dial(t, "chat")
@@ -130,9 +118,9 @@ func TestRestartsLeakNothing(t *testing.T) {
 	}
 	// Each restart ends the pool's 2 sessions; each is redialled with
 	// backoff, and fails only while the origin is down.
-	if n := d.n.Load(); n < 2*restarts || n > 2*restarts*20 {
+	if n := d.Dials(); n < 2*restarts || n > 2*restarts*20 {
 		t.Errorf("%d dials for %d restarts of a pool of 2", n, restarts)
 	}
 	t.Logf("%d clients served, %d dials; goroutines %d → %d, files %d → %d, heap %d → %d KiB",
-		served.Load(), d.n.Load(), before.goroutines, after.goroutines, before.fds, after.fds, before.heap>>10, after.heap>>10)
+		served.Load(), d.Dials(), before.goroutines, after.goroutines, before.fds, after.fds, before.heap>>10, after.heap>>10)
 }

@@ -2,16 +2,14 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/ferryproxy/ferry/internal/tunneltest"
 	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 )
@@ -32,27 +30,17 @@ func runTunnels(t *testing.T, tun *Tunnels) context.Context {
 	return ctx
 }
 
-// fullSession is a session at its stream limit: opening a stream waits
-// until the caller gives up, as QUIC's OpenStreamSync does.
-type fullSession struct {
-	pipeSession
-	opens atomic.Int64
-}
-
-func (s *fullSession) OpenStream(ctx context.Context) (tunnel.Stream, error) {
-	s.opens.Add(1)
-	<-ctx.Done()
-	return nil, ctx.Err()
-}
-
 // TestFullSessionPassedOver checks that a client goes to another session
 // when the preferred one cannot open a stream, rather than wait for it.
 func TestFullSessionPassedOver(t *testing.T) { synctest.Test(t, testFullSessionPassedOver) }
 
 func testFullSessionPassedOver(t *testing.T) {
-	full := &fullSession{pipeSession: pipeSession{done: make(chan struct{})}}
-	good := &pipeSession{discard: true, done: make(chan struct{})}
-	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "full", Dialer: sessionDialer{full}}, {Name: "good", Dialer: sessionDialer{good}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
+	// A session at its stream limit, as QUIC's at MaxStreamsPerSession:
+	// opening a stream waits until the caller gives up.
+	full, _ := tunneltest.Pair(tunneltest.Options{})
+	full.SetFull(true)
+	good := discarding()
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "full", Dialer: tunneltest.Sessions(full)}, {Name: "good", Dialer: tunneltest.Sessions(good)}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
 	ctx := runTunnels(t, tun)
 	for {
 		changed := tun.Changed()
@@ -73,62 +61,40 @@ func testFullSessionPassedOver(t *testing.T) {
 		}
 		st.Close()
 	}
-	if n := full.opens.Load(); n != 3 {
+	if n := full.Opens(); n != 3 {
 		t.Errorf("the full session was tried %d times, want once per client", n)
 	}
 }
 
-// answering is an origin's end of a pipeSession's streams: it reads the
-// header, replies OK after delay, and discards the rest.
-func answering(t *testing.T, streams <-chan net.Conn, delay time.Duration) {
-	go func() {
-		for far := range streams {
-			go func() {
-				defer far.Close()
-				if _, err := tunnel.ReadHeader(far); err != nil {
-					return
-				}
-				closed := make(chan struct{})
-				go func() {
-					io.Copy(io.Discard, far)
-					close(closed)
-				}()
-				select {
-				case <-time.After(delay): // the origin's dial, in the bubble's time
-					tunnel.WriteReply(far, tunnel.ReplyOK)
-					<-closed
-				case <-closed:
-				}
-			}()
+// discarding is a session whose origin reads and drops what its streams
+// carry, and answers nothing.
+func discarding() *tunneltest.Session {
+	sess, originSess := tunneltest.Pair(tunneltest.Options{})
+	go tunneltest.Serve(originSess, tunneltest.Discard)
+	return sess
+}
+
+// answering is a session whose origin reads each stream's header, replies
+// OK after delay, and discards the rest.
+func answering(delay time.Duration) *tunneltest.Session {
+	sess, originSess := tunneltest.Pair(tunneltest.Options{})
+	go tunneltest.Serve(originSess, func(far tunnel.Stream) {
+		if _, err := tunnel.ReadHeader(far); err != nil {
+			return
 		}
-	}()
-}
-
-// silentSession is a session that stopped carrying anything: its streams
-// take the header and first bytes, and nothing answers, not even a probe.
-type silentSession struct {
-	pipeSession
-	probes atomic.Int64
-}
-
-func (s *silentSession) Probe(ctx context.Context) error {
-	s.probes.Add(1)
-	<-ctx.Done()
-	return ctx.Err()
-}
-
-// onceDialer hands out its session once, then fails: a keeper cannot
-// bring a retired session back.
-type onceDialer struct {
-	s    tunnel.Session
-	done atomic.Bool
-}
-
-func (d *onceDialer) Dial(ctx context.Context) (tunnel.Session, error) {
-	if d.done.Swap(true) {
-		return nil, errors.New("no more")
-	}
-	return d.s, nil
+		closed := make(chan struct{})
+		go func() {
+			io.Copy(io.Discard, far)
+			close(closed)
+		}()
+		select {
+		case <-time.After(delay): // the origin's dial, in the bubble's time
+			tunnel.WriteReply(far, tunnel.ReplyOK)
+			<-closed
+		case <-closed:
+		}
+	})
+	return sess
 }
 
 // waitUp waits until origin i of tun has n sessions in service.
@@ -149,10 +115,13 @@ func waitUp(tun *Tunnels, i, n int) {
 func TestSilentSessionPassedOver(t *testing.T) { synctest.Test(t, testSilentSessionPassedOver) }
 
 func testSilentSessionPassedOver(t *testing.T) {
-	silent := &silentSession{pipeSession: pipeSession{discard: true, done: make(chan struct{})}}
-	good := &pipeSession{streams: make(chan net.Conn), done: make(chan struct{})}
-	answering(t, good.streams, 0)
-	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "silent", Dialer: &onceDialer{s: silent}}, {Name: "good", Dialer: sessionDialer{good}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
+	// A session that stopped carrying anything: its streams take the
+	// header and first bytes, and nothing answers, not even a probe. Its
+	// dialer cannot bring it back once retired.
+	silent := discarding()
+	silent.SetSilent(true)
+	good := answering(0)
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "silent", Dialer: tunneltest.Sessions(silent)}, {Name: "good", Dialer: tunneltest.Sessions(good)}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
 	ctx := runTunnels(t, tun)
 	waitUp(tun, 0, 1)
 	waitUp(tun, 1, 1)
@@ -178,10 +147,9 @@ func testSilentSessionPassedOver(t *testing.T) {
 		t.Errorf("the next client waited %v", d)
 	}
 	c.Close()
-	if n := silent.probes.Load(); n != 1 {
+	if n := silent.Probes(); n != 1 {
 		t.Errorf("the silent session was probed %d times", n)
 	}
-	close(good.streams)
 }
 
 // TestSlowReplyKept checks that a reply that is only slow (the origin's
@@ -190,10 +158,9 @@ func testSilentSessionPassedOver(t *testing.T) {
 func TestSlowReplyKept(t *testing.T) { synctest.Test(t, testSlowReplyKept) }
 
 func testSlowReplyKept(t *testing.T) {
-	slow := &pipeSession{streams: make(chan net.Conn), done: make(chan struct{})}
-	answering(t, slow.streams, 4*time.Second)
-	other := &pipeSession{discard: true, done: make(chan struct{})}
-	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "slow", Dialer: sessionDialer{slow}}, {Name: "other", Dialer: sessionDialer{other}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
+	slow := answering(4 * time.Second)
+	other := discarding()
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "slow", Dialer: tunneltest.Sessions(slow)}, {Name: "other", Dialer: tunneltest.Sessions(other)}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
 	ctx := runTunnels(t, tun)
 	waitUp(tun, 0, 1)
 	waitUp(tun, 1, 1)
@@ -209,7 +176,6 @@ func testSlowReplyKept(t *testing.T) {
 	if n := tun.SessionsUp(0); n != 1 {
 		t.Errorf("the slow session was retired")
 	}
-	close(slow.streams)
 }
 
 // TestSendWithinWait checks that Send gives up at Wait, all steps
@@ -217,9 +183,8 @@ func testSlowReplyKept(t *testing.T) {
 func TestSendWithinWait(t *testing.T) { synctest.Test(t, testSendWithinWait) }
 
 func testSendWithinWait(t *testing.T) {
-	slow := &pipeSession{streams: make(chan net.Conn), done: make(chan struct{})}
-	answering(t, slow.streams, time.Hour)
-	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "slow", Dialer: sessionDialer{slow}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}, Wait: 3 * time.Second}
+	slow := answering(time.Hour)
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "slow", Dialer: tunneltest.Sessions(slow)}}, Size: 1, Log: slog.New(slog.DiscardHandler)}, Wait: 3 * time.Second}
 	ctx := runTunnels(t, tun)
 	waitUp(tun, 0, 1)
 	start := time.Now()
@@ -229,5 +194,4 @@ func testSendWithinWait(t *testing.T) {
 	if d := time.Since(start); d != 3*time.Second {
 		t.Errorf("Send gave up after %v, want Wait", d)
 	}
-	close(slow.streams)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferryproxy/ferry/config"
 	"github.com/ferryproxy/ferry/internal/scan"
+	"github.com/ferryproxy/ferry/internal/tunneltest"
 	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/tunnel"
 )
@@ -198,31 +199,37 @@ func (c *memConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
 // than the header's version 2, which refuses a server name as a bad
 // header: Send asks again without the name.
 func TestMediaOldOrigin(t *testing.T) {
-	sess := &pipeSession{streams: make(chan net.Conn, 4), done: make(chan struct{})}
-	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "old", Dialer: sessionDialer{sess}}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
+	sess, originSess := tunneltest.Pair(tunneltest.Options{})
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "old", Dialer: tunneltest.Sessions(sess)}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
 	ctx := runTunnels(t, tun)
 	// The old origin: version 1 headers only; it echoes the first bytes.
-	// Its streams are pipes, which hold nothing: it reads what the edge
-	// writes before it answers.
 	hello := scan.ClientHello(t, "mmg.whatsapp.net")
 	var names []string
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		for range 2 {
-			c := <-sess.streams
+			c, err := originSess.AcceptStream(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
 			h, err := tunnel.ReadHeader(c)
 			names = append(names, h.ServerName)
 			first := make([]byte, len(hello))
 			io.ReadFull(c, first)
 			if err != nil || h.ServerName != "" {
+				// As an origin refuses: the FIN keeps the reply
+				// readable, where a Close alone would reset it away.
 				tunnel.WriteReply(c, tunnel.ReplyBadHeader)
+				c.CloseWrite()
 				c.Close()
 				continue
 			}
 			tunnel.WriteReply(c, tunnel.ReplyOK)
 			c.Write(first)
 			io.Copy(io.Discard, c)
+			c.Close()
 		}
 	}()
 	st, err := tun.Send(ctx, Request{Route: "media", ServerName: "mmg.whatsapp.net", First: hello})

@@ -138,8 +138,10 @@ type Server struct {
 	// IPv6 /64. Zero means no cap.
 	MaxConnsPerIP int
 	// HandshakeTimeout bounds a new client's PROXY header, TLS handshake and
-	// first byte; zero means DefaultHandshakeTimeout. WhatsApp clients speak
-	// first, so a client that sends nothing is a scanner or a dead peer.
+	// first byte; zero means DefaultHandshakeTimeout, and a negative one
+	// refuses every client (config.Duration admits none). WhatsApp clients
+	// speak first, so a client that sends nothing is a scanner or a dead
+	// peer.
 	HandshakeTimeout time.Duration
 	// Grace is how long clients may finish once Run's ctx has ended; zero
 	// means DefaultGrace, and a negative Grace closes them at once.
@@ -351,10 +353,7 @@ type pending struct {
 // client and ends its place in the drain.
 func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide, m *metrics.Listener, uncount, finish func()) (pending, bool) {
 	start := time.Now()
-	timeout := s.HandshakeTimeout
-	if timeout <= 0 {
-		timeout = DefaultHandshakeTimeout
-	}
+	timeout := cmp.Or(s.HandshakeTimeout, DefaultHandshakeTimeout)
 	// One deadline covers the PROXY header, the TLS handshake and the first
 	// bytes; the drain's end cuts them short too.
 	deadline := start.Add(timeout)

@@ -3,45 +3,26 @@ package pool
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/ferryproxy/ferry/internal/tunneltest"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// session is a tunnel.Session that carries nothing: the pool only lends
-// out places on it and closes it.
-type session struct {
-	tunnel.Session // nil: the methods the pool does not call panic
-	done           chan struct{}
-	once           sync.Once
-	drained        chan struct{}
-	drainOnce      sync.Once
-}
-
-func newSession() *session {
-	return &session{done: make(chan struct{}), drained: make(chan struct{})}
-}
-
-func (s *session) Done() <-chan struct{}         { return s.done }
-func (s *session) PeerDraining() <-chan struct{} { return nil }
-func (s *session) RTT() time.Duration            { return 0 }
-func (s *session) Close() error                  { s.once.Do(func() { close(s.done) }); return nil }
-func (s *session) Drain() error                  { s.drainOnce.Do(func() { close(s.drained) }); return nil }
-
-// dialer hands out new sessions, and keeps them for the test to look at.
-type dialer struct{ made chan *session }
+// dialer makes a new session pair per dial and hands out the edge's end;
+// the origin's ends come out of made, for the test to look at.
+type dialer struct{ made chan *tunneltest.Session }
 
 func (d dialer) Dial(context.Context) (tunnel.Session, error) {
-	s := newSession()
-	d.made <- s
-	return s, nil
+	e, o := tunneltest.Pair(tunneltest.Options{})
+	d.made <- o
+	return e, nil
 }
 
 // run runs p until cancel is called; ran is closed when Run returns.
@@ -70,7 +51,7 @@ func waitUp(p *Pool, i, n int) {
 // to the session with the fewest.
 func TestLeastBusy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := dialer{made: make(chan *session, 3)}
+		d := dialer{made: make(chan *tunneltest.Session, 3)}
 		p := &Pool{Peers: []Peer{{Name: "o", Dialer: d}}, Size: 3, Log: slog.New(slog.DiscardHandler)}
 		cancel, ran := run(p)
 		waitUp(p, 0, 3)
@@ -105,7 +86,7 @@ func TestLeastBusy(t *testing.T) {
 // on it is in use, and closes it when that place is given back.
 func TestDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := dialer{made: make(chan *session, 2)}
+		d := dialer{made: make(chan *tunneltest.Session, 2)}
 		p := &Pool{Peers: []Peer{{Name: "o", Dialer: d}}, Size: 2, Log: slog.New(slog.DiscardHandler)}
 		cancel, ran := run(p)
 		waitUp(p, 0, 2)
@@ -113,9 +94,9 @@ func TestDrain(t *testing.T) {
 		a, b := <-d.made, <-d.made
 		cancel()
 		synctest.Wait()
-		for _, s := range []*session{a, b} {
+		for _, s := range []*tunneltest.Session{a, b} {
 			select {
-			case <-s.drained:
+			case <-s.PeerDraining():
 			default:
 				t.Error("a peer was not told of the drain")
 			}
@@ -124,14 +105,11 @@ func TestDrain(t *testing.T) {
 			t.Error("a draining pool lent a place")
 		}
 		open := 0
-		for _, s := range []*session{a, b} {
+		for _, s := range []*tunneltest.Session{a, b} {
 			select {
-			case <-s.done:
+			case <-s.Done():
 			default:
 				open++
-				if tunnel.Session(s) != busy.Session {
-					t.Error("the idle session is still open")
-				}
 			}
 		}
 		if open != 1 {
@@ -157,7 +135,7 @@ func TestDrain(t *testing.T) {
 // given back.
 func TestRetired(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := dialer{made: make(chan *session, 2)}
+		d := dialer{made: make(chan *tunneltest.Session, 2)}
 		p := &Pool{Peers: []Peer{{Name: "o", Dialer: d}}, Size: 1, Log: slog.New(slog.DiscardHandler),
 			Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}}
 		cancel, ran := run(p)
@@ -167,20 +145,25 @@ func TestRetired(t *testing.T) {
 		old.Retire()
 		second := <-d.made // the replacement
 		waitUp(p, 0, 1)
-		if l, _ := p.Pick(nil); l == nil || l.Session != tunnel.Session(second) {
+		if l, _ := p.Pick(nil); l == nil || l == old {
 			t.Error("the replacement is not lent out")
 		} else {
 			p.Release(l)
 		}
 		select {
-		case <-first.done:
+		case <-second.Done():
+			t.Error("the replacement ended")
+		default:
+		}
+		select {
+		case <-first.Done():
 			t.Error("the retired session was closed with a place in use")
 		default:
 		}
 		p.Release(old)
 		synctest.Wait()
 		select {
-		case <-first.done:
+		case <-first.Done():
 		default:
 			t.Error("the retired session was not closed once idle")
 		}

@@ -3,6 +3,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,12 +17,13 @@ import (
 // Options tune a relay. The zero value holds the defaults.
 type Options struct {
 	// Idle closes both connections once no byte has moved either way for
-	// this long. Zero means DefaultIdle, the official proxy's value.
+	// this long. Zero means DefaultIdle, the official proxy's value; a
+	// negative Idle is spent at once (config.Duration admits none).
 	Idle time.Duration
 	// HalfClosedIdle replaces Idle once one direction has ended, like
 	// HAProxy's client-fin and server-fin timeouts: a peer that half-closed
 	// and then went silent is not kept for the whole Idle. Zero means
-	// DefaultHalfClosedIdle.
+	// DefaultHalfClosedIdle; a negative one is spent at once.
 	HalfClosedIdle time.Duration
 	// AToB and BToA, when set, count the bytes as they move.
 	AToB, BToA Counter
@@ -34,20 +36,6 @@ const (
 	DefaultIdle           = 200 * time.Second
 	DefaultHalfClosedIdle = 10 * time.Second
 )
-
-func (o Options) idle() time.Duration {
-	if o.Idle > 0 {
-		return o.Idle
-	}
-	return DefaultIdle
-}
-
-func (o Options) halfClosedIdle() time.Duration {
-	if o.HalfClosedIdle > 0 {
-		return o.HalfClosedIdle
-	}
-	return DefaultHalfClosedIdle
-}
 
 // Result says what a relay moved and why it ended.
 type Result struct {
@@ -77,7 +65,7 @@ func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	p := &pipe{a: a, b: b, opts: o}
 	p.touch()
 	p.tmu.Lock()
-	p.timer = time.AfterFunc(o.idle(), p.checkIdle)
+	p.timer = time.AfterFunc(cmp.Or(o.Idle, DefaultIdle), p.checkIdle)
 	p.tmu.Unlock()
 	p.stall = time.AfterFunc(time.Hour, p.checkStalls)
 	p.stall.Stop()
@@ -249,7 +237,7 @@ func (p *pipe) halfClose() {
 	defer p.tmu.Unlock()
 	if !p.halfClosed && !p.finished {
 		p.halfClosed = true
-		p.timer.Reset(p.opts.halfClosedIdle())
+		p.timer.Reset(cmp.Or(p.opts.HalfClosedIdle, DefaultHalfClosedIdle))
 	}
 }
 
@@ -396,9 +384,9 @@ func (p *pipe) checkIdle() {
 		p.tmu.Unlock()
 		return
 	}
-	limit := p.opts.idle()
+	limit := cmp.Or(p.opts.Idle, DefaultIdle)
 	if p.halfClosed {
-		limit = p.opts.halfClosedIdle()
+		limit = cmp.Or(p.opts.HalfClosedIdle, DefaultHalfClosedIdle)
 	}
 	quiet := time.Duration(time.Now().UnixNano() - p.last.Load())
 	if quiet < limit {

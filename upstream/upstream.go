@@ -3,6 +3,7 @@
 package upstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,10 +59,11 @@ type Dialer struct {
 	// on routes without their own ?proxy= option, media routes excepted
 	// (see config.Targets.ProxyProtocol). Zero sends none.
 	ProxyProtocol byte
-	// Timeout bounds each alternative; zero means DialTimeout.
+	// Timeout bounds each alternative; zero means DialTimeout, and a
+	// negative one fails every dial at once.
 	Timeout time.Duration
 	// HoldDown is how long a failed alternative goes last; zero means
-	// DefaultHoldDown.
+	// DefaultHoldDown, and a negative one puts none last.
 	HoldDown time.Duration
 	// DialContext dials one address; nil means a net.Dialer's. A test seam.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -90,10 +92,7 @@ func (d *Dialer) Dial(ctx context.Context, route, serverName string, client neti
 	if dial == nil {
 		dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
 	}
-	timeout := d.Timeout
-	if timeout <= 0 {
-		timeout = DialTimeout
-	}
+	timeout := cmp.Or(d.Timeout, DialTimeout)
 	version := byte(d.Targets.ProxyProtocol(route, config.ProxyProtocol(d.ProxyProtocol)))
 	var errs []error
 	for _, a := range d.order(alts) {
@@ -169,7 +168,7 @@ func (d *Dialer) order(alts []candidate) []candidate {
 	if len(alts) < 2 {
 		return alts
 	}
-	hold := d.holdDown()
+	hold := cmp.Or(d.HoldDown, DefaultHoldDown)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]candidate, 0, len(alts))
@@ -184,13 +183,6 @@ func (d *Dialer) order(alts []candidate) []candidate {
 	return append(out, late...)
 }
 
-func (d *Dialer) holdDown() time.Duration {
-	if d.HoldDown <= 0 {
-		return DefaultHoldDown
-	}
-	return d.HoldDown
-}
-
 func (d *Dialer) record(addr string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -203,7 +195,7 @@ func (d *Dialer) record(addr string, err error) {
 	}
 	now := time.Now()
 	if _, known := d.failed[addr]; !known && len(d.failed) >= maxFailed {
-		hold := d.holdDown()
+		hold := cmp.Or(d.HoldDown, DefaultHoldDown)
 		for a, t := range d.failed {
 			if now.Sub(t) >= hold {
 				delete(d.failed, a)
