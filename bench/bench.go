@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +34,9 @@ type Options struct {
 	Setups     int      // sequential connections for setup latency
 	Idle       []int    // idle connections held, cumulative steps
 	LongBytes  int64    // bytes per direction across the 100 ms link
+	// Only names the parts to measure (paths, idle, long, iperf3); empty
+	// means all.
+	Only []string
 	// Limit bounds one transfer: a stalled path fails its figure, not the
 	// run.
 	Limit    time.Duration
@@ -44,6 +49,13 @@ var (
 	Quick = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 16 << 20, Setups: 100, Idle: []int{50, 200}, LongBytes: 8 << 20, Limit: 10 * time.Second}
 )
 
+// Parts are what Options.Only may name.
+var Parts = []string{"paths", "idle", "long", "iperf3"}
+
+func (o Options) runs(part string) bool {
+	return len(o.Only) == 0 || slices.Contains(o.Only, part)
+}
+
 // LongRTT is the round trip of the emulated long link.
 const LongRTT = 100 * time.Millisecond
 
@@ -55,6 +67,10 @@ type Report struct {
 	Paths    []Path     `json:"paths"`
 	Idle     []Idle     `json:"idle"`
 	LongLink []LongLink `json:"long_link"`
+	// IPerf3 is one stream of Debian's iperf3, client and server, through
+	// HAProxy and through ferry; IPerf3Note says why it is missing.
+	IPerf3     []IPerf3 `json:"iperf3,omitempty"`
+	IPerf3Note string   `json:"iperf3_note,omitempty"`
 }
 
 // Path holds one path's throughput (MB/s), setup latency and CPU cost.
@@ -137,6 +153,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return p.addrs, []*child{p.edge, p.origin}, nil
 		}})
 	}
+	if !o.runs("paths") {
+		paths = nil
+	}
 	for _, p := range paths {
 		fmt.Fprintf(o.Progress, "measuring %s\n", p.name)
 		addrs, children, err := p.start()
@@ -156,12 +175,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// for each; one transport shows what that costs.
 	type idleRun struct{ tr, clients string }
 	var idles []idleRun
-	for _, tr := range o.Transports {
-		idles = append(idles, idleRun{tr, "tcp"})
+	if o.runs("idle") {
+		for _, tr := range o.Transports {
+			idles = append(idles, idleRun{tr, "tcp"})
+		}
+		// Clients with and without first-byte routing (?decoy=off): what
+		// the routing costs an idle client.
+		idles = append(idles, idleRun{o.Transports[0], "tcp-off"}, idleRun{o.Transports[0], "tls"}, idleRun{o.Transports[0], "tls-off"})
 	}
-	// Clients with and without first-byte routing (?decoy=off): what the
-	// routing costs an idle client.
-	idles = append(idles, idleRun{o.Transports[0], "tcp-off"}, idleRun{o.Transports[0], "tls"}, idleRun{o.Transports[0], "tls-off"})
 	for _, i := range idles {
 		fmt.Fprintf(o.Progress, "idle %s clients over %s\n", i.clients, i.tr)
 		idle, err := measureIdle(ctx, o, i.tr, i.clients, srv.addrs)
@@ -170,7 +191,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		r.Idle = append(r.Idle, idle...)
 	}
+	if o.runs("iperf3") {
+		fmt.Fprintf(o.Progress, "iperf3 through HAProxy and ferry\n")
+		var err error
+		if r.IPerf3, r.IPerf3Note, err = measureIPerf3(ctx, o, srv.addrs); err != nil {
+			return nil, fmt.Errorf("iperf3: %w", err)
+		}
+	}
 	for _, tr := range []string{"ws", "quic"} {
+		if !o.runs("long") {
+			break
+		}
 		fmt.Fprintf(o.Progress, "one stream over %s across a %v link\n", tr, LongRTT)
 		ll, err := measureLong(ctx, o, tr, srv.addrs)
 		if err != nil {
@@ -264,7 +295,9 @@ func measureIdle(ctx context.Context, o Options, tr, clients string, targets map
 
 func measureLong(ctx context.Context, o Options, tr string, targets map[string]string) (LongLink, error) {
 	ll := LongLink{Transport: tr, RTTms: float64(LongRTT) / float64(time.Millisecond)}
-	ll.Bound = float64(tunnel.StreamWindow) / LongRTT.Seconds() / 1e6
+	// go-yamux grants window only once half of it was read, so that a
+	// steady stream has half its window in flight.
+	ll.Bound = float64(tunnel.StreamWindow) / 2 / LongRTT.Seconds() / 1e6
 	if tr == "quic" {
 		ll.Bound = float64(tunnel.QUICStreamWindow) / LongRTT.Seconds() / 1e6
 	}
@@ -370,37 +403,52 @@ func startOneHop(bin string, targets map[string]string) (*child, map[string]stri
 		}
 		return c, addrs, "Go splice relay (HAProxy is not installed)", nil
 	}
-	dir, err := os.MkdirTemp("", "ferry-bench")
+	c, addrs, err := startHAProxy(targets)
 	if err != nil {
 		return nil, nil, "", err
+	}
+	out, _ := exec.Command(hap, "-v").Output()
+	what, _, _ := strings.Cut(string(out), "\n")
+	return c, addrs, what + ", mode tcp", nil
+}
+
+// startHAProxy starts HAProxy in mode tcp with a listener for each name of
+// targets, and returns the addresses it listens on by name.
+func startHAProxy(targets map[string]string) (*child, map[string]string, error) {
+	hap, err := exec.LookPath("haproxy")
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "ferry-bench")
+	if err != nil {
+		return nil, nil, err
 	}
 	defer os.RemoveAll(dir) // HAProxy has read its configuration by the time it listens
 	var cfg strings.Builder
 	cfg.WriteString("global\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 200s\n  timeout server 200s\n")
-	free, err := freeAddrs(len(services))
+	free, err := freeAddrs(len(targets))
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, err
 	}
+	names := slices.Sorted(maps.Keys(targets))
 	addrs := map[string]string{}
-	for i, name := range services {
+	for i, name := range names {
 		addrs[name] = free[i]
 		fmt.Fprintf(&cfg, "listen %s\n  bind %s\n  server s %s\n", name, free[i], targets[name])
 	}
 	path := dir + "/haproxy.cfg"
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
-		return nil, nil, "", err
+		return nil, nil, err
 	}
 	c, _, err := start(hap, []string{"-db", "-f", path}, nil, 0)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, err
 	}
 	if err := waitListenAll(addrs); err != nil {
 		c.stop()
-		return nil, nil, "", fmt.Errorf("haproxy: %w\n%s", err, c.log)
+		return nil, nil, fmt.Errorf("haproxy: %w\n%s", err, c.log)
 	}
-	out, _ := exec.Command(hap, "-v").Output()
-	what, _, _ := strings.Cut(string(out), "\n")
-	return c, addrs, what + ", mode tcp", nil
+	return c, addrs, nil
 }
 
 // startStandalone starts `ferry standalone` in front of the test server.
@@ -467,7 +515,8 @@ func startPair(ctx context.Context, bin, tr string, targets map[string]string, v
 	rand.Read(secret)
 	common := []string{"FERRY_SECRET=" + base64.StdEncoding.EncodeToString(secret), "FERRY_LOG_LEVEL=warn", "FERRY_GRACE=1s"}
 	// Every address first, so that a failure leaves no child behind.
-	free, err := freeAddrs(3 + len(services) + 3)
+	_, iperf := targets[iperfSvc]
+	free, err := freeAddrs(3 + len(services) + 4)
 	if err != nil {
 		return nil, err
 	}
@@ -484,6 +533,13 @@ func startPair(ctx context.Context, bin, tr string, targets map[string]string, v
 	p.addrs[echoOff] = clientAddrs[len(services)+2]
 	ls = append(ls, "tls://"+p.addrs[echoTLS]+"/"+echoSvc, "tls://"+p.addrs[echoTLSOff]+"/"+echoSvc+"?decoy=off",
 		"tcp://"+p.addrs[echoOff]+"/"+echoSvc+"?decoy=off")
+	if iperf {
+		// iperf3's control connection and its data both start with
+		// iperf3's bytes, not WhatsApp's.
+		p.addrs[iperfSvc] = clientAddrs[len(services)+3]
+		ls = append(ls, "tcp://"+p.addrs[iperfSvc]+"/"+iperfSvc+"?decoy=off")
+		tgts = append(tgts, iperfSvc+"="+targets[iperfSvc])
+	}
 
 	if p.origin, _, err = start(bin, []string{"origin"}, append(common, "FERRY_ORIGIN_LISTEN="+listen,
 		"FERRY_ORIGIN_TARGETS="+strings.Join(tgts, ","), "FERRY_ADMIN="+oAdmin), 0); err != nil {

@@ -339,6 +339,48 @@ func (r *Report) Write(w io.Writer) {
 		}
 		return fmt.Sprintf(" (%.2f×)", v/base)
 	}
+	if len(r.Paths) > 0 {
+		r.writePaths(w, direct, hop, ratio)
+	}
+	if len(r.Idle) > 0 {
+		fmt.Fprintf(w, "\nidle clients, over             %-10s %-12s %-12s %-12s %-12s %-14s %s\n", "conns", "edge RSS", "origin RSS", "edge KiB/c", "origin KiB/c", "edge gor/c", "origin gor/c")
+		for _, i := range r.Idle {
+			fmt.Fprintf(w, "  %-28s %-10d %-12s %-12s %-12.1f %-12.1f %-14.2f %.2f\n", i.Transport+", "+i.Clients+" clients", i.Conns,
+				fmt.Sprintf("%d MiB", i.EdgeRSS>>10), fmt.Sprintf("%d MiB", i.OriginRSS>>10), i.EdgeKiB, i.OriginKiB, i.EdgeGor, i.OriginGor)
+		}
+	}
+	if len(r.IPerf3) > 0 || r.IPerf3Note != "" {
+		fmt.Fprintf(w, "\niperf3, one stream (× HAProxy)  %-18s %-18s %-16s %-16s %s\n", "up MB/s", "down MB/s", "edge s/GB", "origin s/GB", "GB per CPU-second")
+		var base IPerf3
+		for _, p := range r.IPerf3 {
+			if p.Path == "one-hop" {
+				base = p
+			}
+		}
+		for _, p := range r.IPerf3 {
+			fmt.Fprintf(w, "  %-28s %-18s %-18s %-16.3f %-16.3f %.2f%s\n", p.Path,
+				fmt.Sprintf("%.0f%s", p.Up1, ratio(p.Up1, base.Up1)), fmt.Sprintf("%.0f%s", p.Down1, ratio(p.Down1, base.Down1)),
+				p.CPUEdge, p.CPUOrigin, p.GBPerCPUSecond, ratio(p.GBPerCPUSecond, base.GBPerCPUSecond))
+		}
+		if r.IPerf3Note != "" {
+			fmt.Fprintf(w, "  %s\n", r.IPerf3Note)
+		}
+	}
+	if len(r.LongLink) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\none stream, %v round trip      %-10s %-10s %s\n", LongRTT, "up MB/s", "down MB/s", "window/RTT bound")
+	for _, l := range r.LongLink {
+		fmt.Fprintf(w, "  %-28s %-10.1f %-10.1f %.1f MB/s", l.Transport, l.Up, l.Down, l.Bound)
+		if l.Err != "" {
+			fmt.Fprintf(w, "  failed: %s", l.Err)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// writePaths prints the paths' throughput, setup and CPU tables.
+func (r *Report) writePaths(w io.Writer, direct, hop Path, ratio func(v, base float64) string) {
 	fmt.Fprintf(w, "throughput, MB/s (× one hop)  %-18s %-18s %-18s %-18s\n", "up, 1 stream", "down, 1 stream", "up, 8 streams", "down, 8 streams")
 	for _, p := range r.Paths {
 		fmt.Fprintf(w, "  %-28s %-18s %-18s %-18s %-18s\n", p.Name,
@@ -358,19 +400,6 @@ func (r *Report) Write(w io.Writer) {
 		if p.GBPerCPUSecond > 0 {
 			fmt.Fprintf(w, "  %-28s %-16.3f %-16.3f %.2f\n", p.Name, p.CPUEdge, p.CPUOrigin, p.GBPerCPUSecond)
 		}
-	}
-	fmt.Fprintf(w, "\nidle clients, over             %-10s %-12s %-12s %-12s %-12s %-14s %s\n", "conns", "edge RSS", "origin RSS", "edge KiB/c", "origin KiB/c", "edge gor/c", "origin gor/c")
-	for _, i := range r.Idle {
-		fmt.Fprintf(w, "  %-28s %-10d %-12s %-12s %-12.1f %-12.1f %-14.2f %.2f\n", i.Transport+", "+i.Clients+" clients", i.Conns,
-			fmt.Sprintf("%d MiB", i.EdgeRSS>>10), fmt.Sprintf("%d MiB", i.OriginRSS>>10), i.EdgeKiB, i.OriginKiB, i.EdgeGor, i.OriginGor)
-	}
-	fmt.Fprintf(w, "\none stream, %v round trip      %-10s %-10s %s\n", LongRTT, "up MB/s", "down MB/s", "window/RTT bound")
-	for _, l := range r.LongLink {
-		fmt.Fprintf(w, "  %-28s %-10.1f %-10.1f %.1f MB/s", l.Transport, l.Up, l.Down, l.Bound)
-		if l.Err != "" {
-			fmt.Fprintf(w, "  failed: %s", l.Err)
-		}
-		fmt.Fprintln(w)
 	}
 }
 

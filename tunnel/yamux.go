@@ -15,14 +15,18 @@ import (
 )
 
 // StreamWindow is the largest receive window of a yamux stream, on both
-// ends. One stream's throughput is capped at window/RTT: 16 MiB allows
-// 168 MB/s at 100 ms, as QUIC's QUICStreamWindow does.
+// ends. go-yamux grants window back only once half of it was read, so a
+// steady stream keeps about half its window in flight: one stream's
+// throughput is capped near window/(2 RTT), 168 MB/s at 100 ms with
+// 32 MiB (measured over the bench's 100 ms relay, go-yamux alone: 16 MiB
+// gave 75 MB/s, 32 MiB 135, 64 MiB about 170). Two streams at this window
+// fill SessionBudget.
 //
 // A stream starts with yamux's 256 KiB, the protocol's initial window, and
 // its window doubles at a window update only when the reader consumed the
 // last half window within four round trips: a stream grows only while its
 // reader keeps up.
-const StreamWindow = 16 << 20
+const StreamWindow = 32 << 20
 
 // ColdWindow and Proof bound what a client that never reads costs: a
 // stream's window grows past ColdWindow only once its reader has proved it
@@ -32,13 +36,15 @@ const StreamWindow = 16 << 20
 // kernel's socket buffers towards the client are full, fast enough on a
 // short link for go-yamux to double the window at every update (to 4 MiB on
 // loopback, measured); Proof is more than those buffers take from a client
-// that reads nothing (the kernel grows a connection's send buffer with its
-// congestion window, which stays small while the peer's receive window is
-// closed), so that window stops at ColdWindow. A reader that keeps up pays
-// Proof at ColdWindow: 0.8 s at 100 ms, 13 ms on loopback.
+// that reads nothing (4 MiB on loopback with Linux's default tcp_wmem, the
+// edge's send buffer; the client's receive buffer stays small while it
+// does not read), so that window stops at ColdWindow. A reader that keeps
+// up pays Proof at ColdWindow, where it moves ColdWindow/(2 RTT): 1.2 s at
+// 100 ms, 10 ms on loopback. 6 MiB, not 8: 1.5 times what the buffers took
+// rather than twice, for 0.4 s less ramp on a 100 ms link.
 const (
 	ColdWindow = 1 << 20
-	Proof      = 8 << 20
+	Proof      = 6 << 20
 )
 
 // SessionBudget is what one session's receive windows may add up to, over
@@ -47,7 +53,7 @@ const (
 // whose readers stopped hold at most the budget between them, while a
 // stream that reads on keeps at least its window (the initial 256 KiB
 // allows 2.6 GB/s on loopback's round trip, 26 MB/s at 10 ms). 64 MiB lets
-// four streams run at StreamWindow at once.
+// two streams run at StreamWindow at once.
 //
 // Initial windows are granted even beyond the budget: yamux lets a peer
 // send 256 KiB on a new stream before any window update, so refusing one

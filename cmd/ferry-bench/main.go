@@ -4,7 +4,7 @@
 // the figures, and writes them as JSON. It is a command of its own, so that
 // the ferry binary operators run carries none of it.
 //
-//	go build -o bin/ ./cmd/... && bin/ferry-bench [-quick] [-json FILE] [-ferry PATH]
+//	go build -o bin/ ./cmd/... && bin/ferry-bench [-quick] [-json FILE] [-ferry PATH] [-only PART,...] [-transports ws,...]
 package main
 
 import (
@@ -17,6 +17,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/ferryproxy/ferry/bench"
@@ -58,9 +60,20 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	quick := fs.Bool("quick", false, "small sizes: a check that everything runs, in seconds")
 	out := fs.String("json", "bench.json", "where to write the figures as JSON")
 	ferry := fs.String("ferry", "", "the ferry binary to measure (default: ferry beside this one, else on PATH)")
-	const form = "ferry-bench [-quick] [-json FILE] [-ferry PATH]"
+	only := fs.String("only", "", "measure only these parts, comma-separated: "+strings.Join(bench.Parts, ", "))
+	transports := fs.String("transports", "", "tunnel transports to measure, comma-separated (default ws,wss,quic)")
+	const form = "ferry-bench [-quick] [-json FILE] [-ferry PATH] [-only PART,...] [-transports ws,...]"
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return fmt.Errorf("%w %q (want %s)", errUsage, args, form)
+	}
+	var parts []string
+	if *only != "" {
+		for p := range strings.SplitSeq(*only, ",") {
+			if !slices.Contains(bench.Parts, p) {
+				return fmt.Errorf("%w: -only %q (want parts among %s)", errUsage, p, strings.Join(bench.Parts, ", "))
+			}
+			parts = append(parts, p)
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -81,7 +94,16 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *quick {
 		o = bench.Quick
 	}
-	o.Ferry, o.Self, o.Progress = bin, self, stderr
+	o.Ferry, o.Self, o.Progress, o.Only = bin, self, stderr, parts
+	if *transports != "" {
+		o.Transports = nil
+		for tr := range strings.SplitSeq(*transports, ",") {
+			if tr != "ws" && tr != "wss" && tr != "quic" {
+				return fmt.Errorf("%w: -transports %q (want ws, wss or quic)", errUsage, tr)
+			}
+			o.Transports = append(o.Transports, tr)
+		}
+	}
 	r, err := bench.Run(ctx, o)
 	if err != nil {
 		return err
