@@ -27,7 +27,11 @@ import (
 
 // Options choose what a run measures.
 type Options struct {
-	Ferry      string   // the ferry binary that edges, origins and standalone run
+	Ferry string // the ferry binary that edges, origins and standalone run
+	// Previous, when set, is another ferry binary (the previous release)
+	// whose tunnel paths and non-reading clients are measured in the
+	// same run, each row beside this binary's.
+	Previous   string
 	Self       string   // the benchmark's binary, which runs the test server and the splice relay ("server", "relay")
 	Transports []string // tunnel transports: ws, wss, quic
 	Bytes      int64    // bytes per throughput measurement
@@ -50,7 +54,7 @@ var (
 )
 
 // Parts are what Options.Only may name.
-var Parts = []string{"paths", "idle", "long", "iperf3"}
+var Parts = []string{"paths", "idle", "long", "iperf3", "nonreaders"}
 
 func (o Options) runs(part string) bool {
 	return len(o.Only) == 0 || slices.Contains(o.Only, part)
@@ -69,8 +73,9 @@ type Report struct {
 	LongLink []LongLink `json:"long_link"`
 	// IPerf3 is one stream of Debian's iperf3, client and server, through
 	// HAProxy and through ferry; IPerf3Note says why it is missing.
-	IPerf3     []IPerf3 `json:"iperf3,omitempty"`
-	IPerf3Note string   `json:"iperf3_note,omitempty"`
+	IPerf3     []IPerf3     `json:"iperf3,omitempty"`
+	IPerf3Note string       `json:"iperf3_note,omitempty"`
+	NonReaders []NonReaders `json:"non_readers,omitempty"`
 }
 
 // Path holds one path's throughput (MB/s), setup latency and CPU cost.
@@ -145,13 +150,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}},
 	}
 	for _, tr := range o.Transports {
-		paths = append(paths, path{tr, func() (map[string]string, []*child, error) {
-			p, err := startPair(ctx, o.Ferry, tr, srv.addrs, "")
-			if err != nil {
-				return nil, nil, err
+		for _, f := range o.ferries() {
+			name := tr
+			if f.label != "this" {
+				name += " (" + f.label + ")"
 			}
-			return p.addrs, []*child{p.edge, p.origin}, nil
-		}})
+			paths = append(paths, path{name, func() (map[string]string, []*child, error) {
+				p, err := startPair(ctx, f.bin, tr, srv.addrs, "")
+				if err != nil {
+					return nil, nil, err
+				}
+				return p.addrs, []*child{p.edge, p.origin}, nil
+			}})
+		}
 	}
 	if !o.runs("paths") {
 		paths = nil
@@ -199,6 +210,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	for _, tr := range []string{"ws", "quic"} {
+		if !o.runs("nonreaders") || !slices.Contains(o.Transports, tr) {
+			continue
+		}
+		for _, f := range o.ferries() {
+			fmt.Fprintf(o.Progress, "%d non-reading clients over %s (%s)\n", NonReadingClients, tr, f.label)
+			nr, err := measureNonReaders(ctx, f.bin, f.label, tr, srv.addrs)
+			if err != nil {
+				return nil, fmt.Errorf("non-reading clients over %s (%s): %w", tr, f.label, err)
+			}
+			r.NonReaders = append(r.NonReaders, nr)
+		}
+	}
+	for _, tr := range []string{"ws", "quic"} {
 		if !o.runs("long") {
 			break
 		}
@@ -210,6 +234,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		r.LongLink = append(r.LongLink, ll)
 	}
 	return r, nil
+}
+
+// ferry is a binary measured and how the report names it.
+type ferry struct{ bin, label string }
+
+func (o Options) ferries() []ferry {
+	fs := []ferry{{o.Ferry, "this"}}
+	if o.Previous != "" {
+		fs = append(fs, ferry{o.Previous, "previous"})
+	}
+	return fs
 }
 
 func measurePath(name string, addrs map[string]string, children []*child, o Options) (Path, error) {

@@ -366,6 +366,13 @@ func (r *Report) Write(w io.Writer) {
 			fmt.Fprintf(w, "  %s\n", r.IPerf3Note)
 		}
 	}
+	if len(r.NonReaders) > 0 {
+		fmt.Fprintf(w, "\nclients that stop reading      %-10s %-14s %s\n", "clients", "edge RSS", "edge RSS with them")
+		for _, n := range r.NonReaders {
+			fmt.Fprintf(w, "  %-28s %-10d %-14s %s\n", n.Transport+" ("+n.Ferry+")", n.Clients,
+				fmt.Sprintf("%d MiB", n.EdgeRSS0>>10), fmt.Sprintf("%d MiB", n.EdgeRSS>>10))
+		}
+	}
 	if len(r.LongLink) == 0 {
 		return
 	}

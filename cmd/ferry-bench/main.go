@@ -62,7 +62,8 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ferry := fs.String("ferry", "", "the ferry binary to measure (default: ferry beside this one, else on PATH)")
 	only := fs.String("only", "", "measure only these parts, comma-separated: "+strings.Join(bench.Parts, ", "))
 	transports := fs.String("transports", "", "tunnel transports to measure, comma-separated (default ws,wss,quic)")
-	const form = "ferry-bench [-quick] [-json FILE] [-ferry PATH] [-only PART,...] [-transports ws,...]"
+	previous := fs.String("previous", "", "another ferry binary (the previous release) whose tunnels are measured in the same run, beside this one's")
+	const form = "ferry-bench [-quick] [-json FILE] [-ferry PATH] [-previous PATH] [-only PART,...] [-transports ws,...]"
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return fmt.Errorf("%w %q (want %s)", errUsage, args, form)
 	}
@@ -94,7 +95,12 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *quick {
 		o = bench.Quick
 	}
-	o.Ferry, o.Self, o.Progress, o.Only = bin, self, stderr, parts
+	o.Ferry, o.Self, o.Progress, o.Only, o.Previous = bin, self, stderr, parts, *previous
+	if *previous != "" {
+		if fi, err := os.Stat(*previous); err != nil || fi.IsDir() {
+			return fmt.Errorf("%w: -previous %q is no ferry binary (want the path of one)", errUsage, *previous)
+		}
+	}
 	if *transports != "" {
 		o.Transports = nil
 		for tr := range strings.SplitSeq(*transports, ",") {

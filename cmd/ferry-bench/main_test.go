@@ -70,22 +70,30 @@ func TestBenchQuick(t *testing.T) {
 			Clients string  `json:"clients"`
 			EdgeKiB float64 `json:"edge_kib_per_conn"`
 		} `json:"idle"`
-		LongLink []struct{ Transport string } `json:"long_link"`
+		LongLink   []struct{ Transport string } `json:"long_link"`
+		NonReaders []struct {
+			EdgeRSS int64 `json:"edge_rss_peak_kib"`
+		} `json:"non_readers"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
 	// Two steps of idle clients over each transport, and over ws without
 	// first-byte routing, and with TLS with and without it.
-	if len(r.Paths) != 6 || len(r.Idle) != 12 || r.Idle[7].Clients != "tcp-off" || r.Idle[9].Clients != "tls" || r.Idle[11].Clients != "tls-off" || len(r.LongLink) != 2 {
+	if len(r.Paths) != 6 || len(r.Idle) != 12 || r.Idle[7].Clients != "tcp-off" || r.Idle[9].Clients != "tls" || r.Idle[11].Clients != "tls-off" || len(r.LongLink) != 2 || len(r.NonReaders) != 2 {
 		t.Fatalf("report: %s", b)
+	}
+	for _, n := range r.NonReaders {
+		if n.EdgeRSS <= 0 {
+			t.Errorf("non-reading clients not measured: %+v", n)
+		}
 	}
 	for _, p := range r.Paths {
 		if p.Up1 <= 0 || p.Down8 <= 0 || p.SetupP50 <= 0 {
 			t.Errorf("path %s not measured: %+v", p.Name, p)
 		}
 	}
-	for _, want := range []string{"throughput", "setup", "idle clients", "round trip"} {
+	for _, want := range []string{"throughput", "setup", "idle clients", "round trip", "stop reading"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}
