@@ -32,7 +32,6 @@ func sessionPair(t *testing.T, scheme string) (edgeSess, originSess tunnel.Sessi
 		eds.Close()
 		t.Fatal("no session accepted")
 	}
-	// Closed before the listener: a QUIC listener's Close waits for them.
 	t.Cleanup(func() { eds.Close(); ors.Close() })
 	return eds, ors
 }

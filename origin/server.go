@@ -127,15 +127,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.Log.Info("draining", "sessions", s.sessions.Load(), "streams", s.streams.Load(), "grace", grace)
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
-	// Listeners close while streams drain: a QUIC listener's Close waits
-	// for its sessions.
-	var closes sync.WaitGroup
+	// No new sessions while streams drain; the live ones outlive their
+	// listener.
 	for _, l := range s.Listeners {
-		closes.Add(1)
-		go func() {
-			defer closes.Done()
-			l.Close()
-		}()
+		l.Close()
 	}
 
 	drained := make(chan struct{})
@@ -156,7 +151,6 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.sessionWG.Wait()
 	<-drained
-	closes.Wait()
 	return nil
 }
 

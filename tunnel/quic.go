@@ -98,7 +98,7 @@ func (d *QUICDialer) Dial(ctx context.Context) (Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quic dial %s: %w", d.addr, err)
 	}
-	s, err := quicHandshake(ctx, conn, d.end, true)
+	s, err := quicHandshake(ctx, conn, d.end, true, nil)
 	if err != nil {
 		conn.CloseWithError(quicNoError, "")
 		return nil, fmt.Errorf("quic %s: %w", d.addr, err)
@@ -110,7 +110,9 @@ func (d *QUICDialer) Dial(ctx context.Context) (Session, error) {
 // dialer opens, and keeps that stream as the session's control stream. On
 // the listener, until the hellos check out, the connection gets no other
 // stream accepted.
-func quicHandshake(ctx context.Context, conn *quic.Conn, end End, dialer bool) (Session, error) {
+// quicHandshake runs the hellos on conn; ended, when set, runs once when the
+// session closes.
+func quicHandshake(ctx context.Context, conn *quic.Conn, end End, dialer bool, ended func()) (Session, error) {
 	cs := conn.ConnectionState().TLS
 	ekm, err := exporter(&cs)
 	if err != nil {
@@ -150,7 +152,7 @@ func quicHandshake(ctx context.Context, conn *quic.Conn, end End, dialer bool) (
 		return nil, err
 	}
 	st.SetDeadline(time.Time{})
-	return newSession(&quicSession{conn}, &quicStream{Stream: st, conn: conn}, end, pflags), nil
+	return newSession(&quicSession{conn: conn, ended: ended}, &quicStream{Stream: st, conn: conn}, end, pflags), nil
 }
 
 // QUICListener accepts QUIC sessions: an origin's from edges, or in reverse
@@ -163,8 +165,11 @@ type QUICListener struct {
 	queue
 	wg sync.WaitGroup
 
-	mu    sync.Mutex
-	conns []*quic.Conn // accepted sessions, for Close to wait for
+	mu     sync.Mutex
+	live   int  // connections accepted and not yet ended
+	closed bool // Close was called: the socket goes with the last of them
+	once   sync.Once
+	err    error // of closing the socket
 
 	// AuthFailures counts connections refused for their hellos.
 	AuthFailures atomic.Int64
@@ -187,20 +192,42 @@ func listenQUIC(pc net.PacketConn, o ListenOptions) (*QUICListener, error) {
 
 func (l *QUICListener) Addr() net.Addr { return l.ln.Addr() }
 
-// Close stops accepting, waits for the sessions it accepted to end (their
-// owner closes them), then closes the socket they share.
+// Close stops accepting and returns. The sessions it accepted share its
+// socket and belong to whoever accepted them: the socket is closed when
+// the last of them closes, within that session's Close, so that once their
+// owner has closed them all the port is free again.
 func (l *QUICListener) Close() error {
 	l.cancel()
 	err := l.ln.Close()
 	l.wg.Wait()
 	l.mu.Lock()
-	conns := l.conns
+	l.closed = true
+	idle := l.live == 0
 	l.mu.Unlock()
-	for _, c := range conns {
-		<-c.Context().Done()
+	if idle {
+		err = errors.Join(err, l.closeSocket())
 	}
-	// The transport does not close a socket it was given.
-	return errors.Join(err, l.tr.Close(), l.tr.Conn.Close())
+	return err
+}
+
+// ended counts out a connection the listener accepted, and closes the
+// socket after the last one once the listener is closed.
+func (l *QUICListener) ended() {
+	l.mu.Lock()
+	l.live--
+	last := l.closed && l.live == 0
+	l.mu.Unlock()
+	if last {
+		l.closeSocket()
+	}
+}
+
+func (l *QUICListener) closeSocket() error {
+	l.once.Do(func() {
+		// The transport does not close a socket it was given.
+		l.err = errors.Join(l.tr.Close(), l.tr.Conn.Close())
+	})
+	return l.err
 }
 
 func (l *QUICListener) acceptLoop() {
@@ -210,11 +237,18 @@ func (l *QUICListener) acceptLoop() {
 		if err != nil {
 			return
 		}
+		l.mu.Lock()
+		l.live++
+		l.mu.Unlock()
+		// Once, whether the session's Close or the connection's end
+		// (its peer's close, an idle timeout) comes first.
+		ended := sync.OnceFunc(l.ended)
+		context.AfterFunc(conn.Context(), ended)
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
-			s, err := quicHandshake(ctx, conn, l.end, false)
+			s, err := quicHandshake(ctx, conn, l.end, false, ended)
 			cancel()
 			if err != nil {
 				if authFailure(err) {
@@ -222,23 +256,18 @@ func (l *QUICListener) acceptLoop() {
 				}
 				l.end.Log.Info("quic tunnel refused", "err", err)
 				conn.CloseWithError(quicNoError, "")
+				ended()
 				return
 			}
-			l.mu.Lock()
-			live := l.conns[:0]
-			for _, c := range l.conns {
-				if c.Context().Err() == nil {
-					live = append(live, c)
-				}
-			}
-			l.conns = append(live, conn)
-			l.mu.Unlock()
 			l.deliver(s)
 		}()
 	}
 }
 
-type quicSession struct{ conn *quic.Conn }
+type quicSession struct {
+	conn  *quic.Conn
+	ended func() // an accepted session's: counts it out of its listener
+}
 
 // Heard is zero: quic-go closes a connection its peer has not answered
 // within MaxIdleTimeout itself.
@@ -261,7 +290,13 @@ func (s *quicSession) AcceptStream(ctx context.Context) (Stream, error) {
 }
 
 func (s *quicSession) Done() <-chan struct{} { return s.conn.Context().Done() }
-func (s *quicSession) Close() error          { return s.conn.CloseWithError(quicNoError, "") }
+func (s *quicSession) Close() error {
+	err := s.conn.CloseWithError(quicNoError, "")
+	if s.ended != nil {
+		s.ended()
+	}
+	return err
+}
 
 // quicStream adapts a native QUIC stream: CloseWrite sends FIN; Close after
 // it only stops reading, so data in flight still arrives; Close without it

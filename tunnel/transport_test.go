@@ -151,3 +151,56 @@ func TestListenErrors(t *testing.T) {
 		t.Error("NewDialer took a tcp URL")
 	}
 }
+
+// TestQUICListenerCloseWaitsForNone checks that a QUIC listener's Close
+// returns with a session it accepted still live, that the session carries
+// on over the socket they share, and that the socket is closed, its port
+// free, as soon as that last session's Close returns.
+func TestQUICListenerCloseWaitsForNone(t *testing.T) {
+	ln, err := Listen(URL{Scheme: "quic", Host: "127.0.0.1:0"}, ListenOptions{End: transportEnd(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	u, err := ParseURL("quic://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDialer(u, transportEnd(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	accepted := make(chan Session, 1)
+	go func() {
+		s, _ := ln.Accept(ctx)
+		accepted <- s
+	}()
+	edge, err := d.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer edge.Close()
+	origin := <-accepted
+	if origin == nil {
+		t.Fatal("no session accepted")
+	}
+
+	if err := ln.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := edge.Probe(ctx); err != nil {
+		t.Fatalf("the session no longer answers after its listener's Close: %v", err)
+	}
+	if pc, err := net.ListenPacket("udp", addr); err == nil {
+		pc.Close()
+		t.Fatal("the socket was closed under a live session")
+	}
+	origin.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatalf("the port is still taken after the last session's Close: %v", err)
+	}
+	pc.Close()
+}

@@ -144,9 +144,8 @@ type Dialer interface {
 type Listener interface {
 	Accept(ctx context.Context) (Session, error)
 	// Close stops accepting at once; sessions already accepted live on, and
-	// their owner closes them. It returns when the listener's own work is
-	// done, which for sessions that share its socket (QUIC) is when they
-	// have ended.
+	// their owner closes them. It never waits for them: a socket they share
+	// (QUIC's) is closed by the Close of the last of them.
 	Close() error
 	Addr() net.Addr
 }
