@@ -2,8 +2,10 @@
 //
 // Every role has its own spec struct. Each field names its variable in an
 // `envconfig` tag and carries `desc` (what it is), `form` (what a value looks
-// like, quoted in errors) and `default` tags, so the struct is the one place
-// where a variable, its help text and its error message are defined.
+// like, quoted in errors) and `default` tags, and a number or duration may
+// carry a `max` tag (its upper bound, checked by Load), so the struct is the
+// one place where a variable, its help text and its error message are
+// defined.
 // ../shared/CONTRACT.md lists the names; they are kept as written there.
 package config
 
@@ -11,9 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,19 +44,22 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Common holds the settings every role shares.
 type Common struct {
-	Admin     Address   `envconfig:"FERRY_ADMIN" default:"127.0.0.1:8199" form:"HOST:PORT, or empty to disable" desc:"admin HTTP address serving /metrics, /healthz, /readyz and a stats page at /"`
+	Admin     Address   `envconfig:"FERRY_ADMIN" default:"127.0.0.1:8199" form:"HOST:PORT, or empty to disable" desc:"admin HTTP address serving /metrics, /healthz, /readyz and a stats page at /; it has no authentication, so an address that is not loopback needs FERRY_ADMIN_PUBLIC=true"`
 	LogLevel  LogLevel  `envconfig:"FERRY_LOG_LEVEL" default:"info" form:"debug, info, warn or error" desc:"least severe log level written"`
 	LogFormat LogFormat `envconfig:"FERRY_LOG_FORMAT" default:"text" form:"text or json" desc:"log line format"`
-	Grace     Duration  `envconfig:"FERRY_GRACE" default:"30s" form:"a duration such as 30s or 2m" desc:"on SIGTERM or SIGINT, how long live connections may finish before they are closed"`
+	Grace     Duration  `envconfig:"FERRY_GRACE" default:"30s" max:"1h" form:"a positive duration up to 1h, such as 30s or 2m" desc:"on SIGTERM or SIGINT, how long live connections may finish before they are closed"`
 	// Bool rather than bool: envconfig's own parser would accept "1", "t"
 	// and the like, and quote Go's error.
 	LogClientIPs Bool        `envconfig:"FERRY_LOG_CLIENT_IPS" default:"false" form:"true or false" desc:"put clients' IP addresses in the (debug) log lines about them; by default no line holds one"`
 	MemoryLimit  MemoryLimit `envconfig:"FERRY_MEMORY_LIMIT" form:"a size such as 512MiB or 1GiB, or off" desc:"soft memory limit of the process (Go's): the collector works harder near it and hands memory back after a burst (default: 75% of the cgroup's limit, else of the machine's memory; GOMEMLIMIT, if set, is kept)"`
+	// The admin endpoint shows the share link and every counter to whoever
+	// asks: listening beyond loopback is a choice to make in writing.
+	AdminPublic Bool `envconfig:"FERRY_ADMIN_PUBLIC" default:"false" form:"true or false" desc:"allow FERRY_ADMIN on an address that is not loopback (all addresses, a pod's, a private network's): the admin endpoint has no authentication, so keep its port off the Internet"`
 }
 
 // Auth holds the secret shared by edges and origins.
 type Auth struct {
-	Secret Secret `envconfig:"FERRY_SECRET" form:"at least 32 characters, e.g. from: openssl rand -base64 33" desc:"shared secret of edges and origins (required)"`
+	Secret Secret `envconfig:"FERRY_SECRET" form:"at least 32 bytes, not blank, no line break at the end, e.g. from: openssl rand -base64 33" desc:"shared secret of edges and origins (required)"`
 }
 
 // Clients holds the client-facing listeners of an edge or of standalone.
@@ -63,7 +71,7 @@ type Clients struct {
 	// Many mobile users share one address behind carrier-grade NAT, so the
 	// default is far above what one phone opens (a handful).
 	MaxConnsPerIP    Limit        `envconfig:"FERRY_EDGE_MAX_CONNS_PER_IP" default:"200" form:"a whole number; 0 for no cap" desc:"concurrent client connections from one IPv4 address or IPv6 /64 at most"`
-	HandshakeTimeout Duration     `envconfig:"FERRY_EDGE_HANDSHAKE_TIMEOUT" default:"20s" form:"a duration such as 20s" desc:"how long a new client may take to send its PROXY header, finish TLS and send its first byte"`
+	HandshakeTimeout Duration     `envconfig:"FERRY_EDGE_HANDSHAKE_TIMEOUT" default:"20s" max:"5m" form:"a positive duration up to 5m, such as 20s" desc:"how long a new client may take to send its PROXY header, finish TLS and send its first byte"`
 	PublicHost       Hosts        `envconfig:"FERRY_EDGE_PUBLIC_HOST" form:"comma-separated host names or IP addresses" desc:"the names (or IP literals) phones use for this edge, the first one in the share link and QR code on the stats page; with FERRY_EDGE_ACME, the certificates' names (the first also for a ClientHello without a name)"`
 	Decoy            Decoy        `envconfig:"FERRY_EDGE_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"the web site every visitor that does not speak WhatsApp sees on the client ports and on FERRY_EDGE_TUNNEL_LISTEN: a built-in ordinary page, a site reverse-proxied, or files served"`
 	MediaNames       NamePatterns `envconfig:"FERRY_EDGE_MEDIA_NAMES" default:"*.whatsapp.net" form:"comma-separated server names, each NAME or *.SUFFIX" desc:"TLS server names that media listeners and tls listeners pass through to the route media; any other ClientHello is answered with the web site"`
@@ -85,7 +93,7 @@ type Edge struct {
 	Common
 	Auth
 	Clients
-	Pool         Count           `envconfig:"FERRY_EDGE_POOL" default:"2" form:"a whole number from 1 to 10000000" desc:"sessions kept to each origin; new clients go to the least busy one"`
+	Pool         Count           `envconfig:"FERRY_EDGE_POOL" default:"2" max:"64" form:"a whole number from 1 to 64" desc:"sessions kept to each origin; new clients go to the least busy one"`
 	Origins      TunnelURLs      `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"origins to tunnel to, in order of preference (this or FERRY_EDGE_TUNNEL_LISTEN is required)"`
 	TunnelListen TunnelListeners `envconfig:"FERRY_EDGE_TUNNEL_LISTEN" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT" desc:"reverse mode: tunnel listeners that origins dial (their FERRY_ORIGIN_EDGES); clients' streams still go from edge to origin"`
 }
@@ -100,7 +108,7 @@ type Origin struct {
 	TLSKey  string          `envconfig:"FERRY_ORIGIN_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_ORIGIN_TLS_CERT"`
 	Decoy   Decoy           `envconfig:"FERRY_ORIGIN_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"what visitors without the secret see: a built-in web page, a site reverse-proxied, or files served"`
 	Edges   TunnelURLs      `envconfig:"FERRY_ORIGIN_EDGES" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"reverse mode: edges to dial (their FERRY_EDGE_TUNNEL_LISTEN), for edges that cannot dial out; they still open the streams"`
-	Pool    Count           `envconfig:"FERRY_ORIGIN_POOL" default:"2" form:"a whole number from 1 to 10000000" desc:"sessions kept to each edge of FERRY_ORIGIN_EDGES"`
+	Pool    Count           `envconfig:"FERRY_ORIGIN_POOL" default:"2" max:"64" form:"a whole number from 1 to 64" desc:"sessions kept to each edge of FERRY_ORIGIN_EDGES"`
 }
 
 // Standalone is the configuration of `ferry standalone`.
@@ -123,6 +131,9 @@ func Load(spec any) error {
 		}
 		return &Error{Var: "environment", Err: err}
 	}
+	if err := checkMax(spec); err != nil {
+		return err
+	}
 	switch s := spec.(type) {
 	case *Edge:
 		return s.check()
@@ -135,6 +146,9 @@ func Load(spec any) error {
 }
 
 func (e *Edge) check() error {
+	if err := e.Common.check(); err != nil {
+		return err
+	}
 	if err := e.Auth.check(); err != nil {
 		return err
 	}
@@ -145,6 +159,9 @@ func (e *Edge) check() error {
 }
 
 func (o *Origin) check() error {
+	if err := o.Common.check(); err != nil {
+		return err
+	}
 	if err := o.Auth.check(); err != nil {
 		return err
 	}
@@ -155,12 +172,66 @@ func (o *Origin) check() error {
 }
 
 func (s *Standalone) check() error {
+	if err := s.Common.check(); err != nil {
+		return err
+	}
 	for _, l := range s.Listen {
 		if _, ok := s.Targets[l.Route]; !ok {
 			return &Error{Var: "FERRY_EDGE_LISTEN", Err: fmt.Errorf("route %q of %s is not in FERRY_ORIGIN_TARGETS", l.Route, l)}
 		}
 	}
 	return s.Clients.check()
+}
+
+// check refuses an admin endpoint beyond loopback unless FERRY_ADMIN_PUBLIC
+// says so. An empty host is every address; a name other than localhost may
+// resolve to anything, so it counts as public too.
+func (c *Common) check() error {
+	if c.Admin == "" || c.AdminPublic {
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(string(c.Admin))
+	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() || strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	where := host
+	if host == "" {
+		where = "every address"
+	}
+	return &Error{Var: "FERRY_ADMIN", Form: "a loopback HOST:PORT such as 127.0.0.1:8199, or FERRY_ADMIN_PUBLIC=true", Err: fmt.Errorf("%s listens on %s, beyond loopback, and the admin endpoint has no authentication: set FERRY_ADMIN_PUBLIC=true to allow it", c.Admin, where)}
+}
+
+// checkMax refuses a Count, Limit or Duration above its field's max tag.
+func checkMax(spec any) error {
+	var err error
+	eachVar(spec, func(f reflect.StructField, v reflect.Value) {
+		max, ok := f.Tag.Lookup("max")
+		if !ok || err != nil {
+			return
+		}
+		key := f.Tag.Get("envconfig")
+		switch x := v.Interface().(type) {
+		case Duration:
+			m, perr := time.ParseDuration(max)
+			if perr != nil {
+				panic(fmt.Sprintf("config: %s: bad max tag %q", key, max))
+			}
+			if time.Duration(x) > m {
+				err = &Error{Var: key, Form: f.Tag.Get("form"), Err: fmt.Errorf("%v is longer than %v", time.Duration(x), m)}
+			}
+		case Count, Limit:
+			m, perr := strconv.Atoi(max)
+			if perr != nil {
+				panic(fmt.Sprintf("config: %s: bad max tag %q", key, max))
+			}
+			if n := v.Int(); n > int64(m) {
+				err = &Error{Var: key, Form: f.Tag.Get("form"), Err: fmt.Errorf("%d is more than %d", n, m)}
+			}
+		default:
+			panic(fmt.Sprintf("config: %s: a max tag on a %T", key, x))
+		}
+	})
+	return err
 }
 
 func (a *Auth) check() error {

@@ -202,3 +202,97 @@ func FuzzParseTargets(f *testing.F) {
 		}
 	})
 }
+
+// TestLimitRules checks issue 14's rules one by one: each bad value is
+// refused with an error that names its variable and the form it wants,
+// and the value next to it on the good side is taken.
+func TestLimitRules(t *testing.T) {
+	base := map[string]string{"FERRY_SECRET": goodSecret, "FERRY_EDGE_ORIGINS": "ws://o.example/t"}
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		// wantVar is the variable the error names, empty when Load must
+		// succeed; want is in the error besides the variable and form.
+		wantVar, want, form string
+	}{
+		{"secret of 32 bytes", map[string]string{"FERRY_SECRET": strings.Repeat("x", 32)}, "", "", ""},
+		{"secret of 31 bytes", map[string]string{"FERRY_SECRET": strings.Repeat("x", 31)}, "FERRY_SECRET", "31 bytes long, shorter than 32", "at least 32 bytes"},
+		// 11 runes of 3 bytes: 33 bytes, enough.
+		{"secret counted in bytes", map[string]string{"FERRY_SECRET": strings.Repeat("€", 11)}, "", "", ""},
+		{"blank secret", map[string]string{"FERRY_SECRET": strings.Repeat(" ", 40)}, "FERRY_SECRET", "is blank", "not blank"},
+		{"blank secret of tabs", map[string]string{"FERRY_SECRET": strings.Repeat(" \t", 20)}, "FERRY_SECRET", "is blank", "not blank"},
+		{"secret with a newline", map[string]string{"FERRY_SECRET": goodSecret + "\n"}, "FERRY_SECRET", "ends in a line break", "no line break at the end"},
+		{"secret with CRLF", map[string]string{"FERRY_SECRET": goodSecret + "\r\n"}, "FERRY_SECRET", "ends in a line break", "no line break at the end"},
+		{"secret with inner spaces", map[string]string{"FERRY_SECRET": "correct horse battery staple and more"}, "", "", ""},
+
+		{"admin on loopback", map[string]string{"FERRY_ADMIN": "127.0.0.1:8199"}, "", "", ""},
+		{"admin on IPv6 loopback", map[string]string{"FERRY_ADMIN": "[::1]:8199"}, "", "", ""},
+		{"admin on localhost", map[string]string{"FERRY_ADMIN": "localhost:8199"}, "", "", ""},
+		{"admin on 127.0.0.2", map[string]string{"FERRY_ADMIN": "127.0.0.2:8199"}, "", "", ""},
+		{"admin disabled", map[string]string{"FERRY_ADMIN": ""}, "", "", ""},
+		{"admin everywhere", map[string]string{"FERRY_ADMIN": ":8199"}, "FERRY_ADMIN", "every address", "FERRY_ADMIN_PUBLIC=true"},
+		{"admin on 0.0.0.0", map[string]string{"FERRY_ADMIN": "0.0.0.0:8199"}, "FERRY_ADMIN", "0.0.0.0", "FERRY_ADMIN_PUBLIC=true"},
+		{"admin on a private address", map[string]string{"FERRY_ADMIN": "10.0.0.5:8199"}, "FERRY_ADMIN", "no authentication", "FERRY_ADMIN_PUBLIC=true"},
+		{"admin on a name", map[string]string{"FERRY_ADMIN": "admin.example:8199"}, "FERRY_ADMIN", "beyond loopback", "FERRY_ADMIN_PUBLIC=true"},
+		{"admin public", map[string]string{"FERRY_ADMIN": ":8199", "FERRY_ADMIN_PUBLIC": "true"}, "", "", ""},
+		{"admin public false", map[string]string{"FERRY_ADMIN": ":8199", "FERRY_ADMIN_PUBLIC": "false"}, "FERRY_ADMIN", "FERRY_ADMIN_PUBLIC=true", "loopback HOST:PORT"},
+		{"admin public yes", map[string]string{"FERRY_ADMIN_PUBLIC": "yes"}, "FERRY_ADMIN_PUBLIC", `"yes" is neither true nor false`, "true or false"},
+
+		{"grace 1h", map[string]string{"FERRY_GRACE": "1h"}, "", "", ""},
+		{"grace over 1h", map[string]string{"FERRY_GRACE": "61m"}, "FERRY_GRACE", "1h1m0s is longer than 1h0m0s", "up to 1h"},
+		{"handshake 5m", map[string]string{"FERRY_EDGE_HANDSHAKE_TIMEOUT": "5m"}, "", "", ""},
+		{"handshake over 5m", map[string]string{"FERRY_EDGE_HANDSHAKE_TIMEOUT": "301s"}, "FERRY_EDGE_HANDSHAKE_TIMEOUT", "5m1s is longer than 5m0s", "up to 5m"},
+		{"edge pool 64", map[string]string{"FERRY_EDGE_POOL": "64"}, "", "", ""},
+		{"edge pool 65", map[string]string{"FERRY_EDGE_POOL": "65"}, "FERRY_EDGE_POOL", "65 is more than 64", "from 1 to 64"},
+
+		{"origins distinct", map[string]string{"FERRY_EDGE_ORIGINS": "ws://o.example/t,ws://o.example/t?connect=192.0.2.1:80,wss://o.example/t"}, "", "", ""},
+		{"origin twice", map[string]string{"FERRY_EDGE_ORIGINS": "ws://o.example/t,wss://p.example/t,ws://o.example:80/t"}, "FERRY_EDGE_ORIGINS", "ws://o.example:80/t is listed twice", "comma-separated"},
+		{"public host twice", map[string]string{"FERRY_EDGE_PUBLIC_HOST": "a.example,A.example"}, "FERRY_EDGE_PUBLIC_HOST", "a.example is listed twice", "comma-separated"},
+		{"tunnel listener twice", map[string]string{"FERRY_EDGE_TUNNEL_LISTEN": "ws://:9000/t,ws://:9000/t"}, "FERRY_EDGE_TUNNEL_LISTEN", ":9000 is listed twice", "comma-separated"},
+	} {
+		vars := map[string]string{}
+		for k, v := range base {
+			vars[k] = v
+		}
+		for k, v := range tc.vars {
+			vars[k] = v
+		}
+		setenv(t, vars)
+		err := Load(&Edge{})
+		if tc.wantVar == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		var cerr *Error
+		if !errors.As(err, &cerr) || cerr.Var != tc.wantVar {
+			t.Errorf("%s: err %v, want a *config.Error naming %s", tc.name, err, tc.wantVar)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, tc.wantVar+": ") || !strings.Contains(msg, tc.want) || !strings.Contains(msg, "(want ") || !strings.Contains(cerr.Form, tc.form) {
+			t.Errorf("%s: %q, want %s: ...%s... (want ...%s...)", tc.name, msg, tc.wantVar, tc.want, tc.form)
+		}
+		if strings.Contains(msg, goodSecret) {
+			t.Errorf("%s: %q quotes the secret", tc.name, msg)
+		}
+	}
+
+	// The origin's own lists and pool.
+	for _, tc := range []struct{ key, value, want string }{
+		{"FERRY_ORIGIN_EDGES", "wss://e.example/t,wss://e.example:443/t", "wss://e.example:443/t is listed twice"},
+		{"FERRY_ORIGIN_LISTEN", "ws://:8080/t,ws://:8080/u", ":8080 is listed twice"},
+		{"FERRY_ORIGIN_POOL", "100", "100 is more than 64"},
+	} {
+		setenv(t, map[string]string{"FERRY_SECRET": goodSecret, tc.key: tc.value})
+		if err := Load(&Origin{}); err == nil || !strings.HasPrefix(err.Error(), tc.key+": ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%q: %v, want %s: ...%s", tc.key, tc.value, err, tc.key, tc.want)
+		}
+	}
+	// Standalone has an admin endpoint too.
+	setenv(t, map[string]string{"FERRY_ADMIN": "[::]:8199"})
+	if err := Load(&Standalone{}); err == nil || !strings.HasPrefix(err.Error(), "FERRY_ADMIN: ") {
+		t.Errorf("standalone with a public admin endpoint: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,14 +20,22 @@ import (
 // Secret is the shared secret. It never prints itself.
 type Secret string
 
-// MinSecretLen is the shortest secret accepted: 32 characters of a random
-// base64 string carry about 190 bits.
+// MinSecretLen is the shortest secret accepted, in bytes: 32 characters of
+// a random base64 string carry about 190 bits.
 const MinSecretLen = 32
 
 func (s *Secret) Decode(v string) error {
-	if len(v) < MinSecretLen {
-		// The value is never quoted: even a wrong secret is a secret.
-		return fmt.Errorf("is %d characters long, shorter than %d", len(v), MinSecretLen)
+	// The value is never quoted: even a wrong secret is a secret.
+	switch {
+	case strings.HasSuffix(v, "\n") || strings.HasSuffix(v, "\r"):
+		// Most often the last newline of the file it was read from (a
+		// Kubernetes Secret made --from-file, say); an edge and an origin
+		// that read it differently would never agree.
+		return errors.New("ends in a line break; remove it")
+	case strings.TrimSpace(v) == "":
+		return errors.New("is blank")
+	case len(v) < MinSecretLen:
+		return fmt.Errorf("is %d bytes long, shorter than %d", len(v), MinSecretLen)
 	}
 	*s = Secret(v)
 	return nil
@@ -209,11 +218,18 @@ type TunnelURLs []tunnel.URL
 
 func (ts *TunnelURLs) Decode(v string) error {
 	var out TunnelURLs
+	seen := map[string]bool{}
 	for _, part := range splitList(v) {
 		t, err := tunnel.ParseURL(part)
 		if err != nil {
 			return err
 		}
+		// Compared as parsed, so ws://o.example/t and ws://o.example:80/t
+		// are one URL; another connect= or sni= makes another one.
+		if seen[t.String()] {
+			return fmt.Errorf("%s is listed twice", t)
+		}
+		seen[t.String()] = true
 		out = append(out, t)
 	}
 	*ts = out
@@ -317,7 +333,11 @@ func (h *Hosts) Decode(v string) error {
 		} else if !isDNSName(part) {
 			return fmt.Errorf("%q is not a host name or IP address", part)
 		}
-		out = append(out, strings.ToLower(part))
+		part = strings.ToLower(part)
+		if slices.Contains(out, part) {
+			return fmt.Errorf("%s is listed twice", part)
+		}
+		out = append(out, part)
 	}
 	*h = out
 	return nil
