@@ -347,6 +347,10 @@ func TestProbes(t *testing.T) {
 			if host != "" && host != "0.0.0.0" && host != "::" {
 				t.Errorf("%s/%s: FERRY_ADMIN %q listens on %s only; the kubelet probes the pod IP", d.Name, c.Name, admin.Value, host)
 			}
+			// ferry refuses an admin address beyond loopback without it.
+			if public, _ := env(c, "FERRY_ADMIN_PUBLIC"); public.Value != "true" {
+				t.Errorf("%s/%s: FERRY_ADMIN %q is beyond loopback, and FERRY_ADMIN_PUBLIC is not \"true\": ferry would refuse to start", d.Name, c.Name, admin.Value)
+			}
 			adminPort, err := strconv.Atoi(port)
 			if err != nil {
 				t.Errorf("%s/%s: FERRY_ADMIN %q: port: %v", d.Name, c.Name, admin.Value, err)
