@@ -40,6 +40,15 @@ type ListenOptions struct {
 	// for End.Secret. The listeners of one process share one, so that a
 	// token seen by one is refused by all.
 	Verifier *Verifier
+	// MaxConns caps a ws or wss listener's connections that are not tunnel
+	// sessions (decoy visitors, and tunnels until their token is checked);
+	// 0 means DefaultMaxConns. At the cap a new connection replaces the
+	// oldest one kept alive between requests, or is closed unanswered.
+	MaxConns int
+	// MaxIdlePerIP caps, per IPv4 address or IPv6 /64, a ws or wss
+	// listener's idle connections: no request yet, or kept alive between
+	// requests; 0 means DefaultMaxIdlePerIP. See wslimit.go.
+	MaxIdlePerIP int
 }
 
 // Listen opens the socket of u, a URL from ParseListenURL (TCP for ws and

@@ -221,6 +221,7 @@ type WSListener struct {
 
 	queue
 	srv    *http.Server
+	limits *connLimiter
 	served chan struct{}
 
 	mu       sync.Mutex
@@ -234,7 +235,8 @@ type WSListener struct {
 // request for u's path with a token that o.Verifier accepts becomes a
 // session; anything else gets o.Decoy. Listen fills in o's defaults.
 func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
-	ln = corkListener{ln}
+	limits := newConnLimiter(o.MaxConns, o.MaxIdlePerIP)
+	ln = corkListener{limitListener{ln, limits}}
 	if u.Scheme == "wss" {
 		// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
@@ -242,7 +244,7 @@ func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
 	end := o.End
 	l := &WSListener{
 		ln: ln, path: u.Path, verifier: o.Verifier, key: helloKey(end.Secret), decoy: o.Decoy, end: end, log: end.Log,
-		queue: newQueue(), served: make(chan struct{}),
+		queue: newQueue(), limits: limits, served: make(chan struct{}),
 	}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.serveHTTP),
@@ -252,6 +254,7 @@ func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, c)
 		},
+		ConnState: limits.connState,
 	}
 	go func() {
 		defer close(l.served)
@@ -295,6 +298,11 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		l.log.Debug("tunnel refused", "err", err)
 		l.decoy.ServeHTTP(w, r)
 		return
+	}
+	// A tunnel from here on: the listener's caps no longer count it (wslimit.go).
+	conn, _ := r.Context().Value(connKey{}).(net.Conn)
+	if lc := limitOf(conn); lc != nil {
+		l.limits.release(lc)
 	}
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
