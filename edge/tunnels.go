@@ -161,7 +161,9 @@ func (t *Tunnels) await(ctx context.Context, st *stream, first []byte) error {
 		}
 	}
 	st.SetDeadline(time.Time{})
-	if silent.Load() {
+	// A reply that came wins over a probe that failed meanwhile: the
+	// session answered, and the target may have the first bytes.
+	if silent.Load() && err != nil {
 		if st.l.Retire() {
 			t.Log.Warn("tunnel session not answering: retired, new clients go to another", "rtt", rtt)
 		}

@@ -86,6 +86,7 @@ type Backoff struct {
 
 func (b *Backoff) Next() time.Duration {
 	base, ceil := cmp.Or(b.Base, 250*time.Millisecond), cmp.Or(b.Max, 15*time.Second)
+	ceil = max(ceil, 1) // rand.Int64N needs a positive bound
 	d := ceil
 	if b.n < 32 && base<<b.n < ceil && base<<b.n > 0 {
 		d = base << b.n

@@ -122,13 +122,11 @@ func (p *Pool) Run(ctx context.Context) {
 		wg.Go(func() { k.Run(ctx) })
 	}
 	for _, l := range p.Listeners {
-		stop := context.AfterFunc(ctx, func() { l.Close() })
 		wg.Go(func() {
+			// Accept returns at ctx's end, or when l fails; l is closed
+			// before Run can return, so that its port is free after.
 			p.accept(ctx, l, &wg)
-			// A listener that failed is closed too.
-			if stop() {
-				l.Close()
-			}
+			l.Close()
 		})
 	}
 	wg.Wait()

@@ -86,11 +86,20 @@ func Pipe(ctx context.Context, a, b net.Conn, o Options) Result {
 	p.timer.Stop()
 	p.tmu.Unlock()
 	p.stall.Stop()
-	a.Close()
-	b.Close()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return Result{AToB: ab, BToA: ba, Err: p.err}
+	err := p.err
+	p.mu.Unlock()
+	// An abort from another goroutine (the idle timer, a stall check, ctx)
+	// wakes both copies with its deadline before it has reset both sides:
+	// this end resets them too, so that neither gets a clean FIN first.
+	if err != nil {
+		Abort(a)
+		Abort(b)
+	} else {
+		a.Close()
+		b.Close()
+	}
+	return Result{AToB: ab, BToA: ba, Err: err}
 }
 
 type pipe struct {

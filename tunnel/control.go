@@ -249,9 +249,20 @@ func (s *session) Probe(ctx context.Context) error {
 	if now := int64(time.Since(s.start)); now-sent > int64(probeShare) {
 		sent = now
 		s.lastProbe.Store(sent)
-		if err := s.send(ctlPing, sent); err != nil {
-			return fmt.Errorf("probe: %w", err)
+		select {
+		case <-s.Done():
+			return ErrSessionEnded
+		default:
 		}
+		// The ping goes out on a goroutine of its own: on a stalled link
+		// the control stream's write blocks (behind frames queued for a
+		// connection that takes nothing), and the probe must still end
+		// with ctx. The session's Close ends that write, and waits for it.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.send(ctlPing, sent)
+		}()
 	}
 	for {
 		ok, next := s.ponged(sent)

@@ -262,3 +262,26 @@ func TestProbe(t *testing.T) {
 		}
 	})
 }
+
+// TestProbeStalledWrite checks that a probe ends with its context even when
+// its ping cannot be written: a stalled link, whose control stream takes
+// nothing.
+func TestProbeStalledWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ca, cb := net.Pipe() // nothing reads cb: every write to ca blocks
+		defer cb.Close()
+		end := testEnd()
+		end.KeepAlive, end.PingTimeout = time.Hour, time.Hour
+		s := newSession(newPipeMux(ca), pipeCtl{ca}, end, 0)
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := s.Probe(ctx); err == nil {
+			t.Fatal("probe over a stalled link succeeded")
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Errorf("the probe ended after %v, want its context's second", d)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"errors"
 	"io"
 	"time"
@@ -37,6 +38,11 @@ func (s *yamuxStream) SetDeadline(t time.Time) error {
 // PeerEnded relies on quic-go's Read of no bytes, which reports a reset or
 // a consumed FIN and returns without waiting.
 func (s *quicStream) PeerEnded() error {
+	if err := s.conn.Context().Err(); err != nil {
+		// The connection's end (an idle timeout, a transport error) is
+		// not reported by a stream's Read of no bytes.
+		return &streamReset{err: context.Cause(s.conn.Context())}
+	}
 	_, err := s.Stream.Read(nil)
 	if err != nil && err != io.EOF {
 		err = quicResetError(err)
