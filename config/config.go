@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/ferryproxy/ferry/internal/redact"
 )
 
 // Error is a configuration error. It names the variable and the form a value
@@ -157,7 +159,7 @@ func (o *Origin) check() error {
 func (s *Standalone) check() error {
 	for _, l := range s.Listen {
 		if _, ok := s.Targets[l.Route]; !ok {
-			return &Error{Var: "FERRY_EDGE_LISTEN", Err: fmt.Errorf("route %q of %s is not in FERRY_ORIGIN_TARGETS", l.Route, l)}
+			return &Error{Var: "FERRY_EDGE_LISTEN", Err: fmt.Errorf("route %q of %s is not in FERRY_ORIGIN_TARGETS", redact.Value(l.Route), l)}
 		}
 	}
 	return s.Clients.check()
@@ -201,11 +203,19 @@ func checkKeyPair(certVar, cert, keyVar, key string) error {
 }
 
 // Attrs returns spec's variables and their values, for the log line at
-// start: the secret is redacted by its LogValue.
+// start: the secret is redacted by its LogValue, and a value that prints
+// itself (a URL among them: FERRY_EDGE_DECOY, FERRY_ORIGIN_DECOY,
+// FERRY_EDGE_ACME) is logged as it prints, with the secrets a URL may hold
+// masked (redact.URL).
 func Attrs(spec any) []any {
 	var attrs []any
 	eachVar(spec, func(f reflect.StructField, v reflect.Value) {
-		attrs = append(attrs, slog.Any(f.Tag.Get("envconfig"), v.Interface()))
+		val := v.Interface()
+		_, logs := val.(slog.LogValuer)
+		if s, ok := val.(fmt.Stringer); ok && !logs {
+			val = redact.URL(s.String())
+		}
+		attrs = append(attrs, slog.Any(f.Tag.Get("envconfig"), val))
 	})
 	return attrs
 }
@@ -286,10 +296,10 @@ type Duration time.Duration
 func (d *Duration) Decode(s string) error {
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration", s)
+		return fmt.Errorf("%q is not a duration", redact.Value(s))
 	}
 	if v <= 0 {
-		return fmt.Errorf("%q is not positive", s)
+		return fmt.Errorf("%q is not positive", redact.Value(s))
 	}
 	*d = Duration(v)
 	return nil

@@ -21,7 +21,7 @@ func TestURL(t *testing.T) {
 		{"https://u:p@host", "https://u:xxxxx@host"},
 		{"https://u:p@host?k=v", "https://u:xxxxx@host?k=xxxxx"},
 		{"https://u:p@@host/", "https://u:xxxxx@host/"},
-		{"not a url: k=v", "not a url: k=v"},
+		{"not a url: k=v", "not a url: k=v"}, {"chat=h:1?proxy=v1&token=t", "chat=h:1?proxy=v1&token=xxxxx"},
 		{"", ""},
 	} {
 		if got := URL(tc.in); got != tc.want {

@@ -20,9 +20,15 @@ var ferryOptions = map[string]bool{"connect": true, "sni": true, "decoy": true, 
 // own, and the fragment, e.g. https://user:xxxxx@host/path?k=xxxxx. It
 // works on the text, so that a URL too malformed to parse, quoted by the
 // error that refuses it, loses its secrets too; a comma-separated list is
-// masked item by item, and text without "://" is returned as it is.
+// masked item by item, and text with neither "://" nor '?' is returned as
+// it is.
 func URL(s string) string {
 	if !strings.Contains(s, "://") {
+		if before, query, ok := strings.Cut(s, "?"); ok {
+			// Not a URL, but options after a '?' all the same (a
+			// target's ROUTE=HOST:PORT?proxy=v1): masked alike.
+			return maskURL("://" + before + "?" + query)[3:]
+		}
 		return s
 	}
 	items := strings.Split(s, ",")
