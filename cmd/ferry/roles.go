@@ -37,7 +37,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	log := newLogger(cfg.Common, logw)
 	defer setMemoryLimit(ctx, cfg.Common, log)()
 	m := metrics.New("edge", versionString())
-	end := tunnel.End{Secret: string(cfg.Secret), Log: log}
+	end := tunnel.End{Secret: string(cfg.Secret), LogClientIPs: bool(cfg.LogClientIPs), Log: log}
 	origins, err := tunnelPeers(cfg.Origins, "FERRY_EDGE_ORIGINS", end)
 	if err != nil {
 		return err
@@ -126,7 +126,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	log := newLogger(cfg.Common, logw)
 	defer setMemoryLimit(ctx, cfg.Common, log)()
 	m := metrics.New("origin", versionString())
-	end := tunnel.End{Origin: true, ClientAddress: cfg.Targets.SendsProxy(cfg.ProxyProtocol), Secret: string(cfg.Secret), Log: log}
+	end := tunnel.End{Origin: true, ClientAddress: cfg.Targets.SendsProxy(cfg.ProxyProtocol), Secret: string(cfg.Secret), LogClientIPs: bool(cfg.LogClientIPs), Log: log}
 	edges, err := tunnelPeers(cfg.Edges, "FERRY_ORIGIN_EDGES", end)
 	if err != nil {
 		return err
@@ -137,7 +137,9 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		Grace:    grace(cfg.Common),
 		Upstream: &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m},
 		Metrics:  m,
-		Log:      log,
+		// The addresses of stream headers, sent only for PROXY headers.
+		LogClientIPs: bool(cfg.LogClientIPs),
+		Log:          log,
 	}
 	adviseUDP(log, append(cfg.Listen, cfg.Edges...))
 	srv.Listeners, err = listenTunnels(cfg.Listen, "FERRY_ORIGIN_LISTEN", "FERRY_ORIGIN_TLS_CERT", cfg.TLSCert, cfg.TLSKey,
