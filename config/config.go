@@ -59,7 +59,7 @@ type Auth struct {
 // Clients holds the client-facing listeners of an edge or of standalone.
 type Clients struct {
 	Listen   Listeners `envconfig:"FERRY_EDGE_LISTEN" default:"tls://:443/chat,tcp://:80/chat80,tcp://:5222/chat,tcp://:587/media,tcp://:7777/media,proxy+tls://:8443/chat,proxy+tcp://:8080/chat80,proxy+tcp://:8222/chat" form:"comma-separated SCHEME://[HOST]:PORT/ROUTE[?decoy=off] with SCHEME tcp, tls, proxy+tcp or proxy+tls" desc:"client listeners; ROUTE names a target of the origin, and the route media passes TLS through by its server name; every connection not speaking WhatsApp gets the web site (FERRY_EDGE_DECOY), unless ?decoy=off relays all as they come"`
-	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners, media ClientHellos not passed through, and wss and quic tunnel listeners (default: self-signed ECDSA P-256 with a random name, made at start; with FERRY_EDGE_ACME, until the CA's certificate is there)"`
+	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners, media ClientHellos not passed through, and wss and quic tunnel listeners (default: self-signed ECDSA P-256 with a random name, made at start; with FERRY_EDGE_ACME, until the CA's certificate is there; each wss or quic tunnel listener then gets a self-signed one of its own, with a key of a common kind)"`
 	TLSKey   string    `envconfig:"FERRY_EDGE_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_EDGE_TLS_CERT"`
 	MaxConns Count     `envconfig:"FERRY_EDGE_MAX_CONNS" default:"27500" form:"a whole number from 1 to 10000000" desc:"concurrent client connections at most; more are closed at once"`
 	// Many mobile users share one address behind carrier-grade NAT, so the
@@ -98,7 +98,7 @@ type Origin struct {
 	Auth
 	Upstream
 	Listen  TunnelListeners `envconfig:"FERRY_ORIGIN_LISTEN" default:"ws://:8080/tunnel" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT, or empty for none" desc:"tunnel listeners that edges connect to"`
-	TLSCert string          `envconfig:"FERRY_ORIGIN_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for wss and quic listeners (default: self-signed, made at start)"`
+	TLSCert string          `envconfig:"FERRY_ORIGIN_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for wss and quic listeners (default: a self-signed one for each, made at start, with a random name and a key of a common kind: ECDSA P-256 or P-384, or RSA 2048)"`
 	TLSKey  string          `envconfig:"FERRY_ORIGIN_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_ORIGIN_TLS_CERT"`
 	Decoy   Decoy           `envconfig:"FERRY_ORIGIN_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"what visitors without the secret see: a built-in web page, a site reverse-proxied, or files served"`
 	Edges   TunnelURLs      `envconfig:"FERRY_ORIGIN_EDGES" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"reverse mode: edges to dial (their FERRY_EDGE_TUNNEL_LISTEN), for edges that cannot dial out; they still open the streams"`
