@@ -9,7 +9,6 @@ import (
 	"github.com/ferryproxy/ferry/internal/redact"
 )
 
-
 // The secrets the cases below hide in URLs, which no error or start line
 // may show.
 const (
