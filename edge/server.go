@@ -508,7 +508,7 @@ func (s *Server) dial(ctx context.Context, p pending, l Listener, m *metrics.Lis
 	}
 	if err != nil {
 		m.Refused(metrics.RefusedRoute)
-		s.Log.Debug("client not connected", "route", p.route, s.errAttr(err, p.client), s.clientAttr(p.client))
+		s.Log.Debug("client not connected", "route", p.route, s.errAttr(err, p.c, p.client), s.clientAttr(p.client))
 		relay.Abort(p.c)
 		s.perIP.release(p.client.Addr())
 		return nil
@@ -553,15 +553,28 @@ func (s *Server) relay(ctx context.Context, cl *clientConn, l Listener, m *metri
 	res := relay.Pipe(ctx, cl.c, cl.up, o)
 	m.Relayed(time.Since(cl.start))
 	if res.Err != nil {
-		s.Log.Debug("client relay ended", "route", l.Route, s.errAttr(res.Err, cl.addr), "up", res.AToB+int64(cl.first), "down", res.BToA, s.clientAttr(cl.addr))
+		s.Log.Debug("client relay ended", "route", l.Route, s.errAttr(res.Err, cl.c, cl.addr), "up", res.AToB+int64(cl.first), "down", res.BToA, s.clientAttr(cl.addr))
 	}
 }
 
-// errAttr is err for a log line about client's connection: a network
+// errAttr is err for a log line about a client's connection c: a network
 // error names both ends of it, so without LogClientIPs the client's
-// address is taken out of the text (the others, ours and a target's, stay).
-func (s *Server) errAttr(err error, client netip.AddrPort) slog.Attr {
-	return redact.Err(err, client.Addr(), s.LogClientIPs)
+// address (and the peer's it came through, a PROXY header's sender) is
+// taken out of the text; the others, ours and a target's, stay.
+func (s *Server) errAttr(err error, c net.Conn, client netip.AddrPort) slog.Attr {
+	// The TCP connection under TLS and PROXY protocol has the peer's.
+	for range 4 {
+		nc, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = nc.NetConn()
+	}
+	var peer netip.Addr
+	if c != nil {
+		peer = addrPort(c.RemoteAddr()).Addr()
+	}
+	return redact.Err(err, s.LogClientIPs, client.Addr(), peer)
 }
 
 // clientAttr is the client's address for a log line when the operator asked

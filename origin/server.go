@@ -306,7 +306,7 @@ func (s *Server) errAttr(err error, client netip.AddrPort) slog.Attr {
 	if !client.IsValid() {
 		return slog.Any("err", err)
 	}
-	return redact.Err(err, client.Addr(), s.LogClientIPs)
+	return redact.Err(err, s.LogClientIPs, client.Addr())
 }
 
 // refuse answers a stream with r and ends it; the reply is sent before the

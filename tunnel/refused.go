@@ -41,7 +41,7 @@ func (r *refusals) refused(msg string, err error, client netip.Addr) {
 		if r.clientIPs && client.IsValid() {
 			addr = slog.String("client", client.String())
 		}
-		r.log.Debug(msg, redact.Err(err, client, r.clientIPs), addr)
+		r.log.Debug(msg, redact.Err(err, r.clientIPs, client), addr)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

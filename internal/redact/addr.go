@@ -90,13 +90,26 @@ func Addrs(text string) string {
 	return addrs.ReplaceAllString(text, Client)
 }
 
-// Err is err for a log line about client's connection: its text with
-// client's address taken out (Addr), unless keep (FERRY_LOG_CLIENT_IPS).
-func Err(err error, client netip.Addr, keep bool) slog.Attr {
+// Err is err for a log line about a client's connection: its text with
+// the addresses of clients taken out (Addr), unless keep
+// (FERRY_LOG_CLIENT_IPS). clients are the client's address, and the peer
+// it came through when that differs (a balancer that sent a PROXY header,
+// as likely the client itself as not); with none valid, every address is
+// taken out.
+func Err(err error, keep bool, clients ...netip.Addr) slog.Attr {
 	if keep || err == nil {
 		return slog.Any("err", err)
 	}
-	return slog.String("err", Addr(err.Error(), client))
+	text, any := err.Error(), false
+	for _, c := range clients {
+		if c.IsValid() {
+			text, any = Addr(text, c), true
+		}
+	}
+	if !any {
+		text = Addrs(text)
+	}
+	return slog.String("err", text)
 }
 
 // AddrOf is the IP address of a net.Addr (a TCP or UDP one), or the zero

@@ -67,10 +67,16 @@ func TestAddr(t *testing.T) {
 		}
 	}
 	err := fmt.Errorf("hello: %w", errors.New("read tcp 127.0.0.1:1->127.0.0.2:2: EOF"))
-	if got := Err(err, c4, false).Value.String(); got != "hello: read tcp 127.0.0.1:1->client: EOF" {
+	if got := Err(err, false, c4).Value.String(); got != "hello: read tcp 127.0.0.1:1->client: EOF" {
 		t.Errorf("Err = %q", got)
 	}
-	if got := Err(err, c4, true).Value.String(); !strings.Contains(got, "127.0.0.2") {
+	if got := Err(err, false, netip.MustParseAddr("10.0.0.1"), c4).Value.String(); got != "hello: read tcp 127.0.0.1:1->client: EOF" {
+		t.Errorf("Err with two addresses = %q", got)
+	}
+	if got := Err(err, false).Value.String(); got != "hello: read tcp client->client: EOF" {
+		t.Errorf("Err with no address = %q", got)
+	}
+	if got := Err(err, true, c4).Value.String(); !strings.Contains(got, "127.0.0.2") {
 		t.Errorf("Err with keep = %q", got)
 	}
 }
