@@ -47,7 +47,7 @@ type Common struct {
 	Grace     Duration  `envconfig:"FERRY_GRACE" default:"30s" form:"a duration such as 30s or 2m" desc:"on SIGTERM or SIGINT, how long live connections may finish before they are closed"`
 	// Bool rather than bool: envconfig's own parser would accept "1", "t"
 	// and the like, and quote Go's error.
-	LogClientIPs Bool        `envconfig:"FERRY_LOG_CLIENT_IPS" default:"false" form:"true or false" desc:"put clients' IP addresses in the (debug) log lines about them; by default no line holds one"`
+	LogClientIPs Bool        `envconfig:"FERRY_LOG_CLIENT_IPS" default:"false" form:"true or false" desc:"put clients' IP addresses in the (debug) log lines about them, strangers' refused at tunnel listeners among them, and leave them in error texts; by default no line holds one"`
 	MemoryLimit  MemoryLimit `envconfig:"FERRY_MEMORY_LIMIT" form:"a size such as 512MiB or 1GiB, or off" desc:"soft memory limit of the process (Go's): the collector works harder near it and hands memory back after a burst (default: 75% of the cgroup's limit, else of the machine's memory; GOMEMLIMIT, if set, is kept)"`
 }
 
