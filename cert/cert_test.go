@@ -3,6 +3,11 @@ package cert
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,8 +35,8 @@ func TestSelfSigned(t *testing.T) {
 		if !ok || key.Curve != elliptic.P256() {
 			t.Fatalf("key %T, want ECDSA P-256", c.Leaf.PublicKey)
 		}
-		if len(c.Leaf.DNSNames) != 1 || c.Leaf.DNSNames[0] != c.Leaf.Subject.CommonName {
-			t.Fatalf("names %v / %q", c.Leaf.DNSNames, c.Leaf.Subject.CommonName)
+		if err := c.Leaf.VerifyHostname(c.Leaf.Subject.CommonName); err != nil || !slices.Contains(c.Leaf.DNSNames, c.Leaf.Subject.CommonName) {
+			t.Fatalf("names %v / %q: %v", c.Leaf.DNSNames, c.Leaf.Subject.CommonName, err)
 		}
 		names[c.Leaf.Subject.CommonName] = true
 	}
@@ -42,7 +47,7 @@ func TestSelfSigned(t *testing.T) {
 
 // TestSelfSignedValidity checks that a certificate is valid from the moment
 // it is made, backdated by a few minutes at most and never postdated, for
-// term; and that two certificates share no name, serial or key.
+// one of terms; and that two certificates share no name, serial or key.
 func TestSelfSignedValidity(t *testing.T) {
 	names := map[string]bool{}
 	serials := map[string]bool{}
@@ -63,8 +68,8 @@ func TestSelfSignedValidity(t *testing.T) {
 		if earliest := before.Add(-10*time.Minute - time.Second); l.NotBefore.Before(earliest) {
 			t.Fatalf("NotBefore %v is more than 10 minutes before %v", l.NotBefore, before)
 		}
-		if got := l.NotAfter.Sub(l.NotBefore); got != term {
-			t.Fatalf("valid for %v, want %v", got, term)
+		if got := l.NotAfter.Sub(l.NotBefore); !slices.Contains(terms, got) {
+			t.Fatalf("valid for %v, want one of %v", got, terms)
 		}
 		name, serial := l.Subject.CommonName, l.SerialNumber.String()
 		key := string(l.RawSubjectPublicKeyInfo)
@@ -76,6 +81,63 @@ func TestSelfSignedValidity(t *testing.T) {
 	}
 	if len(skews) < 2 {
 		t.Fatalf("50 certificates all backdated by the same %v", skews)
+	}
+}
+
+// TestSelfSignedVaries checks that the certificates of tunnel listeners
+// (CommonKeys) vary as CAs' do, in key, serial length, subject, names and
+// term, and that each one is valid, for its name, as a self-signed
+// certificate trusted as its own root.
+func TestSelfSignedVaries(t *testing.T) {
+	seen := map[string]map[string]bool{}
+	saw := func(what, v string) {
+		if seen[what] == nil {
+			seen[what] = map[string]bool{}
+		}
+		seen[what][v] = true
+	}
+	for range 40 {
+		c, err := SelfSignedWith(CommonKeys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := c.Leaf
+		switch k := l.PublicKey.(type) {
+		case *ecdsa.PublicKey:
+			saw("key", k.Curve.Params().Name)
+		case *rsa.PublicKey:
+			saw("key", fmt.Sprintf("RSA %d", k.N.BitLen()))
+		}
+		saw("serial", fmt.Sprint(len(l.SerialNumber.Bytes())))
+		saw("subject", fmt.Sprint(len(l.Subject.Organization), len(l.Subject.Country)))
+		saw("names", strings.Join(l.DNSNames, " "))
+		saw("term", l.NotAfter.Sub(l.NotBefore).String())
+		if len(l.SubjectKeyId) != 20 {
+			t.Errorf("subject key ID %x", l.SubjectKeyId)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(l)
+		if _, err := l.Verify(x509.VerifyOptions{DNSName: l.Subject.CommonName, Roots: roots}); err != nil {
+			t.Errorf("%s: %v", l.Subject.CommonName, err)
+		}
+	}
+	want := map[string]int{"key": 3, "serial": 3, "subject": 3, "term": 3}
+	for what, n := range want {
+		if len(seen[what]) < n {
+			t.Errorf("40 certificates show %d forms of %s, want %d or more: %v", len(seen[what]), what, n, seen[what])
+		}
+	}
+	forms := map[string]bool{}
+	for names := range seen["names"] {
+		forms[fmt.Sprint(strings.Count(names, " "), strings.HasPrefix(names, "*."))] = true
+	}
+	if len(forms) != 3 {
+		t.Errorf("names in %d forms, want 3: %v", len(forms), seen["names"])
+	}
+	for k := range seen["key"] {
+		if k != "P-256" && k != "P-384" && k != "RSA 2048" {
+			t.Errorf("key %s", k)
+		}
 	}
 }
 

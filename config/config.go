@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/ferryproxy/ferry/internal/redact"
 )
 
 // Error is a configuration error. It names the variable and the form a value
@@ -50,7 +52,7 @@ type Common struct {
 	Grace     Duration  `envconfig:"FERRY_GRACE" default:"30s" max:"1h" form:"a positive duration up to 1h, such as 30s or 2m" desc:"on SIGTERM or SIGINT, how long live connections may finish before they are closed"`
 	// Bool rather than bool: envconfig's own parser would accept "1", "t"
 	// and the like, and quote Go's error.
-	LogClientIPs Bool        `envconfig:"FERRY_LOG_CLIENT_IPS" default:"false" form:"true or false" desc:"put clients' IP addresses in the (debug) log lines about them; by default no line holds one"`
+	LogClientIPs Bool        `envconfig:"FERRY_LOG_CLIENT_IPS" default:"false" form:"true or false" desc:"put clients' IP addresses in the (debug) log lines about them, strangers' refused at tunnel listeners among them, and leave them in error texts; by default no line holds one"`
 	MemoryLimit  MemoryLimit `envconfig:"FERRY_MEMORY_LIMIT" form:"a size such as 512MiB or 1GiB, or off" desc:"soft memory limit of the process (Go's): the collector works harder near it and hands memory back after a burst (default: 75% of the cgroup's limit, else of the machine's memory; GOMEMLIMIT, if set, is kept)"`
 	// The admin endpoint shows the share link and every counter to whoever
 	// asks: listening beyond loopback is a choice to make in writing.
@@ -65,7 +67,7 @@ type Auth struct {
 // Clients holds the client-facing listeners of an edge or of standalone.
 type Clients struct {
 	Listen   Listeners `envconfig:"FERRY_EDGE_LISTEN" default:"tls://:443/chat,tcp://:80/chat80,tcp://:5222/chat,tcp://:587/media,tcp://:7777/media,proxy+tls://:8443/chat,proxy+tcp://:8080/chat80,proxy+tcp://:8222/chat" form:"comma-separated SCHEME://[HOST]:PORT/ROUTE[?decoy=off] with SCHEME tcp, tls, proxy+tcp or proxy+tls" desc:"client listeners; ROUTE names a target of the origin, and the route media passes TLS through by its server name; every connection not speaking WhatsApp gets the web site (FERRY_EDGE_DECOY), unless ?decoy=off relays all as they come"`
-	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners, media ClientHellos not passed through, and wss and quic tunnel listeners (default: self-signed ECDSA P-256 with a random name, made at start; with FERRY_EDGE_ACME, until the CA's certificate is there)"`
+	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners, media ClientHellos not passed through, and wss and quic tunnel listeners (default: self-signed ECDSA P-256 with a random name, made at start; with FERRY_EDGE_ACME, until the CA's certificate is there; each wss or quic tunnel listener then gets a self-signed one of its own, with a key of a common kind)"`
 	TLSKey   string    `envconfig:"FERRY_EDGE_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_EDGE_TLS_CERT"`
 	MaxConns Count     `envconfig:"FERRY_EDGE_MAX_CONNS" default:"27500" form:"a whole number from 1 to 10000000" desc:"concurrent client connections at most; more are closed at once"`
 	// Many mobile users share one address behind carrier-grade NAT, so the
@@ -104,7 +106,7 @@ type Origin struct {
 	Auth
 	Upstream
 	Listen  TunnelListeners `envconfig:"FERRY_ORIGIN_LISTEN" default:"ws://:8080/tunnel" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT, or empty for none" desc:"tunnel listeners that edges connect to"`
-	TLSCert string          `envconfig:"FERRY_ORIGIN_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for wss and quic listeners (default: self-signed, made at start)"`
+	TLSCert string          `envconfig:"FERRY_ORIGIN_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for wss and quic listeners (default: a self-signed one for each, made at start, with a random name and a key of a common kind: ECDSA P-256 or P-384, or RSA 2048)"`
 	TLSKey  string          `envconfig:"FERRY_ORIGIN_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_ORIGIN_TLS_CERT"`
 	Decoy   Decoy           `envconfig:"FERRY_ORIGIN_DECOY" form:"empty, an http(s):// URL, or a directory" desc:"what visitors without the secret see: a built-in web page, a site reverse-proxied, or files served"`
 	Edges   TunnelURLs      `envconfig:"FERRY_ORIGIN_EDGES" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"reverse mode: edges to dial (their FERRY_EDGE_TUNNEL_LISTEN), for edges that cannot dial out; they still open the streams"`
@@ -177,7 +179,7 @@ func (s *Standalone) check() error {
 	}
 	for _, l := range s.Listen {
 		if _, ok := s.Targets[l.Route]; !ok {
-			return &Error{Var: "FERRY_EDGE_LISTEN", Err: fmt.Errorf("route %q of %s is not in FERRY_ORIGIN_TARGETS", l.Route, l)}
+			return &Error{Var: "FERRY_EDGE_LISTEN", Err: fmt.Errorf("route %q of %s is not in FERRY_ORIGIN_TARGETS", redact.Value(l.Route), l)}
 		}
 	}
 	return s.Clients.check()
@@ -272,11 +274,19 @@ func checkKeyPair(certVar, cert, keyVar, key string) error {
 }
 
 // Attrs returns spec's variables and their values, for the log line at
-// start: the secret is redacted by its LogValue.
+// start: the secret is redacted by its LogValue, and a value that prints
+// itself (a URL among them: FERRY_EDGE_DECOY, FERRY_ORIGIN_DECOY,
+// FERRY_EDGE_ACME) is logged as it prints, with the secrets a URL may hold
+// masked (redact.URL).
 func Attrs(spec any) []any {
 	var attrs []any
 	eachVar(spec, func(f reflect.StructField, v reflect.Value) {
-		attrs = append(attrs, slog.Any(f.Tag.Get("envconfig"), v.Interface()))
+		val := v.Interface()
+		_, logs := val.(slog.LogValuer)
+		if s, ok := val.(fmt.Stringer); ok && !logs {
+			val = redact.URL(s.String())
+		}
+		attrs = append(attrs, slog.Any(f.Tag.Get("envconfig"), val))
 	})
 	return attrs
 }
@@ -357,10 +367,10 @@ type Duration time.Duration
 func (d *Duration) Decode(s string) error {
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration", s)
+		return fmt.Errorf("%q is not a duration", redact.Value(s))
 	}
 	if v <= 0 {
-		return fmt.Errorf("%q is not positive", s)
+		return fmt.Errorf("%q is not positive", redact.Value(s))
 	}
 	*d = Duration(v)
 	return nil

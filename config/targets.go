@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ferryproxy/ferry/internal/hostport"
+	"github.com/ferryproxy/ferry/internal/redact"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -93,13 +94,13 @@ func ParseTargets(v string) (Targets, error) {
 	for _, part := range splitList(v) {
 		name, spec, ok := strings.Cut(part, "=")
 		if !ok {
-			return nil, fmt.Errorf("%q has no =", part)
+			return nil, fmt.Errorf("%q has no =", redact.Value(part))
 		}
 		if err := checkRoute(name); err != nil {
-			return nil, fmt.Errorf("%q: %w", part, err)
+			return nil, fmt.Errorf("%q: %w", redact.Value(part), err)
 		}
 		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("route %q is listed twice", name)
+			return nil, fmt.Errorf("route %q is listed twice", redact.Value(name))
 		}
 		// No host holds a '?', so the first one starts the options.
 		alts, opts, hasOpts := strings.Cut(spec, "?")
@@ -107,13 +108,13 @@ func ParseTargets(v string) (Targets, error) {
 		for _, s := range strings.Split(alts, "|") {
 			a, err := parseAlt(s)
 			if err != nil {
-				return nil, fmt.Errorf("%q: %w", part, err)
+				return nil, fmt.Errorf("%q: %w", redact.Value(part), err)
 			}
 			r.Alts = append(r.Alts, a)
 		}
 		if hasOpts {
 			if err := r.parseOptions(opts); err != nil {
-				return nil, fmt.Errorf("%q: %w", part, err)
+				return nil, fmt.Errorf("%q: %w", redact.Value(part), err)
 			}
 		}
 		out[name] = r
@@ -134,19 +135,19 @@ func parseAlt(s string) (Alt, error) {
 	}
 	suffix, ok := strings.CutPrefix(host, "*.")
 	if !ok {
-		return Alt{}, fmt.Errorf("%q: a pattern is *.SUFFIX:PORT, with '*' alone as its first label", s)
+		return Alt{}, fmt.Errorf("%q: a pattern is *.SUFFIX:PORT, with '*' alone as its first label", redact.Value(s))
 	}
 	if suffix == "" {
-		return Alt{}, fmt.Errorf("%q: the pattern has no suffix after *.", s)
+		return Alt{}, fmt.Errorf("%q: the pattern has no suffix after *.", redact.Value(s))
 	}
 	if strings.Contains(suffix, "*") {
-		return Alt{}, fmt.Errorf("%q: a pattern has one '*', as its first label", s)
+		return Alt{}, fmt.Errorf("%q: a pattern has one '*', as its first label", redact.Value(s))
 	}
 	if err := tunnel.CheckServerName(suffix); err != nil {
-		return Alt{}, fmt.Errorf("%q: the pattern's suffix is not a DNS name: %w", s, err)
+		return Alt{}, fmt.Errorf("%q: the pattern's suffix is not a DNS name: %w", redact.Value(s), err)
 	}
 	if len(suffix)+2 > tunnel.MaxServerNameLen {
-		return Alt{}, fmt.Errorf("%q: the pattern allows no name of %d bytes or fewer", s, tunnel.MaxServerNameLen)
+		return Alt{}, fmt.Errorf("%q: the pattern allows no name of %d bytes or fewer", redact.Value(s), tunnel.MaxServerNameLen)
 	}
 	return Alt{Host: host, Port: port}, nil
 }
@@ -155,7 +156,7 @@ func parseAlt(s string) (Alt, error) {
 func (r *Route) parseOptions(opts string) error {
 	q, err := url.ParseQuery(opts)
 	if err != nil {
-		return fmt.Errorf("options %q: %w", opts, err)
+		return fmt.Errorf("options %q: %w", redact.Value(opts), err)
 	}
 	if len(q) == 0 {
 		return fmt.Errorf("no option after '?'")
@@ -171,7 +172,7 @@ func (r *Route) parseOptions(opts string) error {
 			}
 			r.ProxySet = true
 		default:
-			return fmt.Errorf("unknown option %q (known: proxy)", k)
+			return fmt.Errorf("unknown option %q (known: proxy)", redact.Value(k))
 		}
 	}
 	return nil

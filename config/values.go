@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferryproxy/ferry/internal/hostport"
+	"github.com/ferryproxy/ferry/internal/redact"
 	"github.com/ferryproxy/ferry/memlimit"
 	"github.com/ferryproxy/ferry/tunnel"
 )
@@ -66,7 +68,7 @@ func (l *LogLevel) Decode(v string) error {
 	levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 	lv, ok := levels[strings.ToLower(v)]
 	if !ok {
-		return fmt.Errorf("%q is not a level", v)
+		return fmt.Errorf("%q is not a level", redact.Value(v))
 	}
 	*l = LogLevel(lv)
 	return nil
@@ -77,7 +79,7 @@ type LogFormat string
 
 func (f *LogFormat) Decode(v string) error {
 	if v != "text" && v != "json" {
-		return fmt.Errorf("%q is not a format", v)
+		return fmt.Errorf("%q is not a format", redact.Value(v))
 	}
 	*f = LogFormat(v)
 	return nil
@@ -109,7 +111,7 @@ func (l *Limit) Decode(v string) error {
 func wholeNumber(v string, min int) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < min || n > 10_000_000 {
-		return 0, fmt.Errorf("%q is out of range", v)
+		return 0, fmt.Errorf("%q is out of range", redact.Value(v))
 	}
 	return n, nil
 }
@@ -121,7 +123,7 @@ func (p *ProxyProtocol) Decode(v string) error {
 	versions := map[string]ProxyProtocol{"off": 0, "v1": 1, "v2": 2}
 	pv, ok := versions[strings.ToLower(v)]
 	if !ok {
-		return fmt.Errorf("%q is not a PROXY protocol setting", v)
+		return fmt.Errorf("%q is not a PROXY protocol setting", redact.Value(v))
 	}
 	*p = pv
 	return nil
@@ -163,7 +165,7 @@ func (l Listener) String() string {
 func ParseListener(s string) (Listener, error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Opaque != "" || u.User != nil || u.Fragment != "" {
-		return Listener{}, fmt.Errorf("%q is not a listener URL", s)
+		return Listener{}, fmt.Errorf("%q is not a listener URL", redact.Value(s))
 	}
 	decoyOff := false
 	switch u.RawQuery {
@@ -171,19 +173,19 @@ func ParseListener(s string) (Listener, error) {
 	case "decoy=off":
 		decoyOff = true
 	default:
-		return Listener{}, fmt.Errorf("%q: unknown option %q (known: decoy=off)", s, u.RawQuery)
+		return Listener{}, fmt.Errorf("%q: unknown options (known: decoy=off)", redact.Value(s))
 	}
 	switch u.Scheme {
 	case "tcp", "tls", "proxy+tcp", "proxy+tls":
 	default:
-		return Listener{}, fmt.Errorf("%q: scheme %q is not tcp, tls, proxy+tcp or proxy+tls", s, u.Scheme)
+		return Listener{}, fmt.Errorf("%q: scheme %q is not tcp, tls, proxy+tcp or proxy+tls", redact.Value(s), redact.Value(u.Scheme))
 	}
 	if err := hostport.Check(u.Host, true); err != nil {
-		return Listener{}, fmt.Errorf("%q: %w", s, err)
+		return Listener{}, fmt.Errorf("%q: %w", redact.Value(s), err)
 	}
 	route := strings.TrimPrefix(u.Path, "/")
 	if err := checkRoute(route); err != nil {
-		return Listener{}, fmt.Errorf("%q: %w", s, err)
+		return Listener{}, fmt.Errorf("%q: %w", redact.Value(s), err)
 	}
 	return Listener{Scheme: u.Scheme, Addr: u.Host, Route: route, DecoyOff: decoyOff}, nil
 }
@@ -278,16 +280,20 @@ func (d *Decoy) Decode(v string) error {
 	case strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://"):
 		u, err := url.Parse(v)
 		if err != nil || u.Host == "" {
-			return fmt.Errorf("%q is not a URL", v)
+			return fmt.Errorf("%q is not a URL", redact.Value(v))
 		}
 		*d = Decoy{URL: u}
 	default:
 		fi, err := os.Stat(v)
 		if err != nil {
-			return fmt.Errorf("%q: %w", v, err)
+			// Not the *PathError itself: it would quote v in full.
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("%q: %w", redact.Value(v), err)
 		}
 		if !fi.IsDir() {
-			return fmt.Errorf("%q is not a directory", v)
+			return fmt.Errorf("%q is not a directory", redact.Value(v))
 		}
 		*d = Decoy{Dir: v}
 	}
@@ -309,11 +315,11 @@ func splitList(v string) []string {
 // travel in every stream header.
 func checkRoute(r string) error {
 	if r == "" || len(r) > tunnel.MaxRouteLen {
-		return fmt.Errorf("route %q must be 1 to %d characters", r, tunnel.MaxRouteLen)
+		return fmt.Errorf("route %q must be 1 to %d characters", redact.Value(r), tunnel.MaxRouteLen)
 	}
 	for _, c := range r {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("route %q may hold only letters, digits, '.', '_' and '-'", r)
+			return fmt.Errorf("route %q may hold only letters, digits, '.', '_' and '-'", redact.Value(r))
 		}
 	}
 	return nil
@@ -326,12 +332,12 @@ func (h *Hosts) Decode(v string) error {
 	var out Hosts
 	for _, part := range splitList(v) {
 		if strings.ContainsAny(part, ":/ ") && net.ParseIP(part) == nil {
-			return fmt.Errorf("%q is not a host name or IP address", part)
+			return fmt.Errorf("%q is not a host name or IP address", redact.Value(part))
 		}
 		if ip := net.ParseIP(part); ip != nil {
 			part = ip.String()
 		} else if !isDNSName(part) {
-			return fmt.Errorf("%q is not a host name or IP address", part)
+			return fmt.Errorf("%q is not a host name or IP address", redact.Value(part))
 		}
 		part = strings.ToLower(part)
 		if slices.Contains(out, part) {
@@ -374,7 +380,7 @@ func (n *NamePatterns) Decode(v string) error {
 		// A ClientHello's server name has no final dot, so a pattern
 		// with one would match nothing.
 		if !isDNSName(strings.TrimPrefix(part, "*.")) || strings.HasSuffix(part, ".") {
-			return fmt.Errorf("%q is neither a name nor *.SUFFIX", part)
+			return fmt.Errorf("%q is neither a name nor *.SUFFIX", redact.Value(part))
 		}
 		out = append(out, strings.ToLower(part))
 	}
@@ -399,12 +405,12 @@ func (a *ACME) Decode(v string) error {
 	case strings.HasPrefix(v, "https://"):
 		u, err := url.Parse(v)
 		if err != nil || u.Host == "" || u.User != nil {
-			return fmt.Errorf("%q is not a directory URL", v)
+			return fmt.Errorf("%q is not a directory URL", redact.Value(v))
 		}
 		*a = ACME(v)
 	default:
 		// ACME (RFC 8555) runs over HTTPS only.
-		return fmt.Errorf("%q is not off, letsencrypt or an https:// ACME directory URL", v)
+		return fmt.Errorf("%q is not off, letsencrypt or an https:// ACME directory URL", redact.Value(v))
 	}
 	return nil
 }
@@ -438,7 +444,7 @@ func (m *MemoryLimit) Decode(v string) error {
 		return err
 	}
 	if n < minMemoryLimit {
-		return fmt.Errorf("%q is less than 32MiB", v)
+		return fmt.Errorf("%q is less than 32MiB", redact.Value(v))
 	}
 	*m = MemoryLimit{Bytes: n}
 	return nil
@@ -464,7 +470,7 @@ func (b *Bool) Decode(v string) error {
 	case "false":
 		*b = false
 	default:
-		return fmt.Errorf("%q is neither true nor false", v)
+		return fmt.Errorf("%q is neither true nor false", redact.Value(v))
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func TestDecoy(t *testing.T) {
 			t.Skip("no HTTP over QUIC: see TestQUICRefusesStrangers")
 		}
 		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"chat": {"127.0.0.1:1"}})
-		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DialContext: clientDialer.DialContext}
 		defer tr.CloseIdleConnections()
 		client := &http.Client{Transport: tr}
 		base := strings.Replace(strings.TrimSuffix(o.url, "/tunnel"), "ws", "http", 1)

@@ -40,7 +40,7 @@ func BenchmarkThroughput(b *testing.B) {
 			b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
 				conns := make([]*net.TCPConn, streams)
 				for i := range conns {
-					c, err := net.Dial("tcp", addr)
+					c, err := clientDialer.Dial("tcp", addr)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -96,7 +96,7 @@ func BenchmarkSetup(b *testing.B) {
 		b.ResetTimer()
 		for range b.N {
 			start := time.Now()
-			c, err := net.Dial("tcp", addr)
+			c, err := clientDialer.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)
 			}

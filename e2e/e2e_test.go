@@ -83,7 +83,7 @@ func echoClients(t *testing.T, addr string, clients, rounds int) {
 	errs := make(chan error, clients)
 	for i := range clients {
 		wg.Go(func() {
-			c, err := net.Dial("tcp", addr)
+			c, err := clientDialer.Dial("tcp", addr)
 			if err != nil {
 				errs <- err
 				return

@@ -6,9 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +23,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	goleak.VerifyTestMain(leakChecked{m},
 		// toxiproxy (TestFaults) can leave a toxic's goroutine blocked
 		// after the toxic is removed; it is the fault injector's, not ours.
 		goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))
@@ -41,13 +39,6 @@ func forEachTransport(t *testing.T, f func(t *testing.T, scheme string)) {
 	for _, scheme := range transports {
 		t.Run(scheme, func(t *testing.T) { f(t, scheme) })
 	}
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("FERRY_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // originProc is a running origin.
@@ -316,7 +307,7 @@ func dialerAs(t testing.TB, url string, end tunnel.End) tunnel.Dialer {
 // dial connects a client to the edge's listener for route.
 func (e *edgeProc) dial(t testing.TB, route string) *net.TCPConn {
 	t.Helper()
-	c, err := net.Dial("tcp", e.addrs[route])
+	c, err := clientDialer.Dial("tcp", e.addrs[route])
 	if err != nil {
 		t.Fatal(err)
 	}

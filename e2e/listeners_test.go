@@ -27,7 +27,7 @@ func TestTLSListener(t *testing.T) {
 		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"chat": {echo.Addr()}})
 		e := startEdgeWith(t, o.url, &edge.Server{}, lspec{name: "tls", route: "chat", tls: true})
 		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-			c, err := tls.Dial("tcp", e.addrs["tls"], &tls.Config{InsecureSkipVerify: true, MaxVersion: v})
+			c, err := tls.DialWithDialer(clientDialer, "tcp", e.addrs["tls"], &tls.Config{InsecureSkipVerify: true, MaxVersion: v})
 			if err != nil {
 				t.Fatalf("TLS %x: %v", v, err)
 			}
@@ -59,7 +59,7 @@ func TestMediaPassthrough(t *testing.T) {
 		})
 		o := startOrigin(t, scheme, "127.0.0.1:0", map[string][]string{"media": {media.Addr()}})
 		e := startEdge(t, o.url, "media")
-		c, err := tls.Dial("tcp", e.addrs["media"], &tls.Config{InsecureSkipVerify: true})
+		c, err := tls.DialWithDialer(clientDialer, "tcp", e.addrs["media"], &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestProxyProtocol(t *testing.T) {
 					{"proxy+tcp", 2, client.String()},
 					{"proxy+tcp", 1, client.String()},
 					{"proxy+tls", 1, client.String()},
-					{"plain", 0, "127.0.0.1"},
+					{"plain", 0, clientIP},
 				} {
 					c := e.dial(t, tc.listener)
 					var conn net.Conn = c

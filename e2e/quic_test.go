@@ -143,7 +143,19 @@ func TestQUICRefusesStrangers(t *testing.T) {
 	echo := fake.Start(t, fake.Echo)
 	o := startOrigin(t, "quic", "127.0.0.1:0", map[string][]string{"chat": {echo.Addr()}})
 	ctx := context.Background()
-	conn, err := quic.DialAddr(ctx, o.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{tunnel.ALPN}}, nil)
+	// From clientIP: the refusal's log line must not show it.
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(clientIP)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: pc}
+	defer pc.Close()
+	defer tr.Close()
+	to, err := net.ResolveUDPAddr("udp", o.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tr.Dial(ctx, to, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{tunnel.ALPN}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +182,7 @@ func TestManyQUICStreams(t *testing.T) {
 	const clients = 1000
 	conns := make([]net.Conn, clients)
 	for i := range conns {
-		c, err := net.Dial("tcp", e.addrs["chat"])
+		c, err := clientDialer.Dial("tcp", e.addrs["chat"])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,7 +394,7 @@ func TestUDPBlockedNewClients(t *testing.T) {
 	for time.Since(cut) < window {
 		wg.Go(func() {
 			at := time.Since(cut)
-			c, err := net.Dial("tcp", e.addrs["chat"])
+			c, err := clientDialer.Dial("tcp", e.addrs["chat"])
 			if err != nil {
 				results <- result{at, 0, err}
 				return

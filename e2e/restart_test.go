@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -66,7 +65,7 @@ func TestRestartsLeakNothing(t *testing.T) {
 					return
 				default:
 				}
-				c, err := net.Dial("tcp", e.addrs["chat"])
+				c, err := clientDialer.Dial("tcp", e.addrs["chat"])
 				if err != nil {
 					continue
 				}

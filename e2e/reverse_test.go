@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -130,7 +129,7 @@ func TestEdgeDrain(t *testing.T) {
 				eventually(t, "the origin hears that the edge drains", func() bool {
 					return o.srv.Stats().EdgeDraining == int64(o.srv.Stats().Sessions) && o.srv.Stats().Sessions > 0
 				})
-				if c, err := net.Dial("tcp", e.addrs["chat"]); err == nil {
+				if c, err := clientDialer.Dial("tcp", e.addrs["chat"]); err == nil {
 					c.Close()
 					t.Fatal("a new client was accepted during the drain")
 				}

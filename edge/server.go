@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferryproxy/ferry/config"
 	"github.com/ferryproxy/ferry/decoy"
+	"github.com/ferryproxy/ferry/internal/redact"
 	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/relay"
 	"github.com/ferryproxy/ferry/tunnel"
@@ -507,7 +508,7 @@ func (s *Server) dial(ctx context.Context, p pending, l Listener, m *metrics.Lis
 	}
 	if err != nil {
 		m.Refused(metrics.RefusedRoute)
-		s.Log.Debug("client not connected", "route", p.route, "err", err, s.clientAttr(p.client))
+		s.Log.Debug("client not connected", "route", p.route, s.errAttr(err, p.c, p.client), s.clientAttr(p.client))
 		relay.Abort(p.c)
 		s.perIP.release(p.client.Addr())
 		return nil
@@ -552,19 +553,28 @@ func (s *Server) relay(ctx context.Context, cl *clientConn, l Listener, m *metri
 	res := relay.Pipe(ctx, cl.c, cl.up, o)
 	m.Relayed(time.Since(cl.start))
 	if res.Err != nil {
-		s.Log.Debug("client relay ended", "route", l.Route, s.errAttr(res.Err), "up", res.AToB+int64(cl.first), "down", res.BToA, s.clientAttr(cl.addr))
+		s.Log.Debug("client relay ended", "route", l.Route, s.errAttr(res.Err, cl.c, cl.addr), "up", res.AToB+int64(cl.first), "down", res.BToA, s.clientAttr(cl.addr))
 	}
 }
 
-// errAttr is err for a log line about a client: a network error names both
-// ends of its connection, the client's address among them, so without
-// LogClientIPs only its operation and cause are kept.
-func (s *Server) errAttr(err error) slog.Attr {
-	var oe *net.OpError
-	if !s.LogClientIPs && errors.As(err, &oe) {
-		return slog.String("err", oe.Op+": "+oe.Err.Error())
+// errAttr is err for a log line about a client's connection c: a network
+// error names both ends of it, so without LogClientIPs the client's
+// address (and the peer's it came through, a PROXY header's sender) is
+// taken out of the text; the others, ours and a target's, stay.
+func (s *Server) errAttr(err error, c net.Conn, client netip.AddrPort) slog.Attr {
+	// The TCP connection under TLS and PROXY protocol has the peer's.
+	for range 4 {
+		nc, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = nc.NetConn()
 	}
-	return slog.Any("err", err)
+	var peer netip.Addr
+	if c != nil {
+		peer = addrPort(c.RemoteAddr()).Addr()
+	}
+	return redact.Err(err, s.LogClientIPs, client.Addr(), peer)
 }
 
 // clientAttr is the client's address for a log line when the operator asked

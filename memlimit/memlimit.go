@@ -20,6 +20,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"github.com/ferryproxy/ferry/internal/redact"
 )
 
 // Share is the part of the available memory the default limit takes: the
@@ -171,7 +173,7 @@ func ParseSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
 	if err != nil || n <= 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%q is not a size", s)
+		return 0, fmt.Errorf("%q is not a size", redact.Value(s))
 	}
 	return n * mult, nil
 }

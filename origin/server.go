@@ -9,10 +9,12 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryproxy/ferry/internal/redact"
 	"github.com/ferryproxy/ferry/metrics"
 	"github.com/ferryproxy/ferry/pool"
 	"github.com/ferryproxy/ferry/relay"
@@ -41,7 +43,11 @@ type Server struct {
 	// Relay tunes every stream's relay; the zero value holds the defaults.
 	Relay   relay.Options
 	Metrics *metrics.Metrics // nil counts nothing
-	Log     *slog.Logger
+	// LogClientIPs keeps clients' addresses (those of the stream headers)
+	// in the error texts of the lines about their streams; by default they
+	// are taken out, and the targets' addresses stay.
+	LogClientIPs bool
+	Log          *slog.Logger
 
 	sessions     atomic.Int64
 	edgeDraining atomic.Int64 // sessions whose edge drains
@@ -229,7 +235,7 @@ func (s *Server) acceptStreams(ctx context.Context, sess tunnel.Session) {
 		s.mu.Unlock()
 		s.streams.Add(1)
 		go func() {
-			up, route := s.openStream(ctx, st)
+			up, route, client := s.openStream(ctx, st)
 			if up == nil {
 				s.streams.Add(-1)
 				s.streamWG.Done()
@@ -242,27 +248,28 @@ func (s *Server) acceptStreams(ctx context.Context, sess tunnel.Session) {
 			go func() {
 				defer s.streamWG.Done()
 				defer s.streams.Add(-1)
-				s.relay(ctx, st, up, route)
+				s.relay(ctx, st, up, route, client)
 			}()
 		}()
 	}
 }
 
 // openStream reads a stream's header, dials its route and answers; it
-// returns the target's connection and the route, or nil once it has refused
-// the stream.
-func (s *Server) openStream(ctx context.Context, st tunnel.Stream) (net.Conn, string) {
+// returns the target's connection, the route and the client's address (the
+// zero value when the edge sent none), or nil once it has refused the
+// stream.
+func (s *Server) openStream(ctx context.Context, st tunnel.Stream) (net.Conn, string, netip.AddrPort) {
 	st.SetReadDeadline(time.Now().Add(HeaderTimeout))
 	h, err := tunnel.ReadHeader(st)
 	st.SetReadDeadline(time.Time{})
 	if err != nil {
 		s.Log.Debug("stream refused", "err", err)
 		refuse(st, tunnel.ReplyBadHeader)
-		return nil, ""
+		return nil, "", netip.AddrPort{}
 	}
 	up, err := s.Upstream.Dial(ctx, h.Route, h.ServerName, h.Client)
 	if err != nil {
-		s.Log.Debug("stream refused", "route", h.Route, "err", err)
+		s.Log.Debug("stream refused", "route", h.Route, s.errAttr(err, h.Client))
 		switch {
 		case errors.Is(err, upstream.ErrUnknownRoute):
 			refuse(st, tunnel.ReplyUnknownRoute)
@@ -271,25 +278,35 @@ func (s *Server) openStream(ctx context.Context, st tunnel.Stream) (net.Conn, st
 		default:
 			refuse(st, tunnel.ReplyUnreachable)
 		}
-		return nil, ""
+		return nil, "", netip.AddrPort{}
 	}
 	if err := tunnel.WriteReply(st, tunnel.ReplyOK); err != nil {
 		up.Close()
 		st.Close()
-		return nil, ""
+		return nil, "", netip.AddrPort{}
 	}
-	return up, h.Route
+	return up, h.Route, h.Client
 }
 
 // relay relays a stream to its target until either side ends.
-func (s *Server) relay(ctx context.Context, st tunnel.Stream, up net.Conn, route string) {
+func (s *Server) relay(ctx context.Context, st tunnel.Stream, up net.Conn, route string, client netip.AddrPort) {
 	o := s.Relay
 	b := s.routeBytes[route]
 	o.AToB, o.BToA = b[0], b[1]
 	res := relay.Pipe(ctx, st, up, o)
 	if res.Err != nil {
-		s.Log.Debug("stream relay ended", "route", route, "err", res.Err, "up", res.AToB, "down", res.BToA)
+		s.Log.Debug("stream relay ended", "route", route, s.errAttr(res.Err, client), "up", res.AToB, "down", res.BToA)
 	}
+}
+
+// errAttr is err for a log line about client's stream: with the client's
+// address (from the stream header) taken out, unless LogClientIPs. With no
+// address in the header, there is none to take out: the target's stays.
+func (s *Server) errAttr(err error, client netip.AddrPort) slog.Attr {
+	if !client.IsValid() {
+		return slog.Any("err", err)
+	}
+	return redact.Err(err, s.LogClientIPs, client.Addr())
 }
 
 // refuse answers a stream with r and ends it; the reply is sent before the

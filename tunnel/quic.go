@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/ferryproxy/ferry/internal/redact"
 )
 
 // ALPN is the application protocol of ferry's QUIC tunnels; QUIC requires one.
@@ -158,9 +160,10 @@ func quicHandshake(ctx context.Context, conn *quic.Conn, end End, dialer bool, e
 // QUICListener accepts QUIC sessions: an origin's from edges, or in reverse
 // mode an edge's from origins.
 type QUICListener struct {
-	tr  *quic.Transport
-	ln  *quic.Listener
-	end End
+	tr       *quic.Transport
+	ln       *quic.Listener
+	end      End
+	refusals *refusals
 
 	queue
 	wg sync.WaitGroup
@@ -184,7 +187,8 @@ func listenQUIC(pc net.PacketConn, o ListenOptions) (*QUICListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quic listen %s: %w", pc.LocalAddr(), err)
 	}
-	l := &QUICListener{tr: tr, ln: ln, end: o.End, queue: newQueue()}
+	l := &QUICListener{tr: tr, ln: ln, end: o.End, queue: newQueue(),
+		refusals: &refusals{log: o.End.Log, transport: "quic", clientIPs: o.End.LogClientIPs}}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
@@ -200,6 +204,7 @@ func (l *QUICListener) Close() error {
 	l.cancel()
 	err := l.ln.Close()
 	l.wg.Wait()
+	l.refusals.close()
 	l.mu.Lock()
 	l.closed = true
 	idle := l.live == 0
@@ -254,7 +259,7 @@ func (l *QUICListener) acceptLoop() {
 				if authFailure(err) {
 					l.AuthFailures.Add(1)
 				}
-				l.end.Log.Info("quic tunnel refused", "err", err)
+				l.refusals.refused("quic tunnel refused", err, redact.AddrOf(conn.RemoteAddr()))
 				conn.CloseWithError(quicNoError, "")
 				ended()
 				return

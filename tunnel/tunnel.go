@@ -119,6 +119,10 @@ type End struct {
 	ClientAddress bool
 	Secret        string
 	Log           *slog.Logger
+	// LogClientIPs, on a listener, keeps the addresses of those whose
+	// handshakes it refuses (strangers' mostly) in its debug lines; by
+	// default they are taken out.
+	LogClientIPs bool
 	// KeepAlive and PingTimeout override the defaults of the same names
 	// when set; tests shorten them.
 	KeepAlive, PingTimeout time.Duration

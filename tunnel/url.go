@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ferryproxy/ferry/internal/hostport"
+	"github.com/ferryproxy/ferry/internal/redact"
 )
 
 // URL is where a tunnel runs: a listener's address, or a peer to dial (an
@@ -57,12 +58,12 @@ func ParseURL(s string) (URL, error) {
 		return URL{}, err
 	}
 	if u.Hostname() == "" {
-		return URL{}, fmt.Errorf("%q has no host", s)
+		return URL{}, fmt.Errorf("%q has no host", redact.Value(s))
 	}
 	host := u.Host
 	if u.Port() == "" && u.Scheme == "quic" {
 		// QUIC has no well-known port to fall back on.
-		return URL{}, fmt.Errorf("%q has no port", s)
+		return URL{}, fmt.Errorf("%q has no port", redact.Value(s))
 	}
 	if u.Port() == "" {
 		port := "80"
@@ -72,26 +73,26 @@ func ParseURL(s string) (URL, error) {
 		host = net.JoinHostPort(u.Hostname(), port)
 	}
 	if err := hostport.Check(host, false); err != nil {
-		return URL{}, fmt.Errorf("%q: %w", s, err)
+		return URL{}, fmt.Errorf("%q: %w", redact.Value(s), err)
 	}
 	t := URL{Scheme: u.Scheme, Host: host, Path: u.Path}
 	for k, vs := range u.Query() {
 		if len(vs) != 1 {
-			return URL{}, fmt.Errorf("%q: option %s is given %d times", s, k, len(vs))
+			return URL{}, fmt.Errorf("%q: option %s is given %d times", redact.Value(s), k, len(vs))
 		}
 		switch v := vs[0]; k {
 		case "connect":
 			if err := hostport.Check(v, false); err != nil {
-				return URL{}, fmt.Errorf("%q: connect: %w", s, err)
+				return URL{}, fmt.Errorf("%q: connect: %w", redact.Value(s), err)
 			}
 			t.Connect = v
 		case "sni":
 			if v == "" || strings.ContainsAny(v, ":/ ") {
-				return URL{}, fmt.Errorf("%q: sni %q is not a server name", s, v)
+				return URL{}, fmt.Errorf("%q: sni %q is not a server name", redact.Value(s), redact.Value(v))
 			}
 			t.SNI = v
 		default:
-			return URL{}, fmt.Errorf("%q: unknown option %q (known: connect, sni)", s, k)
+			return URL{}, fmt.Errorf("%q: unknown option %q (known: connect, sni)", redact.Value(s), redact.Value(k))
 		}
 	}
 	return t, nil
@@ -106,10 +107,10 @@ func ParseListenURL(s string) (URL, error) {
 		return URL{}, err
 	}
 	if u.RawQuery != "" {
-		return URL{}, fmt.Errorf("%q: a listener takes no options", s)
+		return URL{}, fmt.Errorf("%q: a listener takes no options", redact.Value(s))
 	}
 	if err := hostport.Check(u.Host, true); err != nil {
-		return URL{}, fmt.Errorf("%q: %w", s, err)
+		return URL{}, fmt.Errorf("%q: %w", redact.Value(s), err)
 	}
 	return URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil
 }
@@ -119,7 +120,7 @@ func ParseListenURL(s string) (URL, error) {
 func parseTunnel(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Opaque != "" || u.User != nil || u.Fragment != "" {
-		return nil, fmt.Errorf("%q is not a tunnel URL", s)
+		return nil, fmt.Errorf("%q is not a tunnel URL", redact.Value(s))
 	}
 	switch u.Scheme {
 	case "ws", "wss":
@@ -128,16 +129,16 @@ func parseTunnel(s string) (*url.URL, error) {
 		}
 	case "quic":
 		if u.Path != "" && u.Path != "/" {
-			return nil, fmt.Errorf("%q: a quic URL has no path", s)
+			return nil, fmt.Errorf("%q: a quic URL has no path", redact.Value(s))
 		}
 		u.Path = ""
 	default:
-		return nil, fmt.Errorf("%q: scheme %q is not ws, wss or quic", s, u.Scheme)
+		return nil, fmt.Errorf("%q: scheme %q is not ws, wss or quic", redact.Value(s), redact.Value(u.Scheme))
 	}
 	if u.RawPath != "" {
 		// Path is kept decoded: an escaped one would neither print back as
 		// the URL given nor be dialled as written.
-		return nil, fmt.Errorf("%q: the path must not be escaped", s)
+		return nil, fmt.Errorf("%q: the path must not be escaped", redact.Value(s))
 	}
 	return u, nil
 }

@@ -46,7 +46,7 @@ func TestParseErrors(t *testing.T) {
 		in, err string
 	}{
 		{false, "http://o.example/t", `"http://o.example/t": scheme "http" is not ws, wss or quic`},
-		{false, "ws://o.example/t?insecure=1", `"ws://o.example/t?insecure=1": unknown option "insecure" (known: connect, sni)`},
+		{false, "ws://o.example/t?insecure=1", `"ws://o.example/t?insecure=xxxxx": unknown option "insecure" (known: connect, sni)`},
 		{false, "ws://o.example/t?connect=nowhere", `"ws://o.example/t?connect=nowhere": connect: "nowhere" is not HOST:PORT`},
 		{false, "ws://o.example/t?connect=:443", `"ws://o.example/t?connect=:443": connect: ":443" has no host`},
 		{false, "ws://h/t?sni=a&sni=b", `"ws://h/t?sni=a&sni=b": option sni is given 2 times`},
@@ -57,8 +57,8 @@ func TestParseErrors(t *testing.T) {
 		{false, "ws:///t", `"ws:///t" has no host`},
 		{false, "ws://:80/t", `"ws://:80/t" has no host`},
 		{false, "ws://h:99999/t", `"ws://h:99999/t": "h:99999": port must be 1 to 65535`},
-		{false, "ws://u:p@h/t", `"ws://u:p@h/t" is not a tunnel URL`},
-		{false, "ws://h/t#f", `"ws://h/t#f" is not a tunnel URL`},
+		{false, "ws://u:p@h/t", `"ws://u:xxxxx@h/t" is not a tunnel URL`}, // its password not echoed
+		{false, "ws://h/t#f", `"ws://h/t#xxxxx" is not a tunnel URL`},
 		{false, "ws:h", `"ws:h" is not a tunnel URL`},
 		{false, "ws://h/a%2Fb", `"ws://h/a%2Fb": the path must not be escaped`},
 		{true, "ws://:9000/t?sni=x", `"ws://:9000/t?sni=x": a listener takes no options`},

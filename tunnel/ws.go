@@ -6,16 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/ferryproxy/ferry/internal/redact"
 )
 
 // HandshakeTimeout bounds a tunnel's setup: TCP or QUIC, TLS, the upgrade
@@ -218,6 +222,7 @@ type WSListener struct {
 	decoy    http.Handler
 	end      End
 	log      *slog.Logger
+	refusals *refusals
 
 	queue
 	srv    *http.Server
@@ -245,12 +250,13 @@ func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
 	l := &WSListener{
 		ln: ln, path: u.Path, verifier: o.Verifier, key: helloKey(end.Secret), decoy: o.Decoy, end: end, log: end.Log,
 		queue: newQueue(), limits: limits, served: make(chan struct{}),
+		refusals: &refusals{log: end.Log, transport: u.Scheme, clientIPs: end.LogClientIPs},
 	}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.serveHTTP),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(end.Log.Handler(), slog.LevelDebug),
+		ErrorLog:          log.New(serverErrors{end.Log, end.LogClientIPs}, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, c)
 		},
@@ -274,6 +280,7 @@ func (l *WSListener) Close() error {
 	err := l.srv.Close()
 	<-l.served
 	l.handlers.Wait()
+	l.refusals.close()
 	return err
 }
 
@@ -295,7 +302,7 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := l.verifier.VerifyRequest(r); err != nil {
 		l.AuthFailures.Add(1)
 		l.DecoyHits.Add(1)
-		l.log.Debug("tunnel refused", "err", err)
+		l.refusals.refused("tunnel refused", err, remoteAddr(r))
 		l.decoy.ServeHTTP(w, r)
 		return
 	}
@@ -311,7 +318,7 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		InsecureSkipVerify: true,
 	})
 	if err != nil {
-		l.log.Warn("websocket accept failed", "err", err)
+		l.refusals.refused("websocket accept failed", err, remoteAddr(r))
 		return
 	}
 	s, err := l.handshake(c, r, []byte(token))
@@ -319,7 +326,7 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if authFailure(err) {
 			l.AuthFailures.Add(1)
 		}
-		l.log.Info("tunnel refused after the upgrade", "err", err)
+		l.refusals.refused("tunnel refused after the upgrade", err, remoteAddr(r))
 		c.CloseNow()
 		return
 	}
@@ -336,6 +343,29 @@ func (l *WSListener) handshake(c *websocket.Conn, r *http.Request, token []byte)
 	defer cancel()
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
 	return wsSession(ctx, c, conn, l.key, ekm, token, l.end, false)
+}
+
+// remoteAddr is the IP address of r's client.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr)
+	return ap.Addr()
+}
+
+// serverErrors writes net/http's server errors at debug, with every address
+// taken out unless keep: they name the peer ("TLS handshake error from
+// ADDR"), a stranger as likely as an edge.
+type serverErrors struct {
+	log  *slog.Logger
+	keep bool
+}
+
+func (e serverErrors) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	if !e.keep {
+		msg = redact.Addrs(msg)
+	}
+	e.log.Debug(msg)
+	return len(p), nil
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.

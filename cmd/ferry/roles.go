@@ -37,7 +37,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	log := newLogger(cfg.Common, logw)
 	defer setMemoryLimit(ctx, cfg.Common, log)()
 	m := metrics.New("edge", versionString())
-	end := tunnel.End{Secret: string(cfg.Secret), Log: log}
+	end := tunnel.End{Secret: string(cfg.Secret), LogClientIPs: bool(cfg.LogClientIPs), Log: log}
 	origins, err := tunnelPeers(cfg.Origins, "FERRY_EDGE_ORIGINS", end)
 	if err != nil {
 		return err
@@ -126,7 +126,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	log := newLogger(cfg.Common, logw)
 	defer setMemoryLimit(ctx, cfg.Common, log)()
 	m := metrics.New("origin", versionString())
-	end := tunnel.End{Origin: true, ClientAddress: cfg.Targets.SendsProxy(cfg.ProxyProtocol), Secret: string(cfg.Secret), Log: log}
+	end := tunnel.End{Origin: true, ClientAddress: cfg.Targets.SendsProxy(cfg.ProxyProtocol), Secret: string(cfg.Secret), LogClientIPs: bool(cfg.LogClientIPs), Log: log}
 	edges, err := tunnelPeers(cfg.Edges, "FERRY_ORIGIN_EDGES", end)
 	if err != nil {
 		return err
@@ -137,7 +137,9 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		Grace:    grace(cfg.Common),
 		Upstream: &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m},
 		Metrics:  m,
-		Log:      log,
+		// The addresses of stream headers, sent only for PROXY headers.
+		LogClientIPs: bool(cfg.LogClientIPs),
+		Log:          log,
 	}
 	adviseUDP(log, append(cfg.Listen, cfg.Edges...))
 	srv.Listeners, err = listenTunnels(cfg.Listen, "FERRY_ORIGIN_LISTEN", "FERRY_ORIGIN_TLS_CERT", cfg.TLSCert, cfg.TLSKey,
@@ -260,10 +262,12 @@ func tunnelPeers(urls []tunnel.URL, variable string, end tunnel.End) ([]pool.Pee
 	return peers, nil
 }
 
-// listenTunnels opens the tunnel listeners of variable, with the certificate
-// of certFile and keyFile (self-signed when empty) for wss and quic: loaded
-// once, and only when some listener needs it, so that a bad certificate
-// variable does not stop an origin that serves plain ws.
+// listenTunnels opens the tunnel listeners of variable. The wss and quic
+// ones share the certificate of certFile and keyFile when they are set
+// (loaded once, and only when some listener needs it, so that a bad
+// certificate variable does not stop an origin that serves plain ws);
+// otherwise each gets a self-signed one of its own, with a key of a common
+// kind, so that nothing ties one listener's certificate to another's.
 func listenTunnels(urls []tunnel.URL, variable, certVar, certFile, keyFile string, decoy http.Handler, end tunnel.End) ([]tunnel.Listener, error) {
 	o := tunnel.ListenOptions{
 		End:   end,
@@ -272,19 +276,35 @@ func listenTunnels(urls []tunnel.URL, variable, certVar, certFile, keyFile strin
 		// listener it is sent to.
 		Verifier: tunnel.NewVerifier(end.Secret),
 	}
-	for _, u := range urls {
-		if u.TLS() {
-			c, err := cert.Load(certFile, keyFile)
-			if err != nil {
-				return nil, &config.Error{Var: certVar, Err: err}
+	var own *tls.Certificate // the operator's, shared
+	if certFile != "" || keyFile != "" {
+		for _, u := range urls {
+			if u.TLS() {
+				c, err := cert.Load(certFile, keyFile)
+				if err != nil {
+					return nil, &config.Error{Var: certVar, Err: err}
+				}
+				own = &c
+				break
 			}
-			o.Certificate = &c
-			break
 		}
 	}
 	var lns []tunnel.Listener
 	for _, u := range urls {
-		ln, err := tunnel.Listen(u, o)
+		lo := o
+		switch {
+		case !u.TLS():
+		case own != nil:
+			lo.Certificate = own
+		default:
+			c, err := cert.SelfSignedWith(cert.CommonKeys...)
+			if err != nil {
+				closeAll(lns)
+				return nil, fmt.Errorf("%s %s: %w", variable, u, err)
+			}
+			lo.Certificate = &c
+		}
+		ln, err := tunnel.Listen(u, lo)
 		if err != nil {
 			closeAll(lns)
 			return nil, listenError(err, u.Host, variable)
