@@ -162,30 +162,10 @@ func TestQUICListenerCloseWaitsForNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	u, err := ParseURL("quic://" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDialer(u, transportEnd(false))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	accepted := make(chan Session, 1)
-	go func() {
-		s, _ := ln.Accept(ctx)
-		accepted <- s
-	}()
-	edge, err := d.Dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	edge, origin := connect(t, ctx, ln, "quic://"+addr)
 	defer edge.Close()
-	origin := <-accepted
-	if origin == nil {
-		t.Fatal("no session accepted")
-	}
 
 	if err := ln.Close(); err != nil {
 		t.Fatalf("close: %v", err)
@@ -203,4 +183,33 @@ func TestQUICListenerCloseWaitsForNone(t *testing.T) {
 		t.Fatalf("the port is still taken after the last session's Close: %v", err)
 	}
 	pc.Close()
+}
+
+// connect dials a session to ln over rawURL and returns both ends, once ln
+// has accepted it. The caller closes them.
+func connect(t *testing.T, ctx context.Context, ln Listener, rawURL string) (edge, origin Session) {
+	t.Helper()
+	u, err := ParseURL(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDialer(u, transportEnd(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan Session, 1)
+	go func() {
+		s, _ := ln.Accept(ctx)
+		accepted <- s
+	}()
+	edge, err = d.Dial(ctx)
+	if err != nil {
+		t.Fatalf("dial %s: %v", rawURL, err)
+	}
+	origin = <-accepted
+	if origin == nil {
+		edge.Close()
+		t.Fatal("no session accepted")
+	}
+	return edge, origin
 }

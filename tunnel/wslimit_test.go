@@ -195,30 +195,10 @@ func TestWSListenerCapsSpareTunnels(t *testing.T) {
 				waitLimits(t, ln, idleFrom("127.0.0.1", i+1))
 			}
 
-			u, err := ParseURL(scheme + "://" + ln.Addr().String() + "/t")
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := NewDialer(u, transportEnd(false))
-			if err != nil {
-				t.Fatal(err)
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			accepted := make(chan Session, 1)
-			go func() {
-				s, _ := ln.Accept(ctx)
-				accepted <- s
-			}()
-			edge, err := d.Dial(ctx)
-			if err != nil {
-				t.Fatalf("a tunnel at the cap: %v", err)
-			}
+			edge, origin := connect(t, ctx, ln, scheme+"://"+ln.Addr().String()+"/t")
 			defer edge.Close()
-			origin := <-accepted
-			if origin == nil {
-				t.Fatal("no session accepted")
-			}
 			defer origin.Close()
 
 			// One stranger made room; the session is not counted.
