@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A tunnel through a real nginx WebSocket reverse proxy whose
 # proxy_read_timeout is 20 s: idle for 60 s, it must carry a new client at
-# once, with no reconnect in between. Needs nginx and socat.
+# once, with no reconnect in between. The edge dials the proxy by a name
+# (tunnel.test) that nginx passes on in the Host header, as a CDN does: the
+# token is bound to it. Needs nginx and socat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,7 @@ http {
     location /tunnel {
       proxy_pass http://127.0.0.1:18091;
       proxy_http_version 1.1;
+      proxy_set_header Host \$host;
       proxy_set_header Upgrade \$http_upgrade;
       proxy_set_header Connection "upgrade";
       proxy_read_timeout 20s;
@@ -45,7 +48,7 @@ FERRY_ORIGIN_LISTEN=ws://127.0.0.1:18091/tunnel FERRY_ORIGIN_TARGETS=chat=127.0.
 pids+=($!)
 wait_port 18090
 wait_port 18091
-FERRY_EDGE_LISTEN=tcp://127.0.0.1:18092/chat?decoy=off FERRY_EDGE_ORIGINS=ws://127.0.0.1:18090/tunnel FERRY_EDGE_POOL=1 \
+FERRY_EDGE_LISTEN=tcp://127.0.0.1:18092/chat?decoy=off FERRY_EDGE_ORIGINS=ws://tunnel.test:18090/tunnel?connect=127.0.0.1:18090 FERRY_EDGE_POOL=1 \
   "$work/ferry" edge >"$work/edge.log" 2>&1 &
 pids+=($!)
 wait_port 18092

@@ -81,7 +81,11 @@ type Clients struct {
 	ACME             ACME         `envconfig:"FERRY_EDGE_ACME" default:"off" form:"off, letsencrypt, or an https:// ACME directory URL" desc:"obtain and renew certificates for FERRY_EDGE_PUBLIC_HOST from a public CA (HTTP-01 on the port-80 listener, TLS-ALPN-01 on 443); the self-signed one serves until then"`
 	ACMEDir          string       `envconfig:"FERRY_EDGE_ACME_DIR" default:"/var/lib/ferry/acme" form:"a directory path" desc:"where ACME certificates, keys and the account are kept"`
 	ACMEEmail        string       `envconfig:"FERRY_EDGE_ACME_EMAIL" form:"an email address" desc:"the ACME account's contact, for the CA's expiry notices"`
-	ACMECARoot       string       `envconfig:"FERRY_EDGE_ACME_CA_ROOT" form:"path of a PEM file" desc:"CA roots to trust, besides the system's, for the ACME directory's HTTPS (a private CA)"`
+	// A PROXY header is believed only from the load balancers in front of
+	// the edge: anyone else could claim any address, to pass the per-address
+	// cap or to lock another address out.
+	ProxyFrom  Prefixes `envconfig:"FERRY_EDGE_PROXY_FROM" default:"127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7" form:"comma-separated CIDRs such as 10.0.0.0/8 or 203.0.113.7/32, or none" desc:"senders whose PROXY headers proxy+ listeners believe (default: loopback and private ranges); a connection from any other address is an ordinary client of a plain listener, its first bytes routed as they come (a PROXY header then gets the web site), counted against FERRY_EDGE_MAX_CONNS_PER_IP by its own address before anything is read"`
+	ACMECARoot string   `envconfig:"FERRY_EDGE_ACME_CA_ROOT" form:"path of a PEM file" desc:"CA roots to trust, besides the system's, for the ACME directory's HTTPS (a private CA)"`
 }
 
 // Upstream holds what an origin or standalone may dial.

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -98,6 +99,10 @@ func TestLoadErrors(t *testing.T) {
 		{"FERRY_EDGE_TUNNEL_LISTEN", "ws://:9000/t?sni=x"},
 		{"FERRY_EDGE_TUNNEL_LISTEN", "ws://:9000/t,ws://:9000/u"},
 		{"FERRY_EDGE_DECOY", "ftp://x"},
+		{"FERRY_EDGE_PROXY_FROM", "10.0.0.1"},
+		{"FERRY_EDGE_PROXY_FROM", "10.0.0.0/33"},
+		{"FERRY_EDGE_PROXY_FROM", "10.0.0.1/8"},
+		{"FERRY_EDGE_PROXY_FROM", ","},
 	} {
 		vars := map[string]string{}
 		for k, v := range base {
@@ -294,5 +299,33 @@ func TestLimitRules(t *testing.T) {
 	setenv(t, map[string]string{"FERRY_ADMIN": "[::]:8199"})
 	if err := Load(&Standalone{}); err == nil || !strings.HasPrefix(err.Error(), "FERRY_ADMIN: ") {
 		t.Errorf("standalone with a public admin endpoint: %v", err)
+	}
+}
+
+func TestProxyFrom(t *testing.T) {
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_EDGE_ORIGINS": "ws://o.example/t"})
+	var e Edge
+	if err := Load(&e); err != nil {
+		t.Fatal(err)
+	}
+	// Loopback and private ranges, and nothing else.
+	for a, want := range map[string]bool{"127.0.0.1": true, "::1": true, "10.1.2.3": true, "172.31.0.1": true, "192.168.1.1": true, "fd00::1": true, "198.51.100.7": false, "172.32.0.1": false, "2001:db8::1": false} {
+		in := false
+		for _, p := range e.ProxyFrom {
+			in = in || p.Contains(netip.MustParseAddr(a))
+		}
+		if in != want {
+			t.Errorf("default FERRY_EDGE_PROXY_FROM holds %s: %v, want %v", a, in, want)
+		}
+	}
+	for v, want := range map[string]string{"203.0.113.0/24, 2001:db8::/32": "203.0.113.0/24,2001:db8::/32", "none": ""} {
+		setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_EDGE_ORIGINS": "ws://o.example/t", "FERRY_EDGE_PROXY_FROM": v})
+		var e Edge
+		if err := Load(&e); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if got := e.ProxyFrom.String(); got != want || e.ProxyFrom == nil {
+			t.Errorf("%q: %q (nil %v), want %q", v, got, e.ProxyFrom == nil, want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -498,3 +499,37 @@ func (d Decoy) String() string {
 }
 
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// Prefixes is a comma-separated list of CIDRs; "none" is the empty list.
+type Prefixes []netip.Prefix
+
+func (ps *Prefixes) Decode(v string) error {
+	var out Prefixes
+	if strings.TrimSpace(v) == "none" {
+		*ps = Prefixes{}
+		return nil
+	}
+	for _, part := range splitList(v) {
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", redact.Value(part))
+		}
+		if p != p.Masked() {
+			return fmt.Errorf("%s has bits set beyond its /%d (%s?)", p, p.Bits(), p.Masked())
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return errors.New(`is empty: write none to believe no sender`)
+	}
+	*ps = out
+	return nil
+}
+
+func (ps Prefixes) String() string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}

@@ -29,6 +29,9 @@ func get(t *testing.T, client *http.Client, url string, header http.Header) resp
 		t.Fatal(err)
 	}
 	maps.Copy(req.Header, header)
+	if h := header.Get("Host"); h != "" {
+		req.Host = h // net/http sends req.Host, not a Host header
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +72,9 @@ func TestDecoy(t *testing.T) {
 		base := strings.Replace(strings.TrimSuffix(o.url, "/tunnel"), "ws", "http", 1)
 
 		now := time.Now()
-		replayed := tunnel.Token(secret, now)
+		// Tokens are bound to the Host and path the edge dials.
+		token := func(secret string, at time.Time) string { return tunnel.Token(secret, at, "127.0.0.1", "/tunnel") }
+		replayed := token(secret, now)
 		// A real edge's dial with this token succeeds, once.
 		c, _, err := websocket.Dial(context.Background(), o.url, &websocket.DialOptions{
 			HTTPClient: client,
@@ -95,11 +100,13 @@ func TestDecoy(t *testing.T) {
 			{"tunnel path, plain GET", "/tunnel", nil},
 			{"no token", "/tunnel", upgradeHeader("")},
 			{"garbage token", "/tunnel", upgradeHeader("hello")},
-			{"wrong secret", "/tunnel", upgradeHeader(tunnel.Token("another-secret-0123456789-0123456789", now))},
-			{"expired", "/tunnel", upgradeHeader(tunnel.Token(secret, now.Add(-2*tunnel.MaxSkew)))},
-			{"from the future", "/tunnel", upgradeHeader(tunnel.Token(secret, now.Add(2*tunnel.MaxSkew)))},
+			{"wrong secret", "/tunnel", upgradeHeader(token("another-secret-0123456789-0123456789", now))},
+			{"expired", "/tunnel", upgradeHeader(token(secret, now.Add(-2*tunnel.MaxSkew)))},
+			{"from the future", "/tunnel", upgradeHeader(token(secret, now.Add(2*tunnel.MaxSkew)))},
 			{"replayed", "/tunnel", upgradeHeader(replayed)},
-			{"good token, other path", "/other", upgradeHeader(tunnel.Token(secret, now))},
+			{"good token, other path", "/other", upgradeHeader(token(secret, now))},
+			{"token for another host", "/tunnel", upgradeHeader(tunnel.Token(secret, now, "other.example", "/tunnel"))},
+			{"token for another path", "/tunnel", upgradeHeader(tunnel.Token(secret, now, "127.0.0.1", "/other"))},
 		}
 		before := o.ws.AuthFailures.Load()
 		for _, tc := range cases {
@@ -113,8 +120,51 @@ func TestDecoy(t *testing.T) {
 		if n := o.srv.Stats().Sessions; n != 0 {
 			t.Errorf("%d sessions open after refused requests", n)
 		}
-		if n := o.ws.AuthFailures.Load() - before; n != 6 {
-			t.Errorf("%d authentication failures counted, want 6", n)
+		if n := o.ws.AuthFailures.Load() - before; n != 8 {
+			t.Errorf("%d authentication failures counted, want 8", n)
 		}
+	})
+}
+
+// TestTokenAtAnotherOrigin checks that a token seen at one origin is refused,
+// with the decoy, at another with the same secret, as a CDN that routes by
+// the Host header would carry it there, and is still good where it was
+// meant for.
+func TestTokenAtAnotherOrigin(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, scheme string) {
+		if scheme == "quic" {
+			t.Skip("no token over QUIC: its hellos are bound to their TLS session")
+		}
+		targets := map[string][]string{"chat": {"127.0.0.1:1"}}
+		a := startOrigin(t, scheme, "127.0.0.1:0", targets)
+		b := startOrigin(t, scheme, "127.0.0.1:0", targets)
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DialContext: clientDialer.DialContext}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr}
+		base := func(o *originProc) string { return strings.Replace(o.url, "ws", "http", 1) }
+
+		captured := tunnel.Token(secret, time.Now(), "a.example", "/tunnel")
+		at := func(o *originProc, host string) response {
+			h := upgradeHeader(captured)
+			h.Set("Host", host)
+			return get(t, client, base(o), h)
+		}
+		decoy := get(t, client, strings.TrimSuffix(base(b), "/tunnel")+"/no-such-page", nil)
+		if got := at(b, "b.example"); got.status != decoy.status || got.body != decoy.body {
+			t.Errorf("origin A's token at origin B: %d, want the decoy's %d", got.status, decoy.status)
+		}
+		if n := b.ws.AuthFailures.Load(); n != 1 {
+			t.Errorf("origin B counted %d authentication failures, want 1", n)
+		}
+		// At A, under the name it was minted for (a front's port aside).
+		c, _, err := websocket.Dial(context.Background(), a.url, &websocket.DialOptions{
+			HTTPClient: client,
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + captured}},
+			Host:       "a.example:443",
+		})
+		if err != nil {
+			t.Fatalf("origin A's token at origin A: %v", err)
+		}
+		c.CloseNow()
 	})
 }

@@ -40,8 +40,11 @@ func (c *ipCounter) acquire(a netip.Addr, max int) bool {
 	return true
 }
 
-// release uncounts a client that acquire counted.
+// release uncounts a client that acquire counted; the zero Addr is none.
 func (c *ipCounter) release(a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
 	k := ipKey(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()

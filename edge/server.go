@@ -47,8 +47,9 @@ type Listener struct {
 	// untouched to Route, with the name; any other ClientHello is
 	// terminated, and the client served the web site.
 	Media bool
-	// ProxyProtocol requires a PROXY protocol header (v1 or v2) first, and
-	// takes the client's address from it.
+	// ProxyProtocol requires a PROXY protocol header (v1 or v2) first from
+	// a sender in Server.ProxyFrom, and takes the client's address from it;
+	// any other sender is a client of a plain listener (trust.go).
 	ProxyProtocol bool
 	// DecoyOff relays every connection as it comes (TLS terminated where
 	// the listener has it, media passed through without a look), as the
@@ -136,8 +137,14 @@ type Server struct {
 	// no cap.
 	MaxConns int
 	// MaxConnsPerIP caps concurrent clients from one IPv4 address or one
-	// IPv6 /64. Zero means no cap.
+	// IPv6 /64. Zero means no cap. A connection counts by its TCP peer
+	// before anything is read, and by the PROXY header's client address
+	// instead when a trusted sender sent it (trust.go).
 	MaxConnsPerIP int
+	// ProxyFrom are the senders whose PROXY headers ProxyProtocol
+	// listeners believe. Nil means DefaultProxyFrom (loopback and private
+	// ranges); an empty, non-nil list believes no one.
+	ProxyFrom []netip.Prefix
 	// HandshakeTimeout bounds a new client's PROXY header, TLS handshake and
 	// first byte; zero means DefaultHandshakeTimeout, and a negative one
 	// refuses every client (config.Duration admits none). WhatsApp clients
@@ -160,6 +167,7 @@ type Server struct {
 	rejected atomic.Int64 // bad PROXY header, failed TLS, or silent
 	visits   atomic.Int64 // served the web site
 	perIP    ipCounter
+	trust    proxyproto.ConnPolicyFunc // from ProxyFrom, set by Run
 	recent   recentChats
 	site     *site
 }
@@ -185,6 +193,12 @@ const DefaultGrace = 30 * time.Second
 // listeners it was given in every case.
 func (s *Server) Run(ctx context.Context) error {
 	grace := max(0, cmp.Or(s.Grace, DefaultGrace))
+	trust, err := trustPolicy(s.ProxyFrom)
+	if err != nil {
+		closeAll(s.Listeners)
+		return err
+	}
+	s.trust = trust
 	sides := make([]*tlsSide, len(s.Listeners))
 	for i, l := range s.Listeners {
 		if (l.TLS || l.Media && !l.DecoyOff) && s.TLS == nil {
@@ -271,9 +285,28 @@ func (s *Server) accept(ctx context.Context, l Listener, side *tlsSide, m *metri
 		}
 		delay = 0
 		m.Accepted()
+		// Admission, before a byte is read: a client that sends nothing
+		// still counts against its address's cap, so silent connections
+		// from one address cannot fill MaxConns for others. A trusted
+		// PROXY sender (a load balancer, carrying everyone) counts by the
+		// header's client address instead, once open has read it.
+		trusted := l.ProxyProtocol && s.trusts(c)
+		var peer netip.Addr // counted against MaxConnsPerIP here
+		if !trusted {
+			peer = addrPort(c.RemoteAddr()).Addr()
+			if !s.perIP.acquire(peer, s.MaxConnsPerIP) {
+				s.refused.Add(1)
+				m.Closed()
+				m.Refused(metrics.RefusedCap)
+				s.Log.Debug("client refused: too many connections from its address", s.clientAttr(addrPort(c.RemoteAddr())))
+				c.Close()
+				continue
+			}
+		}
 		// Listeners accept concurrently: count first, then check.
 		if n := s.active.Add(1); s.MaxConns > 0 && n > int64(s.MaxConns) {
 			s.active.Add(-1)
+			s.perIP.release(peer)
 			s.refused.Add(1)
 			m.Closed()
 			m.Refused(metrics.RefusedCap)
@@ -289,6 +322,7 @@ func (s *Server) accept(ctx context.Context, l Listener, side *tlsSide, m *metri
 				if counted {
 					counted = false
 					s.active.Add(-1)
+					s.perIP.release(peer)
 					m.Closed()
 				}
 			}
@@ -296,7 +330,7 @@ func (s *Server) accept(ctx context.Context, l Listener, side *tlsSide, m *metri
 				uncount()
 				conns.Done()
 			}
-			p, ok := s.open(ctx, c, l, side, m, uncount, finish)
+			p, ok := s.open(ctx, c, l, trusted, side, m, uncount, finish)
 			if !ok {
 				return
 			}
@@ -312,7 +346,7 @@ func (s *Server) accept(ctx context.Context, l Listener, side *tlsSide, m *metri
 				defer conns.Done()
 				defer uncount()
 				s.relay(ctx, cl, l, m)
-				s.perIP.release(cl.addr.Addr())
+				s.perIP.release(cl.counted)
 			}
 			// The relay waits, maybe for hours, on a fresh goroutine: the
 			// setup (a TLS handshake, the stream's open, header and reply)
@@ -330,29 +364,34 @@ func (s *Server) accept(ctx context.Context, l Listener, side *tlsSide, m *metri
 type clientConn struct {
 	c, up net.Conn
 	addr  netip.AddrPort
-	first int // bytes sent already
-	start time.Time
+	// counted is the address open counted against MaxConnsPerIP (a
+	// trusted PROXY header's), or none.
+	counted netip.Addr
+	first   int // bytes sent already
+	start   time.Time
 }
 
 // pending is a client whose first bytes have said which route it takes.
 type pending struct {
 	c                 net.Conn
 	client            netip.AddrPort
+	counted           netip.Addr // as in clientConn
 	route, serverName string
 	first             []byte  // read already, to pass on intact
 	buf               *[]byte // the pooled buffer first lies in, if it does
 	start             time.Time
 }
 
-// open reads a client's PROXY header and TLS handshake if its listener has
-// them, and routes it by its first bytes. It reports false when it has
-// closed the client instead, or handed it to the web site; otherwise the
-// caller dials the route, then relays, then releases the client's address
-// from the per-IP count. uncount takes the client out of the active count;
+// open reads a client's PROXY header (if its listener has them and the
+// sender is trusted) and TLS handshake (if its listener has them), and
+// routes it by its first bytes. It reports false when it has closed the
+// client instead, or handed it to the web site; otherwise the caller dials
+// the route, then relays, then releases the header's client address from
+// the per-IP count. uncount takes the client out of the active count;
 // a refusal calls it before closing, so that the next client is counted
 // without it. finish, called once whenever open reports false, uncounts the
 // client and ends its place in the drain.
-func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide, m *metrics.Listener, uncount, finish func()) (pending, bool) {
+func (s *Server) open(ctx context.Context, c net.Conn, l Listener, trusted bool, side *tlsSide, m *metrics.Listener, uncount, finish func()) (pending, bool) {
 	start := time.Now()
 	timeout := cmp.Or(s.HandshakeTimeout, DefaultHandshakeTimeout)
 	// One deadline covers the PROXY header, the TLS handshake and the first
@@ -367,7 +406,7 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 			finish()
 		}
 	}()
-	if l.ProxyProtocol {
+	if trusted {
 		pc := proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(timeout))
 		// Set through pc: go-proxyproto restores the deadline it was told
 		// of after reading the header, and would clear one set on c.
@@ -381,18 +420,22 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 		c.SetReadDeadline(deadline)
 	}
 	client := addrPort(c.RemoteAddr())
-	if !s.perIP.acquire(client.Addr(), s.MaxConnsPerIP) {
-		s.refused.Add(1)
-		m.Refused(metrics.RefusedCap)
-		s.Log.Debug("client refused: too many connections from its address", s.clientAttr(client))
-		uncount()
-		c.Close()
-		return pending{}, false
+	var counted netip.Addr // the TCP peer was counted at the accept
+	if trusted {
+		if !s.perIP.acquire(client.Addr(), s.MaxConnsPerIP) {
+			s.refused.Add(1)
+			m.Refused(metrics.RefusedCap)
+			s.Log.Debug("client refused: too many connections from its address", s.clientAttr(client))
+			uncount()
+			c.Close()
+			return pending{}, false
+		}
+		counted = client.Addr()
 	}
 	opened := false
 	defer func() {
 		if !opened {
-			s.perIP.release(client.Addr())
+			s.perIP.release(counted)
 		}
 	}()
 	// toSite hands the client to the web site, which closes it, and then
@@ -407,7 +450,7 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 		m.Site()
 		opened, handed = true, true
 		s.site.serve(&siteConn{Conn: c, pre: pre, done: func() {
-			s.perIP.release(client.Addr())
+			s.perIP.release(counted)
 			finish()
 		}}, tlsPort)
 		return pending{}, false
@@ -493,7 +536,7 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, side *tlsSide
 		return pending{}, false
 	}
 	opened, handed = true, true
-	return pending{c: c, client: client, route: route, serverName: serverName, first: first, buf: bp, start: start}, true
+	return pending{c: c, client: client, counted: counted, route: route, serverName: serverName, first: first, buf: bp, start: start}, true
 }
 
 // dial connects an opened client to its route. It returns nil when it has
@@ -510,11 +553,11 @@ func (s *Server) dial(ctx context.Context, p pending, l Listener, m *metrics.Lis
 		m.Refused(metrics.RefusedRoute)
 		s.Log.Debug("client not connected", "route", p.route, s.errAttr(err, p.c, p.client), s.clientAttr(p.client))
 		relay.Abort(p.c)
-		s.perIP.release(p.client.Addr())
+		s.perIP.release(p.counted)
 		return nil
 	}
 	m.Setup(time.Since(connecting))
-	return &clientConn{c: p.c, up: up, addr: p.client, first: len(p.first), start: p.start}
+	return &clientConn{c: p.c, up: up, addr: p.client, counted: p.counted, first: len(p.first), start: p.start}
 }
 
 // webBytes is what the web site reads of a client's first bytes b: b

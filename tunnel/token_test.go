@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -9,35 +10,39 @@ import (
 
 func TestToken(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
+	const host, path = "a.example", "/tunnel"
 	now := time.Unix(1_800_000_000, 0)
 	v := NewVerifier(secret)
 	v.now = func() time.Time { return now }
 
-	good := Token(secret, now.Add(-time.Minute))
-	if err := v.Verify(good); err != nil {
+	good := Token(secret, now.Add(-time.Minute), host, path)
+	if err := v.Verify(good, host, path); err != nil {
 		t.Fatalf("fresh token: %v", err)
 	}
-	if a, b := Token(secret, now), Token(secret, now); a == b {
+	if a, b := Token(secret, now, host, path), Token(secret, now, host, path); a == b {
 		t.Fatal("two tokens at the same second are equal")
 	}
 	for name, tok := range map[string]string{
 		"replayed":     good,
-		"expired":      Token(secret, now.Add(-MaxSkew-time.Second)),
-		"future":       Token(secret, now.Add(MaxSkew+time.Second)),
-		"wrong secret": Token(secret+"x", now),
+		"expired":      Token(secret, now.Add(-MaxSkew-time.Second), host, path),
+		"future":       Token(secret, now.Add(MaxSkew+time.Second), host, path),
+		"wrong secret": Token(secret+"x", now, host, path),
+		"other host":   Token(secret, now, "b.example", path),
+		"other path":   Token(secret, now, host, "/other"),
+		"old version":  oldVersion(Token(secret, now, host, path)),
 		"truncated":    good[:len(good)-1],
 		"not base64":   strings.Repeat("*", len(good)),
-		"flipped bit":  flip(Token(secret, now)),
+		"flipped bit":  flip(Token(secret, now, host, path)),
 		"empty":        "",
 	} {
-		if err := v.Verify(tok); !errors.Is(err, ErrBadToken) {
+		if err := v.Verify(tok, host, path); !errors.Is(err, ErrBadToken) {
 			t.Errorf("%s: %v, want ErrBadToken", name, err)
 		}
 	}
 
 	// Nonces are forgotten once their tokens have expired, and not before.
 	now = now.Add(MaxSkew + time.Minute)
-	if err := v.Verify(Token(secret, now)); err != nil {
+	if err := v.Verify(Token(secret, now, host, path), host, path); err != nil {
 		t.Fatal(err)
 	}
 	v.mu.Lock()
@@ -56,4 +61,27 @@ func flip(tok string) string {
 		b[10] = 'A'
 	}
 	return string(b)
+}
+
+func oldVersion(tok string) string {
+	b, _ := base64.RawURLEncoding.DecodeString(tok)
+	b[0] = 1
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// TestTokenHost checks that the Host header a front passes on (its own
+// port, a final dot or capitals changed) still matches the edge's URL host.
+func TestTokenHost(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	v := NewVerifier(secret)
+	for _, tc := range []struct{ minted, got string }{
+		{"origin.example:443", "origin.example"},
+		{"Origin.Example", "origin.example.:8080"},
+		{"[2001:db8::1]:443", "[2001:db8::1]"},
+		{"127.0.0.1:18090", "127.0.0.1:18091"},
+	} {
+		if err := v.Verify(Token(secret, time.Now(), tc.minted, "/t"), tc.got, "/t"); err != nil {
+			t.Errorf("minted for %s, at %s: %v", tc.minted, tc.got, err)
+		}
+	}
 }

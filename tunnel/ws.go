@@ -30,6 +30,7 @@ const HandshakeTimeout = 10 * time.Second
 // mode an edge's.
 type WSDialer struct {
 	url        string
+	host, path string // what the token is bound to: the Host header's, and the path
 	serverName string
 	end        End
 	key        []byte
@@ -74,7 +75,7 @@ func newWSDialer(u URL, end End) *WSDialer {
 		Proxy:               nil,
 	}
 	return &WSDialer{
-		url: u.base(), serverName: serverName, end: end, key: helloKey(end.Secret),
+		url: u.base(), host: u.Host, path: u.Path, serverName: serverName, end: end, key: helloKey(end.Secret),
 		client: &http.Client{Transport: tr},
 	}
 }
@@ -87,7 +88,7 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 	var conn net.Conn
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { conn = i.Conn }})
 	h := http.Header{}
-	token := Token(d.end.Secret, time.Now())
+	token := Token(d.end.Secret, time.Now(), d.host, d.path)
 	h.Set("Authorization", "Bearer "+token)
 	c, resp, err := websocket.Dial(ctx, d.url, &websocket.DialOptions{
 		HTTPClient:      d.client,
@@ -99,7 +100,7 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 			// An origin answers a refused token with its decoy page, so a
 			// plain HTTP status here most likely means a wrong secret,
 			// path or clock.
-			return nil, fmt.Errorf("websocket dial %s: HTTP %d instead of an upgrade (wrong FERRY_SECRET, path, or clock off by more than %v?)", d.url, resp.StatusCode, MaxSkew)
+			return nil, fmt.Errorf("websocket dial %s: HTTP %d instead of an upgrade (wrong FERRY_SECRET or path, a front that rewrites the Host header, or a clock off by more than %v?)", d.url, resp.StatusCode, MaxSkew)
 		}
 		return nil, fmt.Errorf("websocket dial %s: %w", d.url, err)
 	}

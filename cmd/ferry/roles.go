@@ -337,6 +337,7 @@ func newEdgeServer(cc config.Common, c config.Clients, site *edgeSite, lns []edg
 		MediaAfterChat:   bool(c.MediaAfterChat),
 		MaxConns:         int(c.MaxConns),
 		MaxConnsPerIP:    int(c.MaxConnsPerIP),
+		ProxyFrom:        c.ProxyFrom,
 		HandshakeTimeout: time.Duration(c.HandshakeTimeout),
 		Grace:            grace(cc),
 		Metrics:          m,
