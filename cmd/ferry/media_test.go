@@ -11,14 +11,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -33,54 +31,23 @@ import (
 // `ip netns exec` gives the namespace its own /etc/hosts, in which
 // WhatsApp's media servers are this namespace's loopback, so that the
 // origin dials the server names that phones send, as in production, and
-// nothing can leave the namespace. The test binary runs itself inside it.
-const (
-	netnsInner = "NETNS_TEST_INNER" // set inside the namespace
-	netnsBin   = "NETNS_TEST_BIN"   // the ferry binary, built outside
-)
+// nothing can leave the namespace. The test binary runs itself inside it
+// (inNamespace).
 
 var mediaNames = []string{"mmg.whatsapp.net", "media-ams2-1.cdn.whatsapp.net", "whatsapp.net"}
 
 func TestMediaBySNI(t *testing.T) {
-	if os.Getenv(netnsInner) != "" {
-		mediaInNamespace(t)
-		return
-	}
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	if _, err := exec.LookPath("ip"); err != nil || os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root and ip(8) for a network namespace; CI runs as root")
+	inNamespace(t, "TestMediaBySNI", mediaInNamespace, func(name string) {
+		etc := filepath.Join("/etc/netns", name)
+		if err := os.MkdirAll(etc, 0o755); err != nil {
+			t.Fatal(err)
 		}
-		t.Skip("needs root and ip(8) for a network namespace")
-	}
-	bin := build(t)
-	name := fmt.Sprintf("ferry-media-%d", os.Getpid())
-	run := func(args ...string) {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	run("-n", name, "link", "set", "lo", "up")
-	etc := filepath.Join("/etc/netns", name)
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(etc) })
-	hosts := "127.0.0.1 localhost\n127.0.0.1 " + strings.Join(mediaNames, " ") + "\n"
-	os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts), 0o644)
-	// Any other name fails at once: no resolver answers in the namespace.
-	os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 127.0.0.1\n"), 0o644)
-
-	cmd := exec.Command("ip", "netns", "exec", name, os.Args[0], "-test.run", "^TestMediaBySNI$", "-test.v")
-	cmd.Env = append(os.Environ(), netnsInner+"=1", netnsBin+"="+bin)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestMediaBySNI")) {
-		t.Fatalf("inside the namespace: %v\n%s", err, out)
-	}
+		t.Cleanup(func() { os.RemoveAll(etc) })
+		hosts := "127.0.0.1 localhost\n127.0.0.1 " + strings.Join(mediaNames, " ") + "\n"
+		os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts), 0o644)
+		// Any other name fails at once: no resolver answers in the namespace.
+		os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 127.0.0.1\n"), 0o644)
+	})
 }
 
 // mediaInNamespace runs inside the namespace: an origin that sends PROXY v1

@@ -2,13 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -20,42 +17,12 @@ import (
 // a sender there is no load balancer of FERRY_EDGE_PROXY_FROM's default,
 // and its PROXY header must not be believed. The test binary runs itself
 // inside it, as the media test does.
-const trustInner = "TRUST_NETNS_INNER"
-
 const untrusted = "198.51.100.1"
 
 func TestProxyFromNamespace(t *testing.T) {
-	if os.Getenv(trustInner) != "" {
-		trustInNamespace(t)
-		return
-	}
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	if _, err := exec.LookPath("ip"); err != nil || os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root and ip(8) for a network namespace; CI runs as root")
-		}
-		t.Skip("needs root and ip(8) for a network namespace")
-	}
-	bin := build(t)
-	name := fmt.Sprintf("ferry-trust-%d", os.Getpid())
-	run := func(args ...string) {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	run("-n", name, "link", "set", "lo", "up")
-	run("-n", name, "addr", "add", untrusted+"/32", "dev", "lo")
-
-	cmd := exec.Command("ip", "netns", "exec", name, os.Args[0], "-test.run", "^TestProxyFromNamespace$", "-test.v")
-	cmd.Env = append(os.Environ(), trustInner+"=1", netnsBin+"="+bin)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestProxyFromNamespace")) {
-		t.Fatalf("inside the namespace: %v\n%s", err, out)
-	}
+	inNamespace(t, "TestProxyFromNamespace", trustInNamespace, func(name string) {
+		ipCmd(t, "-n", name, "addr", "add", untrusted+"/32", "dev", "lo")
+	})
 }
 
 // trustInNamespace runs inside the namespace: an origin that sends PROXY v1
