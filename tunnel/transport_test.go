@@ -43,52 +43,13 @@ func TestListenAndDial(t *testing.T) {
 		t.Run(lu.Scheme, func(t *testing.T) {
 			ln := listenOn(t, lu, ListenOptions{End: transportEnd(true)})
 			_, port, _ := net.SplitHostPort(ln.Addr().String())
-			u, err := ParseURL(lu.Scheme + "://origin.invalid:" + port + lu.Path + "?connect=" + ln.Addr().String() + "&sni=origin.example")
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := NewDialer(u, transportEnd(false))
-			if err != nil {
-				t.Fatal(err)
-			}
+			raw := lu.Scheme + "://origin.invalid:" + port + lu.Path + "?connect=" + ln.Addr().String() + "&sni=origin.example"
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			accepted := make(chan Session, 1)
-			go func() {
-				s, err := ln.Accept(ctx)
-				if err != nil {
-					t.Error(err)
-				}
-				accepted <- s
-			}()
-			edge, err := d.Dial(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			edge, origin := connect(t, ctx, ln, raw)
 			defer edge.Close()
-			origin := <-accepted
-			if origin == nil {
-				return
-			}
 			defer origin.Close()
-
-			st, err := edge.OpenStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			if _, err := st.Write([]byte("hi")); err != nil {
-				t.Fatal(err)
-			}
-			st.CloseWrite()
-			in, err := origin.AcceptStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer in.Close()
-			if got, err := io.ReadAll(in); err != nil || string(got) != "hi" {
-				t.Fatalf("the origin read %q, %v", got, err)
-			}
+			carries(t, ctx, edge, origin)
 		})
 	}
 }
@@ -212,4 +173,27 @@ func connect(t *testing.T, ctx context.Context, ln Listener, rawURL string) (edg
 		t.Fatal("no session accepted")
 	}
 	return edge, origin
+}
+
+// carries checks that a stream opened on edge carries bytes and a FIN to
+// origin.
+func carries(t *testing.T, ctx context.Context, edge, origin Session) {
+	t.Helper()
+	st, err := edge.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	st.CloseWrite()
+	in, err := origin.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if got, err := io.ReadAll(in); err != nil || string(got) != "hi" {
+		t.Fatalf("the origin read %q, %v", got, err)
+	}
 }

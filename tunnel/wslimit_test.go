@@ -208,21 +208,7 @@ func TestWSListenerCapsSpareTunnels(t *testing.T) {
 			if err := edge.Probe(ctx); err != nil {
 				t.Fatalf("the session at a full cap: %v", err)
 			}
-			st, err := edge.OpenStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			st.Write([]byte("hi"))
-			st.CloseWrite()
-			in, err := origin.AcceptStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer in.Close()
-			if got, err := io.ReadAll(in); err != nil || string(got) != "hi" {
-				t.Fatalf("the origin read %q, %v", got, err)
-			}
+			carries(t, ctx, edge, origin)
 		})
 	}
 }
