@@ -40,15 +40,7 @@ func testFullSessionPassedOver(t *testing.T) {
 	full, _ := tunneltest.Pair(tunneltest.Options{})
 	full.SetFull(true)
 	good := discarding()
-	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "full", Dialer: tunneltest.Sessions(full)}, {Name: "good", Dialer: tunneltest.Sessions(good)}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
-	ctx := runTunnels(t, tun)
-	for {
-		changed := tun.Changed()
-		if tun.SessionsUp(0) == 1 && tun.SessionsUp(1) == 1 {
-			break
-		}
-		<-changed
-	}
+	tun, ctx := runOrigins(t, full, good)
 	for i := range 3 {
 		start := time.Now()
 		st, err := tun.open(ctx, "chat", "", netip.AddrPort{}, nil, nil)
@@ -97,6 +89,16 @@ func answering(delay time.Duration) *tunneltest.Session {
 	return sess
 }
 
+// runOrigins runs Tunnels over two origins of one session each, a's
+// preferred, until the test ends, once both are up.
+func runOrigins(t *testing.T, a, b *tunneltest.Session) (*Tunnels, context.Context) {
+	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "a", Dialer: tunneltest.Sessions(a)}, {Name: "b", Dialer: tunneltest.Sessions(b)}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
+	ctx := runTunnels(t, tun)
+	waitUp(tun, 0, 1)
+	waitUp(tun, 1, 1)
+	return tun, ctx
+}
+
 // waitUp waits until origin i of tun has n sessions in service.
 func waitUp(tun *Tunnels, i, n int) {
 	for {
@@ -121,10 +123,7 @@ func testSilentSessionPassedOver(t *testing.T) {
 	silent := discarding()
 	silent.SetSilent(true)
 	good := answering(0)
-	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "silent", Dialer: tunneltest.Sessions(silent)}, {Name: "good", Dialer: tunneltest.Sessions(good)}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
-	ctx := runTunnels(t, tun)
-	waitUp(tun, 0, 1)
-	waitUp(tun, 1, 1)
+	tun, ctx := runOrigins(t, silent, good)
 
 	start := time.Now()
 	c, err := tun.Send(ctx, Request{Route: "chat", First: []byte("hello")})
@@ -160,10 +159,7 @@ func TestSlowReplyKept(t *testing.T) { synctest.Test(t, testSlowReplyKept) }
 func testSlowReplyKept(t *testing.T) {
 	slow := answering(4 * time.Second)
 	other := discarding()
-	tun := &Tunnels{Pool: pool.Pool{Peers: []pool.Peer{{Name: "slow", Dialer: tunneltest.Sessions(slow)}, {Name: "other", Dialer: tunneltest.Sessions(other)}}, Size: 1, Log: slog.New(slog.DiscardHandler)}}
-	ctx := runTunnels(t, tun)
-	waitUp(tun, 0, 1)
-	waitUp(tun, 1, 1)
+	tun, ctx := runOrigins(t, slow, other)
 	start := time.Now()
 	c, err := tun.Send(ctx, Request{Route: "chat", First: []byte("hello")})
 	if err != nil {
