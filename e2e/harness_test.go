@@ -23,7 +23,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(leakChecked{m},
+	goleak.VerifyTestMain(logs.Main(m),
 		// toxiproxy (TestFaults) can leave a toxic's goroutine blocked
 		// after the toxic is removed; it is the fault injector's, not ours.
 		goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))

@@ -2,15 +2,14 @@ package e2e
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryproxy/ferry/internal/logcheck"
 )
 
 // clientIP is the address the tests' clients (and strangers) dial from:
@@ -21,20 +20,9 @@ const clientIP = "127.0.0.2"
 // clientDialer dials from clientIP.
 var clientDialer = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP)}, Timeout: 10 * time.Second}
 
-// forbidden is what no log line may hold, at any level.
-var forbidden = []string{secret, clientIP}
-
-// leaks holds the log lines that held something forbidden.
-var leaks struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func leakedLines() []string {
-	leaks.mu.Lock()
-	defer leaks.mu.Unlock()
-	return append([]string(nil), leaks.lines...)
-}
+// logs notes the log lines that hold what no log line may hold, at any
+// level; TestMain fails the run if there is any.
+var logs = &logcheck.Checker{Forbidden: []string{secret, clientIP}}
 
 // checkedLog is where testLogger's lines go: each is checked for what is
 // forbidden, and shown on stderr with FERRY_TEST_LOG set.
@@ -45,14 +33,7 @@ type checkedLog struct {
 
 func (c checkedLog) Write(p []byte) (int, error) {
 	for line := range bytes.Lines(p) {
-		for _, f := range forbidden {
-			if bytes.Contains(line, []byte(f)) {
-				leaks.mu.Lock()
-				leaks.lines = append(leaks.lines, fmt.Sprintf("%s: a line holds %q: %s", c.name, f, strings.TrimSpace(string(line))))
-				leaks.mu.Unlock()
-				break
-			}
-		}
+		logs.Line(c.name, string(line))
 	}
 	return c.show.Write(p)
 }
@@ -64,20 +45,4 @@ func testLogger(t testing.TB) *slog.Logger {
 		show = os.Stderr
 	}
 	return slog.New(slog.NewTextHandler(checkedLog{name: t.Name(), show: show}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// leakChecked runs the tests, and fails them if a line of theirs held
-// something forbidden: lines may be logged after the test that made them
-// has ended, by goroutines its cleanups stop.
-type leakChecked struct{ m *testing.M }
-
-func (l leakChecked) Run() int {
-	code := l.m.Run()
-	if lines := leakedLines(); len(lines) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: %d log lines hold the secret or a client's address:\n%s\n", len(lines), strings.Join(lines, "\n"))
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
 }

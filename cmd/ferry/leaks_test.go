@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/ferryproxy/ferry/internal/fake"
+	"github.com/ferryproxy/ferry/internal/logcheck"
 	"github.com/ferryproxy/ferry/tunnel"
 )
 
@@ -29,52 +27,12 @@ const (
 	urlPassword = "url-password-never-logged-5531"
 )
 
-var forbidden = []string{secret, urlPassword, clientIP}
+// logs notes the log lines of every process the tests started that hold
+// something forbidden; TestMain fails the run if there is any.
+var logs = &logcheck.Checker{Forbidden: []string{secret, urlPassword, clientIP}}
 
 // clientDialer dials from clientIP.
 var clientDialer = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP)}, Timeout: 10 * time.Second}
-
-// leaks holds the log lines of every process the tests started that hold
-// something forbidden; TestMain fails the run if there is any.
-var leaks struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-// checkLine notes line, a process's log line, if it holds something
-// forbidden.
-func checkLine(args []string, line string) {
-	for _, f := range forbidden {
-		if strings.Contains(line, f) {
-			leaks.mu.Lock()
-			leaks.lines = append(leaks.lines, fmt.Sprintf("ferry %s logged %q: %s", strings.Join(args, " "), f, line))
-			leaks.mu.Unlock()
-			return
-		}
-	}
-}
-
-// leakedLines returns the lines noted so far.
-func leakedLines() []string {
-	leaks.mu.Lock()
-	defer leaks.mu.Unlock()
-	return append([]string(nil), leaks.lines...)
-}
-
-// leakChecked runs the tests, and fails them if a process logged something
-// forbidden, whichever test started it.
-type leakChecked struct{ m *testing.M }
-
-func (l leakChecked) Run() int {
-	code := l.m.Run()
-	if lines := leakedLines(); len(lines) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: %d log lines hold a secret, a URL password or a client's address:\n%s\n", len(lines), strings.Join(lines, "\n"))
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
-}
 
 // TestLogsHideSecrets runs an edge and an origin at debug level with a
 // decoy URL holding a password, relays clients that end abruptly, and has
@@ -161,7 +119,7 @@ func TestLogsHideSecrets(t *testing.T) {
 		}
 		p.cmd.Wait()
 	}
-	for _, line := range leakedLines() {
+	for _, line := range logs.Lines() {
 		t.Error(line)
 	}
 }

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	goleak.VerifyTestMain(leakChecked{m}, goleak.Cleanup(func(code int) {
+	goleak.VerifyTestMain(logs.Main(m), goleak.Cleanup(func(code int) {
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}))
@@ -161,7 +161,7 @@ func start(t *testing.T, bin string, env []string, ready string, args ...string)
 		defer close(p.lines)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			checkLine(args, sc.Text())
+			logs.Line("ferry "+strings.Join(args, " "), sc.Text())
 			p.lines <- sc.Text()
 		}
 	}()
