@@ -2,48 +2,47 @@
 // speak its protocols: visitors of an origin's or an edge's tunnel listener
 // without the secret, and every client of an edge's ports that does not
 // speak WhatsApp. One implementation serves them all.
+//
+// Probers compare what a suspected proxy answers with what ordinary sites
+// answer, so the decoy answers as the most common web server does: nginx
+// serving a static site, with nginx's statuses, headers, error pages and
+// timeouts. The handler (static.go) answers requests as nginx's static
+// module does; NewServer and Listener (server.go, conn.go) shape what
+// net/http itself answers before any handler runs. What still differs from
+// a real nginx is listed in nginx_test.go, which compares the two.
 package decoy
 
 import (
-	"embed"
-	"io/fs"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
+	"time"
 )
 
-// New returns the web site: the site at target reverse-proxied when target
-// is set, else the files of dir when it is set, else a built-in page.
-// Probers compare what a suspected proxy answers with what ordinary sites
-// answer, so nothing in any of these hints at ferry: no 401, no header of
-// its own, and the built-in page is served as files are, by net/http's file
-// server (index at /, 404 for a missing path, HEAD, ranges, conditional
-// requests), as a directory would be.
-func New(target *url.URL, dir string) http.Handler {
-	switch {
-	case target != nil:
-		return &httputil.ReverseProxy{
-			// Rewrite without SetXForwarded: the decoy site learns nothing
-			// of the visitor's address.
-			Rewrite: func(r *httputil.ProxyRequest) {
-				r.SetURL(target)
-				// An edge's token is nobody else's business, even a stale one.
-				for _, h := range []string{"Authorization", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Protocol"} {
-					r.Out.Header.Del(h)
-				}
-			},
-		}
-	case dir != "":
-		return http.FileServer(http.Dir(dir))
-	}
-	// fs.Sub fails only for an invalid name, and "site" is valid.
-	sub, _ := fs.Sub(site, "site")
-	return http.FileServerFS(sub)
+// Options say which site the decoy is. The zero value is a built-in page
+// made from a random seed: one that differs at every start.
+type Options struct {
+	// Target, when set, is a site to reverse-proxy.
+	Target *url.URL
+	// Dir, when set (and Target is not), is a directory to serve, as
+	// nginx's static module would: no listings, no dotfiles, nothing
+	// outside it. config refuses "/" and other roots.
+	Dir string
+	// Seed makes the built-in page: its kind, text, size and dates follow
+	// from it, so it should differ from one install to the next and stay
+	// the same across restarts of one (config.InstallSeed).
+	Seed []byte
+	// Installed is when the host was set up, if known: the built-in
+	// page's files date from a little after it.
+	Installed time.Time
 }
 
-// site is the built-in placeholder page, as a freshly set-up host shows. Embedded
-// files carry no modification time, so the file server sends no
-// Last-Modified that could be the same on every ferry.
-//
-//go:embed site
-var site embed.FS
+// New returns the decoy site. Serve it with NewServer, on a Listener.
+func New(o Options) http.Handler {
+	switch {
+	case o.Target != nil:
+		return newProxy(o.Target)
+	case o.Dir != "":
+		return static{src: dirSource(o.Dir)}
+	}
+	return static{src: newPage(o.Seed, o.Installed, time.Now())}
+}
