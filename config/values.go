@@ -3,12 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -285,18 +287,52 @@ func (d *Decoy) Decode(v string) error {
 		}
 		*d = Decoy{URL: u}
 	default:
-		fi, err := os.Stat(v)
-		if err != nil {
-			// Not the *PathError itself: it would quote v in full.
-			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return fmt.Errorf("%q: %w", redact.Value(v), err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%q is not a directory", redact.Value(v))
+		if err := decoyDir(v); err != nil {
+			return err
 		}
 		*d = Decoy{Dir: v}
+	}
+	return nil
+}
+
+// decoyDir checks a decoy directory: one that exists and can be listed,
+// and is not the root of a file system (through symlinks too), which would
+// serve every file of the host to anyone.
+func decoyDir(v string) error {
+	// Not the *PathError itself: it would quote v in full.
+	bare := func(err error) error {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			return pe.Err
+		}
+		return err
+	}
+	fi, err := os.Stat(v)
+	if err != nil {
+		return fmt.Errorf("%q: %w", redact.Value(v), bare(err))
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%q is not a directory", redact.Value(v))
+	}
+	real, err := filepath.EvalSymlinks(v)
+	if err == nil {
+		real, err = filepath.Abs(real)
+	}
+	if err != nil {
+		return fmt.Errorf("%q: %w", redact.Value(v), bare(err))
+	}
+	if filepath.Dir(real) == real {
+		return fmt.Errorf("%q is the root of the file system: every file of the host would be served", redact.Value(v))
+	}
+	f, err := os.Open(real)
+	if err == nil {
+		_, err = f.Readdirnames(1)
+		f.Close()
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%q cannot be read: %w", redact.Value(v), bare(err))
 	}
 	return nil
 }

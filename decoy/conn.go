@@ -2,6 +2,7 @@ package decoy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -36,8 +37,26 @@ func (l listener) Accept() (net.Conn, error) {
 // head of every answer that carries nginx's Server header (shape's) as
 // nginx orders it, with nginx's reason phrase, which net/http does not
 // let a handler choose; and, as nginx, it skips empty lines before the
-// first request. It keeps a few words of state per connection.
-func Conn(c net.Conn) net.Conn { return &conn{Conn: c, start: true, inLine: true} }
+// first request. It keeps a few words of state per connection. A c with a
+// TLS state (a connection whose TLS was terminated before) keeps it, for
+// net/http to read.
+func Conn(c net.Conn) net.Conn {
+	if sc, ok := c.(connectionStater); ok {
+		return stateConn{newConn(c), sc}
+	}
+	return newConn(c)
+}
+
+func newConn(c net.Conn) *conn { return &conn{Conn: c, start: true, inLine: true} }
+
+type connectionStater interface {
+	ConnectionState() tls.ConnectionState
+}
+
+type stateConn struct {
+	*conn
+	connectionStater
+}
 
 type conn struct {
 	net.Conn

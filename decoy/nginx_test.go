@@ -244,10 +244,12 @@ func startDecoy(t *testing.T, h http.Handler) (plain, secure string) {
 	}
 	var addrs []string
 	for _, useTLS := range []bool{false, true} {
-		var ln net.Listener = Listener(listenTCP(t))
+		var ln net.Listener = listenTCP(t)
 		addrs = append(addrs, ln.Addr().String())
 		if useTLS {
-			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{crt}})
+			ln = TLSListener(ln, &tls.Config{Certificates: []tls.Certificate{crt}})
+		} else {
+			ln = Listener(ln)
 		}
 		srv := NewServer(h, nil)
 		done := make(chan struct{})

@@ -211,7 +211,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	h := s.Site
 	if h == nil {
-		h = decoy.New(nil, "")
+		h = decoy.New(decoy.Options{})
 	}
 	s.site = newSite(h, s.TLS)
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
@@ -469,11 +469,11 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, trusted bool,
 				route = config.MediaRoute
 			}
 		case h.notTLS && !l.DecoyOff:
-			// No ClientHello: net/http's TLS server answers it as its
-			// own handshake would, an HTTP request on a tls port
-			// included ("Client sent an HTTP request to an HTTPS
-			// server"); on a media port an HTTP request gets the site
-			// in the clear, as the port serves both.
+			// No ClientHello: the decoy's TLS listener answers it as
+			// nginx does, an HTTP request on a tls port included
+			// ("The plain HTTP request was sent to HTTPS port"); on a
+			// media port an HTTP request gets the site in the clear,
+			// as the port serves both.
 			if l.Media && webOpening(h.rec) == OpeningHTTP {
 				return toSite(c, h.rec, false)
 			}

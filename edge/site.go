@@ -4,17 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"log"
 	"net"
 	"net/http"
 	"sync"
-	"time"
+
+	"github.com/ferryproxy/ferry/decoy"
 )
 
-// site serves the edge's web site, with Go's net/http, on connections that
-// the first-byte routing hands it: to a scanner every port of the edge is
-// an ordinary web server, with keep-alive, HEAD, 404 and 400 as net/http
-// answers them, because net/http answers them.
+// site serves the edge's web site on connections that the first-byte
+// routing hands it, with net/http shaped as nginx by the decoy package: to
+// a scanner every port of the edge is an ordinary nginx.
 type site struct {
 	plain, tls *http.Server
 	plainLn    *handoff
@@ -30,26 +29,17 @@ type site struct {
 	emptyOnce sync.Once
 }
 
-// Timeouts and sizes of the web site: nginx's defaults where it has one. A
-// header limit keeps what a stranger can make the edge hold per connection
-// small (net/http's own default is 1 MiB).
-const (
-	siteHeaderTimeout  = 20 * time.Second
-	siteIdleTimeout    = 75 * time.Second
-	siteMaxHeaderBytes = 16 << 10
-)
-
 // newSite starts serving h. tlsConf is for clients that sent a TLS port
-// something other than a ClientHello (net/http's TLS server then answers an
-// HTTP request as it does: "Client sent an HTTP request to an HTTPS
-// server"); nil when the edge has no TLS listener.
+// something other than a ClientHello (the decoy's TLS listener then
+// answers an HTTP request as nginx does: "The plain HTTP request was sent
+// to HTTPS port"); nil when the edge has no TLS listener.
 func newSite(h http.Handler, tlsConf *tls.Config) *site {
 	s := &site{plainLn: newHandoff(), conns: map[*siteConn]struct{}{}}
 	s.plain = newSiteServer(h)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.plain.Serve(s.plainLn)
+		s.plain.Serve(decoy.Listener(s.plainLn))
 	}()
 	if tlsConf != nil {
 		s.tlsLn = newHandoff()
@@ -57,27 +47,22 @@ func newSite(h http.Handler, tlsConf *tls.Config) *site {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.tls.Serve(tls.NewListener(s.tlsLn, tlsConf))
+			s.tls.Serve(decoy.TLSListener(s.tlsLn, tlsConf))
 		}()
 	}
 	return s
 }
 
+// newSiteServer is the decoy's server, nginx's timeouts and all. A web
+// server's errors are about strangers' connections: no line of them, and
+// so no address, reaches the edge's log.
 func newSiteServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: siteHeaderTimeout,
-		IdleTimeout:       siteIdleTimeout,
-		MaxHeaderBytes:    siteMaxHeaderBytes,
-		// A web server's errors are about strangers' connections: no line
-		// of them, and so no address, reaches the edge's log.
-		ErrorLog: log.New(discard{}, "", 0),
-	}
+	return decoy.NewServer(h, nil)
 }
 
 // serve hands c to the web site, which closes it when done. A connection
 // on a TLS port that did not begin with a ClientHello goes to the TLS
-// server, so that its handshake fails as net/http's own does.
+// server, so that its handshake fails as nginx's does.
 func (s *site) serve(c *siteConn, tlsPort bool) {
 	ln := s.plainLn
 	if tlsPort && s.tlsLn != nil {
@@ -88,7 +73,12 @@ func (s *site) serve(c *siteConn, tlsPort bool) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	if !ln.give(c) {
+	var given net.Conn = c
+	if _, ok := c.Conn.(*tls.Conn); ok {
+		// TLS the edge terminated: the site sees it as HTTPS.
+		given = tlsSiteConn{c}
+	}
+	if !ln.give(given) {
 		c.Close()
 	}
 }
@@ -180,10 +170,6 @@ type handoffAddr struct{}
 func (handoffAddr) Network() string { return "handoff" }
 func (handoffAddr) String() string  { return "handoff" }
 
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
 // siteConn is a connection handed to the web site: it reads pre, what the
 // first-byte routing read already, before the connection's own bytes, and
 // calls done once when it is first closed, so that the client leaves the
@@ -227,4 +213,12 @@ func (c *siteConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return errors.ErrUnsupported
+}
+
+// tlsSiteConn is a siteConn over TLS that the edge terminated, whose state
+// net/http reads as it would a *tls.Conn's.
+type tlsSiteConn struct{ *siteConn }
+
+func (c tlsSiteConn) ConnectionState() tls.ConnectionState {
+	return c.Conn.(*tls.Conn).ConnectionState()
 }

@@ -35,12 +35,12 @@ func testSite(t testing.TB) string {
 
 // scannerEdge is an edge with one listener of every kind, whose chat route
 // echoes and whose media route reaches a TLS server with its own
-// certificate, and the same web site served by a plain net/http server (and
-// its TLS twin) to compare with.
+// certificate, and the same web site served by the decoy on a listener of
+// its own (and its TLS twin) to compare with.
 type scannerEdge struct {
 	srv              *Server
 	addr             map[string]string // listener kind → address
-	refPlain, refTLS string            // net/http serving the same site
+	refPlain, refTLS string            // the decoy serving the same site
 	mediaCert        tls.Certificate
 	mu               sync.Mutex
 	connects         []string // route/serverName of each Connect
@@ -58,7 +58,7 @@ func startScannerEdge(t *testing.T, mutate func(*Server)) *scannerEdge {
 		t.Fatal(err)
 	}
 	e := &scannerEdge{addr: map[string]string{}, done: make(chan struct{})}
-	site := decoy.New(nil, testSite(t))
+	site := decoy.New(decoy.Options{Dir: testSite(t)})
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{crt}}
 
 	// The chat target echoes; the media target is a TLS server whose
@@ -105,16 +105,18 @@ func startScannerEdge(t *testing.T, mutate func(*Server)) *scannerEdge {
 	}
 	e.srv = srv
 
-	// The reference: Go's net/http with the edge's site settings.
+	// The reference: the same site served as the decoy package serves it
+	// on a listener of its own.
 	for _, tlsRef := range []bool{false, true} {
 		ln := listenLoopback(t)
 		ref := newSiteServer(site)
 		e.refServers = append(e.refServers, ref)
 		if tlsRef {
 			e.refTLS = ln.Addr().String()
-			ln = tls.NewListener(ln, tlsConf)
+			ln = decoy.TLSListener(ln, tlsConf)
 		} else {
 			e.refPlain = ln.Addr().String()
+			ln = decoy.Listener(ln)
 		}
 		go ref.Serve(ln)
 	}
@@ -196,8 +198,9 @@ func mustCert(t testing.TB) tls.Certificate {
 }
 
 // TestScannerView sends what scanners send to every kind of listener and
-// checks that each answers exactly as Go's net/http serving the same site
-// answers the same bytes.
+// checks that each answers exactly as the decoy serving the same site on a
+// listener of its own answers the same bytes (decoy/nginx_test.go compares
+// that with nginx).
 func TestScannerView(t *testing.T) {
 	e := startScannerEdge(t, nil)
 	kinds := []struct {
@@ -223,7 +226,7 @@ func TestScannerView(t *testing.T) {
 					t.Fatalf("the reference answered nothing")
 				}
 				if !slices.Equal(got, want) {
-					t.Fatalf("edge answered\n%+v\nnet/http answered\n%+v", got, want)
+					t.Fatalf("edge answered\n%+v\nthe decoy answered\n%+v", got, want)
 				}
 				if p.Status != 0 && got[0].Status != p.Status {
 					t.Fatalf("status %d, want %d", got[0].Status, p.Status)
@@ -231,11 +234,12 @@ func TestScannerView(t *testing.T) {
 			})
 		}
 	}
-	// What is not a ClientHello, sent to a TLS port, gets net/http's TLS
-	// server's own answer, byte for byte: its 400 to plain HTTP, one alert
-	// to an SSLv2 hello or an oversized record (as scanners of TLS send),
-	// nothing to bytes that are neither. A media port, which serves the
-	// site in the clear too, answers plain HTTP as a plain server.
+	// What is not a ClientHello, sent to a TLS port, gets the decoy's TLS
+	// listener's answer, byte for byte: nginx's 400 pages to plain HTTP and
+	// to other bytes that are not TLS, one alert to an SSLv2 hello or an
+	// oversized record (as scanners of TLS send). A media port, which
+	// serves the site in the clear too, answers plain HTTP as a plain
+	// server.
 	raw := []struct {
 		name string
 		b    []byte
@@ -254,7 +258,7 @@ func TestScannerView(t *testing.T) {
 			}
 			want := scan.Exchange(t, scan.Target{Addr: ref}, r.b, true)
 			if !bytes.Equal(got, want) {
-				t.Errorf("%s, %s: got %q, net/http %q", kind, r.name, got, want)
+				t.Errorf("%s, %s: got %q, the decoy %q", kind, r.name, got, want)
 			}
 		}
 	}

@@ -61,7 +61,7 @@ func Listen(u URL, o ListenOptions) (Listener, error) {
 		return nil, fmt.Errorf("tunnel URL %s: scheme %q is not ws, wss or quic", u, u.Scheme)
 	}
 	if o.Decoy == nil {
-		o.Decoy = decoy.New(nil, "")
+		o.Decoy = decoy.New(decoy.Options{})
 	}
 	if o.Verifier == nil {
 		o.Verifier = NewVerifier(o.End.Secret)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/ferryproxy/ferry/decoy"
 	"github.com/ferryproxy/ferry/internal/redact"
 )
 
@@ -242,7 +243,9 @@ type WSListener struct {
 // session; anything else gets o.Decoy. Listen fills in o's defaults.
 func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
 	limits := newConnLimiter(o.MaxConns, o.MaxIdlePerIP)
-	ln = corkListener{limitListener{ln, limits}}
+	// decoy.Listener at the bottom, under TLS: it makes net/http's own
+	// answers nginx's (in the clear: under TLS, its answer to plain HTTP).
+	ln = corkListener{limitListener{decoy.Listener(ln), limits}}
 	if u.Scheme == "wss" {
 		// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
@@ -253,16 +256,12 @@ func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
 		queue: newQueue(), limits: limits, served: make(chan struct{}),
 		refusals: &refusals{log: end.Log, transport: u.Scheme, clientIPs: end.LogClientIPs},
 	}
-	l.srv = &http.Server{
-		Handler:           http.HandlerFunc(l.serveHTTP),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          log.New(serverErrors{end.Log, end.LogClientIPs}, "", 0),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, c)
-		},
-		ConnState: limits.connState,
+	// The decoy's server: nginx's timeouts, headers and answers.
+	l.srv = decoy.NewServer(http.HandlerFunc(l.serveHTTP), log.New(serverErrors{end.Log, end.LogClientIPs}, "", 0))
+	l.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, c)
 	}
+	l.srv.ConnState = limits.connState
 	go func() {
 		defer close(l.served)
 		l.srv.Serve(ln)

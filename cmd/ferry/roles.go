@@ -49,7 +49,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	site, err := newSite(ctx, cfg.Clients, log)
+	site, err := newSite(ctx, cfg.Clients, config.ReadInstall("edge", cfg.Secret), log)
 	if err != nil {
 		closeAll(lns)
 		return err
@@ -96,7 +96,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	site, err := newSite(ctx, cfg.Clients, log)
+	site, err := newSite(ctx, cfg.Clients, config.ReadInstall("standalone", ""), log)
 	if err != nil {
 		closeAll(lns)
 		return err
@@ -143,7 +143,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	}
 	adviseUDP(log, append(cfg.Listen, cfg.Edges...))
 	srv.Listeners, err = listenTunnels(cfg.Listen, "FERRY_ORIGIN_LISTEN", "FERRY_ORIGIN_TLS_CERT", cfg.TLSCert, cfg.TLSKey,
-		decoy.New(cfg.Decoy.URL, cfg.Decoy.Dir), end)
+		decoySite(cfg.Decoy, config.ReadInstall("origin", cfg.Secret)), end)
 	if err != nil {
 		return err
 	}
@@ -361,18 +361,24 @@ type edgeSite struct {
 	handler http.Handler
 }
 
+// decoySite is the web site d names; in makes the built-in page this
+// host's own.
+func decoySite(d config.Decoy, in config.Install) http.Handler {
+	return decoy.New(decoy.Options{Target: d.URL, Dir: d.Dir, Seed: in.Seed, Installed: in.Since})
+}
+
 // newSite loads the edge's certificate (the operator's or a self-signed
 // one), starts obtaining the CA's with FERRY_EDGE_ACME (the client
 // listeners must be open: the challenges are answered on them), and makes
 // its web site, FERRY_EDGE_DECOY.
-func newSite(ctx context.Context, c config.Clients, log *slog.Logger) (*edgeSite, error) {
+func newSite(ctx context.Context, c config.Clients, in config.Install, log *slog.Logger) (*edgeSite, error) {
 	crt, err := cert.Load(c.TLSCert, c.TLSKey)
 	if err != nil {
 		return nil, &config.Error{Var: "FERRY_EDGE_TLS_CERT", Err: err}
 	}
 	site := &edgeSite{
 		tls:     &tls.Config{Certificates: []tls.Certificate{crt}, MinVersion: tls.VersionTLS12},
-		handler: decoy.New(c.Decoy.URL, c.Decoy.Dir),
+		handler: decoySite(c.Decoy, in),
 	}
 	if c.ACME == "" {
 		return site, nil
