@@ -258,7 +258,13 @@ func startDecoy(t *testing.T, h http.Handler) (plain, secure string) {
 			srv.Serve(ln)
 		}()
 		t.Cleanup(func() {
-			srv.Close()
+			// Shutdown waits for the connections net/http lingers on
+			// after an error answer (closeWriteAndWait); Close does not.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if srv.Shutdown(ctx) != nil {
+				srv.Close()
+			}
 			<-done
 		})
 	}
