@@ -36,9 +36,9 @@ func FuzzConnRead(f *testing.F) {
 func TestCannedAnswers(t *testing.T) {
 	for canned, want := range map[string]string{
 		cannedTLS: "<title>400 The plain HTTP request was sent to HTTPS port</title>",
-		"HTTP/1.1 400 Bad Request" + cannedHeaders + "400 Bad Request: missing required Host header": "<title>400 Bad Request</title>",
-		"HTTP/1.1 431 Request Header Fields Too Large" + cannedHeaders + "431 Request Header Fields Too Large":   "<title>400 Request Header Or Cookie Too Large</title>",
-		"HTTP/1.1 501 Not Implemented" + cannedHeaders + "Unsupported transfer encoding":                         "<title>501 Not Implemented</title>",
+		"HTTP/1.1 400 Bad Request" + cannedHeaders + "400 Bad Request: missing required Host header":           "<title>400 Bad Request</title>",
+		"HTTP/1.1 431 Request Header Fields Too Large" + cannedHeaders + "431 Request Header Fields Too Large": "<title>400 Request Header Or Cookie Too Large</title>",
+		"HTTP/1.1 501 Not Implemented" + cannedHeaders + "Unsupported transfer encoding":                       "<title>501 Not Implemented</title>",
 	} {
 		c := newConn(nil)
 		out := c.replaceCanned([]byte(canned))
