@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -19,6 +21,8 @@ import (
 // nginx's answer to it. Only HTTP/1.1 is spoken: net/http gives HTTP/2 only
 // to a *tls.Conn.
 func TLSListener(ln net.Listener, conf *tls.Config) net.Listener {
+	conf = conf.Clone()
+	conf.NextProtos = slices.DeleteFunc(conf.NextProtos, func(p string) bool { return p == "h2" })
 	return &tlsListener{Listener: ln, conf: conf}
 }
 
@@ -38,13 +42,19 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 
 type tlsConn struct {
 	*conn
-	tls *tls.Conn
-	raw net.Conn
+	tls  *tls.Conn
+	raw  net.Conn
+	once sync.Once
 }
 
 // ConnectionState completes the handshake and returns its state. net/http
 // calls it before it reads a request.
 func (c *tlsConn) ConnectionState() tls.ConnectionState {
+	c.once.Do(c.handshake)
+	return c.tls.ConnectionState()
+}
+
+func (c *tlsConn) handshake() {
 	c.raw.SetDeadline(time.Now().Add(HeaderTimeout))
 	err := c.tls.Handshake()
 	c.raw.SetDeadline(time.Time{})
@@ -59,7 +69,6 @@ func (c *tlsConn) ConnectionState() tls.ConnectionState {
 		re.Conn.Write(errorAnswer(http.StatusBadRequest, detail, time.Now()))
 		re.Conn.Close()
 	}
-	return c.tls.ConnectionState()
 }
 
 // NetConn is the TLS connection, for those who look under a decoy's
