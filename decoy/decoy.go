@@ -15,6 +15,7 @@ package decoy
 import (
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,7 +43,7 @@ func New(o Options) http.Handler {
 	case o.Target != nil:
 		return newProxy(o.Target)
 	case o.Dir != "":
-		return static{src: dirSource(o.Dir)}
+		return static{src: dirSource(o.Dir), boundaries: new(atomic.Uint64)}
 	}
-	return static{src: newPage(o.Seed, o.Installed, time.Now())}
+	return static{src: newPage(o.Seed, o.Installed, time.Now()), boundaries: new(atomic.Uint64)}
 }

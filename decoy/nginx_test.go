@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/tabwriter"
@@ -332,7 +333,7 @@ func TestNginxComparison(t *testing.T) {
 	})
 	t.Run("built-in page", func(t *testing.T) {
 		page := newPage([]byte("an install"), time.Time{}, time.Now())
-		compare(t, writePage(t, page), static{src: page}, probe.Corpus("localhost"))
+		compare(t, writePage(t, page), static{src: page, boundaries: new(atomic.Uint64)}, probe.Corpus("localhost"))
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -41,6 +42,8 @@ type file interface {
 // nginx's too once conn.go has shaped them.
 type static struct {
 	src source
+	// boundaries counts multipart answers, whose boundary nginx numbers.
+	boundaries *atomic.Uint64
 }
 
 func (s static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -180,6 +183,10 @@ func (s static) serveFile(w http.ResponseWriter, r *http.Request, name string, f
 		if t, err := http.ParseTime(ims); err != nil || !t.Equal(mod) {
 			r.Header.Del("If-Modified-Since")
 		}
+	}
+	h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	if serveRanges(w, r, f, mimeType(name), fi.Size(), s.boundaries) {
+		return
 	}
 	http.ServeContent(&fileWriter{ResponseWriter: w, r: r, mod: mod, size: fi.Size()}, r, "", mod, f)
 }
