@@ -131,7 +131,7 @@ func startNginx(t *testing.T, dir string) (plain, secure string) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if os.Getenv("CI") != "" {
 			t.Fatal("nginx is not installed, and CI must run the comparison")
 		}
 		t.Skip("nginx is not installed: no comparison")

@@ -36,7 +36,7 @@ func NewServer(h http.Handler, errorLog *log.Logger) *http.Server {
 		errorLog = discardLogger()
 	}
 	return &http.Server{
-		Handler:           shape{h},
+		Handler:           Shape(h),
 		ReadHeaderTimeout: HeaderTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -46,7 +46,10 @@ func NewServer(h http.Handler, errorLog *log.Logger) *http.Server {
 
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
 
-// shape adds nginx's headers to h's answers.
+// Shape adds nginx's headers to h's answers, as NewServer does: for a
+// decoy served by another server than net/http's (HTTP/3).
+func Shape(h http.Handler) http.Handler { return shape{h} }
+
 type shape struct{ h http.Handler }
 
 func (s shape) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +99,8 @@ func nginxHeaders(h http.Header, r *http.Request) {
 	if _, ok := h["Server"]; !ok {
 		h.Set("Server", "nginx")
 	}
-	if _, ok := h["Connection"]; ok {
+	if _, ok := h["Connection"]; ok || r.ProtoMajor != 1 {
+		// HTTP/2 and HTTP/3 have no Connection header.
 		return
 	}
 	switch {
