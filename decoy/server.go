@@ -41,6 +41,9 @@ func NewServer(h http.Handler, errorLog *log.Logger) *http.Server {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          errorLog,
+		// net/http would answer "OPTIONS *" itself, 200 with no body;
+		// nginx answers 400.
+		DisableGeneralOptionsHandler: true,
 	}
 }
 

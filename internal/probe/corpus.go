@@ -29,6 +29,7 @@ func Corpus(host string) []Request {
 	return []Request{
 		{Name: "GET /", Raw: get("/")},
 		{Name: "HEAD /", Raw: "HEAD / HTTP/1.1\r\nHost: " + host + "\r\n\r\n", Head: true},
+		{Name: "HEAD /missing", Raw: "HEAD /missing HTTP/1.1\r\nHost: " + host + "\r\n\r\n", Head: true},
 		{Name: "GET /index.html", Raw: get("/index.html")},
 		{Name: "GET /missing", Raw: get("/missing")},
 		{Name: "GET /.env", Raw: get("/.env")},
@@ -44,6 +45,7 @@ func Corpus(host string) []Request {
 		{Name: "DELETE /", Raw: method("DELETE", "/")},
 		{Name: "OPTIONS /", Raw: method("OPTIONS", "/")},
 		{Name: "TRACE /", Raw: method("TRACE", "/")},
+		{Name: "OPTIONS *", Raw: method("OPTIONS", "*")},
 		{Name: "PATCH /", Raw: method("PATCH", "/")},
 		{Name: "CONNECT host:443", Raw: "CONNECT " + host + ":443 HTTP/1.1\r\nHost: " + host + ":443\r\n\r\n"},
 		{Name: "FOO /", Raw: method("FOO", "/")},
