@@ -151,9 +151,9 @@ func (s static) redirectDir(w http.ResponseWriter, r *http.Request, p string) {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
 	}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if _, port, err := net.SplitHostPort(a.String()); err == nil && port != defPort {
@@ -251,7 +251,7 @@ func refuse(r *http.Request) (code int, detail string, ok bool) {
 	case http.MethodTrace:
 		return http.StatusMethodNotAllowed, "", false
 	}
-	if !validHost(r.Host) {
+	if !validHost(r.Host) || r.Host == "" && r.ProtoAtLeast(1, 1) {
 		return http.StatusBadRequest, "", false
 	}
 	return 0, "", true
