@@ -35,6 +35,11 @@ type file interface {
 //	index index.html;
 //	location ~ /\.(?!well-known/) { deny all; }
 //
+// and without nginx's default of following symlinks anywhere: a link that
+// leads out of the root gets 403 (as with disable_symlinks on, which the
+// comparison uses; links within the root are followed, which nginx would
+// then refuse too).
+//
 // Statuses, headers and error pages follow nginx 1.22 (checked side by side
 // in nginx_test.go); the answers net/http gives before a handler runs are
 // nginx's too once conn.go has shaped them.
