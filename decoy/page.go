@@ -103,19 +103,24 @@ func newPage(seed []byte, installed, now time.Time) pageSource {
 	}
 	mod = mod.Truncate(time.Second).UTC()
 
-	d := pageData(rng, mod)
+	kind := rng.IntN(len(pageTemplates))
+	d := pageData(rng, mod, pageTemplates[kind])
 	site := pageSource{}
 	var body bytes.Buffer
-	tmpl := pageTemplates[rng.IntN(len(pageTemplates))]
-	template.Must(template.New("page").Parse(tmpl)).Execute(&body, d)
+	template.Must(template.New("page").Parse(pageTemplates[kind].text)).Execute(&body, d)
 	site["index.html"] = &memFile{name: "index.html", data: tidy(body.Bytes(), rng), mod: mod}
 	if d.CSS {
-		site["style.css"] = &memFile{name: "style.css", data: []byte(styleSheet(rng)), mod: mod.Add(-time.Duration(rng.Int64N(int64(3 * time.Hour))))}
+		site["style.css"] = &memFile{name: "style.css", data: []byte(styleSheet(rng)), mod: earlier(rng, mod, 3*time.Hour)}
 	}
 	if rng.IntN(3) == 0 {
-		site["robots.txt"] = &memFile{name: "robots.txt", data: []byte(robots[rng.IntN(len(robots))]), mod: mod.Add(-time.Duration(rng.Int64N(int64(48 * time.Hour))))}
+		site["robots.txt"] = &memFile{name: "robots.txt", data: []byte(robots[rng.IntN(len(robots))]), mod: earlier(rng, mod, 48*time.Hour)}
 	}
 	return site
+}
+
+// earlier is a time up to d before t, in whole seconds, as file dates are.
+func earlier(rng *mrand.Rand, t time.Time, d time.Duration) time.Time {
+	return t.Add(-time.Duration(rng.Int64N(int64(d)))).Truncate(time.Second)
 }
 
 // tidy varies the layout a little: indentation by tabs, two or four
@@ -127,6 +132,7 @@ func tidy(b []byte, rng *mrand.Rand) []byte {
 
 type page struct {
 	Name, Owner, Slug, TLD, City, Trade, Tagline, Lang string
+	Heading, Notice                                    string
 	Year, Since                                        int
 	Paras, Items                                       []string
 	Posts                                              []post
@@ -138,7 +144,7 @@ type post struct{ Date, Title string }
 
 func pick(rng *mrand.Rand, s []string) string { return s[rng.IntN(len(s))] }
 
-func pageData(rng *mrand.Rand, mod time.Time) page {
+func pageData(rng *mrand.Rand, mod time.Time, kind pageTemplate) page {
 	first, last := pick(rng, firstNames), pick(rng, lastNames)
 	name := pick(rng, nameHeads) + " " + pick(rng, nameTails)
 	d := page{
@@ -150,13 +156,19 @@ func pageData(rng *mrand.Rand, mod time.Time) page {
 		Trade:   pick(rng, trades),
 		Tagline: pick(rng, taglines),
 		Lang:    pick(rng, []string{"en", "en", "en-US", "en-GB"}),
+		Heading: pick(rng, headings),
+		Notice:  pick(rng, notices),
 		Year:    mod.Year(),
 		Since:   mod.Year() - rng.IntN(12),
 		CSS:     rng.IntN(2) == 0,
 		Updated: mod.Format(pick(rng, []string{"January 2, 2006", "2 January 2006", "2006-01-02", "Jan 2006"})),
 	}
-	for _, i := range rng.Perm(len(paragraphs))[:1+rng.IntN(4)] {
-		d.Paras = append(d.Paras, paragraphs[i])
+	paras := weParagraphs
+	if kind.personal {
+		paras = iParagraphs
+	}
+	for _, i := range rng.Perm(len(paras))[:rng.IntN(kind.paras+1)] {
+		d.Paras = append(d.Paras, paras[i])
 	}
 	for _, i := range rng.Perm(len(services))[:2+rng.IntN(4)] {
 		d.Items = append(d.Items, services[i])
