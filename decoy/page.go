@@ -133,6 +133,7 @@ func tidy(b []byte, rng *mrand.Rand) []byte {
 type page struct {
 	Name, Owner, Slug, TLD, City, Trade, Tagline, Lang string
 	Heading, Notice                                    string
+	ATrade                                             string // "an illustrator"
 	Year, Since                                        int
 	Paras, Items                                       []string
 	Posts                                              []post
@@ -169,6 +170,10 @@ func pageData(rng *mrand.Rand, mod time.Time, kind pageTemplate) page {
 	}
 	for _, i := range rng.Perm(len(paras))[:rng.IntN(kind.paras+1)] {
 		d.Paras = append(d.Paras, paras[i])
+	}
+	d.ATrade = "a " + d.Trade
+	if strings.ContainsRune("aeio", rune(d.Trade[0])) {
+		d.ATrade = "an " + d.Trade
 	}
 	for _, i := range rng.Perm(len(services))[:2+rng.IntN(4)] {
 		d.Items = append(d.Items, services[i])

@@ -162,7 +162,7 @@ var pageTemplates = []pageTemplate{
 </head>
 <body>
 	<h1>{{.Owner}}'s notes</h1>
-	<p>I am a {{.Trade}} in {{.City}}, writing here now and then.</p>
+	<p>I am {{.ATrade}} in {{.City}}, writing here now and then.</p>
 	<ul>
 {{- range .Posts}}
 		<li>{{.Date}} &mdash; {{.Title}}</li>
