@@ -109,3 +109,47 @@ func h2Get(t *testing.T, cc *http.ClientConn) error {
 	}
 	return err
 }
+
+// TestWSListenerH2Settings reads the SETTINGS a wss listener's HTTP/2 server
+// opens with: the bounds of wsHTTP2, which are what a stranger's h2
+// connection can make the listener hold.
+func TestWSListenerH2Settings(t *testing.T) {
+	ln := listenOn(t, URL{Scheme: "wss", Host: "127.0.0.1:0", Path: "/t"}, ListenOptions{End: transportEnd(true)})
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// The client preface and an empty SETTINGS frame (RFC 9113 §3.4).
+	if _, err := io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
+		t.Fatal(err)
+	}
+	var fh [9]byte
+	if _, err := io.ReadFull(c, fh[:]); err != nil {
+		t.Fatal(err)
+	}
+	if fh[3] != 4 { // SETTINGS
+		t.Fatalf("first frame of type %d, want SETTINGS", fh[3])
+	}
+	payload := make([]byte, int(fh[0])<<16|int(fh[1])<<8|int(fh[2]))
+	if _, err := io.ReadFull(c, payload); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint16]uint32{}
+	for p := payload; len(p) >= 6; p = p[6:] {
+		got[uint16(p[0])<<8|uint16(p[1])] = uint32(p[2])<<24 | uint32(p[3])<<16 | uint32(p[4])<<8 | uint32(p[5])
+	}
+	for id, want := range map[uint16]uint32{
+		0x3: 128,      // MAX_CONCURRENT_STREAMS
+		0x4: 64 << 10, // INITIAL_WINDOW_SIZE
+		0x5: 16 << 10, // MAX_FRAME_SIZE
+	} {
+		if got[id] != want {
+			t.Errorf("setting %#x is %d, want %d", id, got[id], want)
+		}
+	}
+	if _, ok := got[0x8]; ok {
+		t.Error("ENABLE_CONNECT_PROTOCOL offered: no WebSocket over h2 is served")
+	}
+}
