@@ -103,11 +103,11 @@ func (t *upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	ctx := req.Context()
 	port := req.URL.Port()
 	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[req.URL.Scheme]
+		port = defaultPort(req.URL.Scheme)
 	}
 	c, err := t.dial(ctx, "tcp", net.JoinHostPort(req.URL.Hostname(), port))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dial: %w", err)
 	}
 	conn := c
 	if req.URL.Scheme == "https" {
@@ -165,7 +165,7 @@ func upgradeRequest(req *http.Request) (string, error) {
 	if host == "" {
 		host = req.URL.Host
 	}
-	if h, port, err := net.SplitHostPort(host); err == nil && port == map[string]string{"http": "80", "https": "443"}[req.URL.Scheme] {
+	if h, port, err := net.SplitHostPort(host); err == nil && port == defaultPort(req.URL.Scheme) {
 		host = h
 		if strings.Contains(h, ":") {
 			host = "[" + h + "]"
@@ -196,6 +196,13 @@ func upgradeRequest(req *http.Request) (string, error) {
 	}
 	b.WriteString("\r\n")
 	return b.String(), nil
+}
+
+func defaultPort(scheme string) string {
+	if scheme == "https" {
+		return "443"
+	}
+	return "80"
 }
 
 // upgradedConn is a 101's body: the connection, with the bytes read past
