@@ -88,12 +88,13 @@ echo "a tunnel through deploy/nginx/ferry-origin.conf carried an echo"
 probe() {
   local scheme=$1 method=$2 path=$3 port=$http; shift 3
   [ "$scheme" = https ] && port=$https
-  local how=(-X "$method")
-  [ "$method" = HEAD ] && how=(-I)
+  local how=(-X "$method" -o "$work/body")
+  [ "$method" = HEAD ] && how=(-I -o /dev/null) # -I writes the headers as the body
   [ "$path" = "/$secret" ] || echo >>"$work/site-requests" # one line of the access log each
   : >"$work/head"
+  : >"$work/body"
   curl -sS --max-time 5 --interface $client --resolve "$name:$port:127.0.0.1" --cacert "$work/cert.pem" \
-    "${how[@]}" -o "$work/body" -D "$work/head" "$@" "$scheme://$name:$port$path" >/dev/null ||
+    "${how[@]}" -D "$work/head" "$@" "$scheme://$name:$port$path" >/dev/null ||
     fail "curl $method $scheme://$name:$port/..."
   printf '%s %s %s\n' "$(head -1 "$work/head" | awk '{print $2}')" \
     "$(sha256sum <"$work/body" | cut -c1-16)" \
@@ -113,6 +114,10 @@ for scheme in https http; do
     got=$(probe $scheme $method "/$secret")
     [ "$got" = "$want" ] || fail "$method $scheme /SECRET: '$got', a missing path: '$want'"
   done
+done
+for method in POST PUT; do # an upgrade only with GET, as ferry's listener has it
+  got=$(probe http $method "/$secret" "${upgrade[@]}")
+  [ "$got" = "$(probe http $method /no-such-page-here --http1.1)" ] || fail "$method /SECRET with Upgrade: '$got'"
 done
 echo "the secret path without an upgrade answers as a missing path: $want"
 [ "$(metric ferry_decoy_hits_total)" = 0 ] || fail "a request that is not an upgrade reached ferry"
