@@ -44,6 +44,17 @@ sed -e '/^ *#/d' -e "s|listen 80;|listen 127.0.0.1:$http;|" \
   fail "deploy/nginx/ferry-origin.conf changed: a substitution above no longer applies"
 [ "$(grep -c "/$secret" "$work/site.conf")" = 1 ] || fail "the secret path is not in the site file once"
 
+# As installed (deploy/README.md): in Debian's own nginx.conf, unchanged but
+# for the certificate. nginx -t binds no port, so 80 and 443 stay as they are.
+cp -r /etc/nginx "$work/etc-nginx"
+rm -f "$work/etc-nginx/sites-enabled/"*
+sed -i "s|/etc/nginx/|$work/etc-nginx/|g" "$work/etc-nginx/nginx.conf"
+sed -e "s|/etc/letsencrypt/live/origin.example.com/fullchain.pem|$work/cert.pem|" \
+  -e "s|/etc/letsencrypt/live/origin.example.com/privkey.pem|$work/key.pem|" \
+  deploy/nginx/ferry-origin.conf >"$work/etc-nginx/sites-enabled/ferry-origin"
+out=$(nginx -t -q -c "$work/etc-nginx/nginx.conf" 2>&1) ||
+  fail "nginx -t with Debian's nginx.conf and deploy/nginx/ferry-origin.conf: $out"
+
 cat >"$work/nginx.conf" <<CFG
 daemon off;
 pid $work/nginx.pid;
@@ -58,7 +69,6 @@ http {
   include $work/site.conf;
 }
 CFG
-nginx -t -q -c "$work/nginx.conf" 2>&1 | grep -v 'listen ... http2" directive is deprecated' || true
 nginx -c "$work/nginx.conf" >"$work/nginx.log" 2>&1 &
 pids+=($!)
 
