@@ -11,11 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/quic-go/qlog"
+	"github.com/quic-go/quic-go/qlogwriter"
 
 	"github.com/ferryproxy/ferry/cert"
 	"github.com/ferryproxy/ferry/decoy"
@@ -384,4 +388,206 @@ func FuzzParseHelloFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// paramsTrace keeps the transport parameters a connection's peer sent.
+type paramsTrace struct {
+	mu   sync.Mutex
+	peer []qlog.ParametersSet
+}
+
+func (p *paramsTrace) AddProducer() qlogwriter.Recorder { return p }
+func (p *paramsTrace) Close() error                    { return nil }
+func (p *paramsTrace) RecordEvent(ev qlogwriter.Event) {
+	if ps, ok := ev.(qlog.ParametersSet); ok && ps.Initiator == qlog.InitiatorRemote {
+		p.mu.Lock()
+		p.peer = append(p.peer, ps)
+		p.mu.Unlock()
+	}
+}
+
+// visible is what p's peers sent, but what differs on every connection.
+func (p *paramsTrace) visible(t *testing.T) qlog.ParametersSet {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.peer) != 1 {
+		t.Fatalf("%d sets of transport parameters, want 1", len(p.peer))
+	}
+	ps := p.peer[0]
+	p.peer = nil
+	ps.OriginalDestinationConnectionID, ps.InitialSourceConnectionID, ps.RetrySourceConnectionID = quic.ConnectionID{}, quic.ConnectionID{}, quic.ConnectionID{}
+	ps.StatelessResetToken = nil
+	return ps
+}
+
+func (p *paramsTrace) tracer(context.Context, bool, quic.ConnectionID) qlogwriter.Trace { return p }
+
+// TestQUICTransportParameters checks what anyone can read of a QUIC
+// tunnel's handshake against quic-go's HTTP/3 client and server: the
+// parameters in an edge's Initial are those of the HTTP/3 client, and so
+// are an origin's in reverse mode but for the streams the edge opens; the
+// parameters an edge's tunnel listener shows a stranger are those of the
+// HTTP/3 server, and an origin's but for the streams (MaxStreamsPerSession).
+func TestQUICTransportParameters(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// The clients' Initials, at a plain QUIC listener that records them.
+	var seen paramsTrace
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ql, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{crt}, NextProtos: []string{ALPN}}, &quic.Config{Tracer: seen.tracer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ql.Close()
+	go func() {
+		for {
+			conn, err := ql.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			conn.CloseWithError(0, "")
+		}
+	}()
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	defer tr.Close()
+	tr.RoundTrip(httpRequest(t, ctx, "https://"+ql.Addr().String()+"/"))
+	h3Client := seen.visible(t)
+	for _, origin := range []bool{false, true} {
+		d := newQUICDialer(URL{Scheme: "quic", Host: ql.Addr().String()}, transportEnd(origin))
+		if s, err := d.Dial(ctx); err == nil {
+			s.Close()
+		}
+		got, want := seen.visible(t), h3Client
+		if origin {
+			want.InitialMaxStreamsBidi = MaxStreamsPerSession
+		}
+		if got != want {
+			t.Errorf("the dialer's Initial (origin %v) carries\n%+v\nwant\n%+v", origin, got, want)
+		}
+	}
+
+	// The listeners', as a stranger's client sees them.
+	var shown paramsTrace
+	visible := func(addr string) qlog.ParametersSet {
+		conn, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPN}}, &quic.Config{Tracer: shown.tracer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.CloseWithError(0, "")
+		return shown.visible(t)
+	}
+	h3Server := visible(listenH3(t, http.NotFoundHandler(), nil))
+	for _, origin := range []bool{false, true} {
+		got, want := visible(listenQUICTunnel(t, transportEnd(origin), nil).Addr().String()), h3Server
+		if origin {
+			want.InitialMaxStreamsBidi = MaxStreamsPerSession + 1
+		}
+		if got != want {
+			t.Errorf("the listener (origin %v) shows\n%+v\nwant\n%+v", origin, got, want)
+		}
+	}
+}
+
+// udpRelay forwards one client's datagrams to a server and back, until
+// cut, when it drops them all, as a censor that blocks UDP mid-session.
+type udpRelay struct {
+	pc     net.PacketConn
+	up     *net.UDPConn
+	cut    atomic.Bool
+	client atomic.Pointer[net.Addr]
+	wg     sync.WaitGroup
+}
+
+func startUDPRelay(t *testing.T, server string) *udpRelay {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raddr, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &udpRelay{pc: pc, up: up}
+	r.wg.Go(func() {
+		b := make([]byte, 1<<16)
+		for {
+			n, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			r.client.Store(&from)
+			if !r.cut.Load() {
+				up.Write(b[:n])
+			}
+		}
+	})
+	r.wg.Go(func() {
+		b := make([]byte, 1<<16)
+		for {
+			n, err := up.Read(b)
+			if err != nil {
+				return
+			}
+			if to := r.client.Load(); to != nil && !r.cut.Load() {
+				pc.WriteTo(b[:n], *to)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		pc.Close()
+		up.Close()
+		r.wg.Wait()
+	})
+	return r
+}
+
+// TestQUICDeadPathGivenUp checks that a QUIC session whose path stops
+// carrying packets ends by its pings, at PingTimeout after the last pong,
+// long before QUIC's 30 s idle timeout would end it.
+func TestQUICDeadPathGivenUp(t *testing.T) {
+	end := func(origin bool) End {
+		e := transportEnd(origin)
+		e.KeepAlive, e.PingTimeout = 50*time.Millisecond, 300*time.Millisecond
+		return e
+	}
+	ln := listenOn(t, URL{Scheme: "quic", Host: "127.0.0.1:0"}, ListenOptions{End: end(true)})
+	relay := startUDPRelay(t, ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	accepted := make(chan Session, 1)
+	go func() {
+		s, _ := ln.Accept(ctx)
+		accepted <- s
+	}()
+	edge, err := newQUICDialer(URL{Scheme: "quic", Host: relay.pc.LocalAddr().String()}, end(false)).Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer edge.Close()
+	origin := <-accepted
+	if origin == nil {
+		t.Fatal("no session accepted")
+	}
+	defer origin.Close()
+	carries(t, ctx, edge, origin)
+	relay.cut.Store(true)
+	cut := time.Now()
+	for _, s := range []Session{edge, origin} {
+		select {
+		case <-s.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("a session on a dead path still up after 5 s")
+		}
+	}
+	t.Logf("both ends gave the dead path up %v after the cut", time.Since(cut).Round(time.Millisecond))
 }
