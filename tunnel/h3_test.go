@@ -397,7 +397,7 @@ type paramsTrace struct {
 }
 
 func (p *paramsTrace) AddProducer() qlogwriter.Recorder { return p }
-func (p *paramsTrace) Close() error                    { return nil }
+func (p *paramsTrace) Close() error                     { return nil }
 func (p *paramsTrace) RecordEvent(ev qlogwriter.Event) {
 	if ps, ok := ev.(qlog.ParametersSet); ok && ps.Initiator == qlog.InitiatorRemote {
 		p.mu.Lock()

@@ -153,6 +153,11 @@ func dialHellos(ctx context.Context, conn *quic.Conn, end End) (Session, error) 
 		st.SetDeadline(dl)
 	}
 	pflags, err := helloFirst(&helloFramer{ReadWriter: st}, helloKey(end.Secret), ekm, nil, end.flags())
+	if err != nil && ctx.Err() != nil {
+		// A listener that does not take the hello says nothing: to it
+		// this is an HTTP/3 client.
+		err = fmt.Errorf("%w: no answer to the hello (a wrong FERRY_SECRET, or no ferry listener there?)", err)
+	}
 	if err != nil {
 		st.CancelRead(quicStreamReset)
 		st.CancelWrite(quicStreamReset)
