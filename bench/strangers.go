@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -35,11 +38,14 @@ type Strangers struct {
 const h3Svc = "h3"
 
 // H3Server runs the baseline of the strangers' measurement (`ferry-bench
-// h3server`): quic-go's HTTP/3 server, with a self-signed certificate and
-// ferry's built-in decoy page, on a loopback port. It prints "h3
-// HOST:PORT", then serves until its stdin closes.
-func H3Server(stdin io.Reader, stdout io.Writer) error {
-	crt, err := cert.SelfSigned()
+// h3server CERT KEY`): quic-go's HTTP/3 server, with the certificate and key
+// of those PEM files and ferry's built-in decoy page, on a loopback port. It
+// prints "h3 HOST:PORT", then serves until its stdin closes.
+func H3Server(args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) != 2 {
+		return fmt.Errorf("h3server %q: want CERT KEY", args)
+	}
+	crt, err := tls.LoadX509KeyPair(args[0], args[1])
 	if err != nil {
 		return err
 	}
@@ -58,7 +64,16 @@ func H3Server(stdin io.Reader, stdout io.Writer) error {
 // measureStrangers measures the baseline, this ferry's origin, and the
 // previous one's when there is one, in that order.
 func measureStrangers(ctx context.Context, o Options) ([]Strangers, error) {
-	base, addrs, err := start(o.Self, []string{"h3server"}, nil, 1)
+	// One certificate for all: a handshake's cost is mostly its
+	// signature, and an origin's own certificate has a key of a random
+	// kind (RSA's signatures cost ten times ECDSA's).
+	certFile, keyFile, err := writeCert()
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(certFile)
+	defer os.Remove(keyFile)
+	base, addrs, err := start(o.Self, []string{"h3server", certFile, keyFile}, nil, 1)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP/3 server: %w", err)
 	}
@@ -69,7 +84,7 @@ func measureStrangers(ctx context.Context, o Options) ([]Strangers, error) {
 	}
 	out := []Strangers{ref}
 	for _, f := range o.ferries() {
-		origin, addr, err := startQUICOrigin(ctx, f.bin)
+		origin, addr, err := startQUICOrigin(ctx, f.bin, certFile, keyFile)
 		if err != nil {
 			return nil, err
 		}
@@ -95,8 +110,34 @@ func measureStrangers(ctx context.Context, o Options) ([]Strangers, error) {
 	return out, nil
 }
 
-// startQUICOrigin starts an origin of bin with a quic:// listener alone.
-func startQUICOrigin(ctx context.Context, bin string) (*child, string, error) {
+// writeCert writes a self-signed ECDSA P-256 certificate and its key to
+// two temporary PEM files.
+func writeCert() (certFile, keyFile string, err error) {
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		return "", "", err
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(crt.PrivateKey)
+	if err != nil {
+		return "", "", err
+	}
+	var files []string
+	for _, b := range []*pem.Block{{Type: "CERTIFICATE", Bytes: crt.Certificate[0]}, {Type: "PRIVATE KEY", Bytes: key}} {
+		f, err := os.CreateTemp("", "ferry-bench-*.pem")
+		if err != nil {
+			return "", "", err
+		}
+		files = append(files, f.Name())
+		if err := errors.Join(pem.Encode(f, b), f.Close()); err != nil {
+			return "", "", err
+		}
+	}
+	return files[0], files[1], nil
+}
+
+// startQUICOrigin starts an origin of bin with a quic:// listener alone,
+// with the certificate and key of those PEM files.
+func startQUICOrigin(ctx context.Context, bin, certFile, keyFile string) (*child, string, error) {
 	secret := make([]byte, 33)
 	rand.Read(secret)
 	free, err := freeAddrs(2)
@@ -105,7 +146,8 @@ func startQUICOrigin(ctx context.Context, bin string) (*child, string, error) {
 	}
 	addr, admin := free[0], free[1]
 	c, _, err := start(bin, []string{"origin"}, []string{"FERRY_SECRET=" + base64.StdEncoding.EncodeToString(secret), "FERRY_LOG_LEVEL=warn",
-		"FERRY_ORIGIN_LISTEN=quic://" + addr, "FERRY_ORIGIN_TARGETS=chat=127.0.0.1:1", "FERRY_ADMIN=" + admin}, 0)
+		"FERRY_ORIGIN_LISTEN=quic://" + addr, "FERRY_ORIGIN_TARGETS=chat=127.0.0.1:1", "FERRY_ADMIN=" + admin,
+		"FERRY_ORIGIN_TLS_CERT=" + certFile, "FERRY_ORIGIN_TLS_KEY=" + keyFile}, 0)
 	if err != nil {
 		return nil, "", err
 	}
