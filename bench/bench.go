@@ -38,8 +38,8 @@ type Options struct {
 	Setups     int      // sequential connections for setup latency
 	Idle       []int    // idle connections held, cumulative steps
 	LongBytes  int64    // bytes per direction across the 100 ms link
-	// Only names the parts to measure (paths, idle, long, iperf3); empty
-	// means all.
+	Strangers  int      // strangers' QUIC handshakes per measurement
+	// Only names the parts to measure (Parts); empty means all.
 	Only []string
 	// Limit bounds one transfer: a stalled path fails its figure, not the
 	// run.
@@ -49,12 +49,12 @@ type Options struct {
 
 // Full is a full run; Quick one for tests, in seconds.
 var (
-	Full  = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 1 << 30, Setups: 2000, Idle: []int{1000, 5000, 15000}, LongBytes: 256 << 20, Limit: time.Minute}
-	Quick = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 16 << 20, Setups: 100, Idle: []int{50, 200}, LongBytes: 8 << 20, Limit: 10 * time.Second}
+	Full  = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 1 << 30, Setups: 2000, Idle: []int{1000, 5000, 15000}, LongBytes: 256 << 20, Strangers: 1000, Limit: time.Minute}
+	Quick = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 16 << 20, Setups: 100, Idle: []int{50, 200}, LongBytes: 8 << 20, Strangers: 30, Limit: 10 * time.Second}
 )
 
 // Parts are what Options.Only may name.
-var Parts = []string{"paths", "idle", "long", "iperf3", "nonreaders"}
+var Parts = []string{"paths", "idle", "long", "iperf3", "nonreaders", "strangers"}
 
 func (o Options) runs(part string) bool {
 	return len(o.Only) == 0 || slices.Contains(o.Only, part)
@@ -76,6 +76,7 @@ type Report struct {
 	IPerf3     []IPerf3     `json:"iperf3,omitempty"`
 	IPerf3Note string       `json:"iperf3_note,omitempty"`
 	NonReaders []NonReaders `json:"non_readers,omitempty"`
+	Strangers  []Strangers  `json:"strangers,omitempty"`
 }
 
 // Path holds one path's throughput (MB/s), setup latency and CPU cost.
@@ -220,6 +221,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				return nil, fmt.Errorf("non-reading clients over %s (%s): %w", tr, f.label, err)
 			}
 			r.NonReaders = append(r.NonReaders, nr)
+		}
+	}
+	if o.runs("strangers") {
+		fmt.Fprintf(o.Progress, "%d strangers' QUIC handshakes, at quic-go's HTTP/3 server and ferry's origins\n", o.Strangers)
+		var err error
+		if r.Strangers, err = measureStrangers(ctx, o); err != nil {
+			return nil, fmt.Errorf("strangers: %w", err)
 		}
 	}
 	for _, tr := range []string{"ws", "quic"} {

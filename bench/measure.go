@@ -373,6 +373,12 @@ func (r *Report) Write(w io.Writer) {
 				fmt.Sprintf("%d MiB", n.EdgeRSS0>>10), fmt.Sprintf("%d MiB", n.EdgeRSS>>10))
 		}
 	}
+	if len(r.Strangers) > 0 {
+		fmt.Fprintf(w, "\nstrangers' QUIC handshakes      %-10s %-24s %s\n", "ALPN", "outcome", "server CPU ms each (× quic-go's HTTP/3 server)")
+		for _, s := range r.Strangers {
+			fmt.Fprintf(w, "  %-29s %-10s %-24s %.3f%s\n", s.Server, s.ALPN, s.Outcome, s.CPUms, ratio(s.XHTTP3, 1))
+		}
+	}
 	if len(r.LongLink) == 0 {
 		return
 	}

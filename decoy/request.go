@@ -10,9 +10,10 @@ import (
 // refuse finds what nginx refuses while it reads the request and net/http
 // lets through: ok is false with the status and detail to answer.
 func refuse(r *http.Request) (code int, detail string, ok bool) {
-	if r.ProtoMajor != 1 {
-		// "PRI * HTTP/2.0", the HTTP/2 preface: nginx without http2 on
-		// this port reads a bad request line.
+	if r.Method == "PRI" {
+		// "PRI * HTTP/2.0", the HTTP/2 preface, which net/http's
+		// HTTP/1 server passes on: nginx without http2 on this port
+		// reads a bad request line.
 		return http.StatusBadRequest, "", false
 	}
 	for i := 0; i < len(r.Method); i++ {

@@ -52,8 +52,21 @@ func upgradeHeader(token string) http.Header {
 	h.Set("Sec-WebSocket-Version", "13")
 	h.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	if token != "" {
-		h.Set("Authorization", "Bearer "+token)
+		h.Set("Cookie", tunnel.TokenCookie+"="+token)
 	}
+	return h
+}
+
+// upgradeCookie is the header a dial with token adds to coder/websocket's.
+func upgradeCookie(token string) http.Header {
+	return http.Header{"Cookie": {tunnel.TokenCookie + "=" + token}}
+}
+
+// bearerHeader is an upgrade with the token where edges carried it before
+// it moved to a cookie.
+func bearerHeader(token string) http.Header {
+	h := upgradeHeader("")
+	h.Set("Authorization", "Bearer "+token)
 	return h
 }
 
@@ -78,7 +91,7 @@ func TestDecoy(t *testing.T) {
 		// A real edge's dial with this token succeeds, once.
 		c, _, err := websocket.Dial(context.Background(), o.url, &websocket.DialOptions{
 			HTTPClient: client,
-			HTTPHeader: http.Header{"Authorization": {"Bearer " + replayed}},
+			HTTPHeader: upgradeCookie(replayed),
 		})
 		if err != nil {
 			t.Fatalf("dial with a good token: %v", err)
@@ -107,6 +120,7 @@ func TestDecoy(t *testing.T) {
 			{"good token, other path", "/other", upgradeHeader(token(secret, now))},
 			{"token for another host", "/tunnel", upgradeHeader(tunnel.Token(secret, now, "other.example", "/tunnel"))},
 			{"token for another path", "/tunnel", upgradeHeader(tunnel.Token(secret, now, "127.0.0.1", "/other"))},
+			{"good token in Authorization", "/tunnel", bearerHeader(token(secret, now))},
 		}
 		before := o.ws.AuthFailures.Load()
 		for _, tc := range cases {
@@ -120,8 +134,8 @@ func TestDecoy(t *testing.T) {
 		if n := o.srv.Stats().Sessions; n != 0 {
 			t.Errorf("%d sessions open after refused requests", n)
 		}
-		if n := o.ws.AuthFailures.Load() - before; n != 8 {
-			t.Errorf("%d authentication failures counted, want 8", n)
+		if n := o.ws.AuthFailures.Load() - before; n != 9 {
+			t.Errorf("%d authentication failures counted, want 9", n)
 		}
 	})
 }
@@ -159,7 +173,7 @@ func TestTokenAtAnotherOrigin(t *testing.T) {
 		// At A, under the name it was minted for (a front's port aside).
 		c, _, err := websocket.Dial(context.Background(), a.url, &websocket.DialOptions{
 			HTTPClient: client,
-			HTTPHeader: http.Header{"Authorization": {"Bearer " + captured}},
+			HTTPHeader: upgradeCookie(captured),
 			Host:       "a.example:443",
 		})
 		if err != nil {

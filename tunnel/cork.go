@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"crypto/tls"
 	"net"
 	"sync"
 )
@@ -49,9 +48,10 @@ func (c *corkConn) uncork() error {
 	return err
 }
 
-// corkOf finds the corkConn under c, through TLS.
+// corkOf finds the corkConn under c, through TLS: crypto/tls's, or any
+// TLSConn (tlsclient.go).
 func corkOf(c net.Conn) *corkConn {
-	if tc, ok := c.(*tls.Conn); ok {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
 		c = tc.NetConn()
 	}
 	cc, _ := c.(*corkConn)

@@ -12,16 +12,28 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
-
-	"github.com/ferryproxy/ferry/internal/redact"
+	"github.com/quic-go/quic-go/http3"
 )
 
-// ALPN is the application protocol of ferry's QUIC tunnels; QUIC requires one.
-const ALPN = "ferry/1"
+// ALPN is the application protocol of ferry's QUIC tunnels: HTTP/3's, so
+// that a tunnel listener is an HTTP/3 server to everyone else (h3.go).
+const ALPN = http3.NextProtoH3
 
 // MaxStreamsPerSession is how many streams an origin lets one QUIC session
 // have open at once: at least an edge's FERRY_EDGE_MAX_CONNS (27,500 by
 // default). quic-go's default is 100.
+//
+// The trade-off: quic-go takes a connection's stream limit from its Config
+// before the handshake and has no way to raise it afterwards, so the limit
+// an edge needs is the one every peer sees. An origin's listener therefore
+// advertises initial_max_streams_bidi = MaxStreamsPerSession+1 to anyone
+// who completes a handshake (real HTTP/3 servers advertise about 100), and
+// an origin that dials an edge (reverse mode) advertises MaxStreamsPerSession
+// in its Initial, which anyone on the path can decrypt (an HTTP/3 client
+// advertises 0). The alternatives cost more: at 100, an edge would need a
+// QUIC connection per 100 clients. What a stranger can make an origin hold
+// with those streams stays an HTTP/3 server's: h3MaxRequests at a time are
+// served, the others wait unread (h3.go).
 const MaxStreamsPerSession = 32768
 
 // QUICStreamWindow is the largest receive window of a QUIC stream; one
@@ -34,36 +46,51 @@ const (
 	quicStreamReset quic.StreamErrorCode      = 0
 )
 
-// quicConfig is the configuration of end's connections; dialer says whether
-// end dials them.
-func quicConfig(end End, dialer bool) *quic.Config {
-	c := &quic.Config{
-		HandshakeIdleTimeout: 5 * time.Second,
-		// A path that stops carrying packets (UDP blocked mid-session, as
-		// censors do) is given up after 6 s, so that the edge moves new
-		// clients to its next origin quickly; keepalives every 2 s (a few
-		// bytes) keep a healthy idle session from looking dead, even with a
-		// lost packet or two.
-		MaxIdleTimeout:  6 * time.Second,
-		KeepAlivePeriod: 2 * time.Second,
-		// Windows for long fat links; quic-go tunes each stream's window
-		// up to the maximum as the stream needs it.
-		MaxStreamReceiveWindow:     QUICStreamWindow,
-		MaxConnectionReceiveWindow: 4 * QUICStreamWindow,
-		MaxIncomingUniStreams:      -1,
-	}
-	// The dialer opens the control stream, and the edge every other one.
-	switch {
-	case end.Origin && dialer:
-		c.MaxIncomingStreams = MaxStreamsPerSession
-	case end.Origin:
-		c.MaxIncomingStreams = MaxStreamsPerSession + 1
-	case dialer:
-		c.MaxIncomingStreams = -1
-	default:
-		c.MaxIncomingStreams = 1
-	}
+// quicWindows sets c's windows for long fat links; quic-go tunes each
+// stream's window up to the maximum as the stream needs it. Only the
+// initial windows cross the wire (as transport parameters), and those keep
+// quic-go's defaults, as its HTTP/3 client and server do.
+func quicWindows(c *quic.Config) *quic.Config {
+	c.MaxStreamReceiveWindow = QUICStreamWindow
+	c.MaxConnectionReceiveWindow = 4 * QUICStreamWindow
 	return c
+}
+
+// quicDialConfig is the configuration of the connections end dials. Anyone
+// on the path can decrypt a client's Initial (RFC 9001 §5.2) and read its
+// transport parameters, so they are those of quic-go's own HTTP/3 client
+// (http3/client.go defaultQuicConfig, http3/transport.go init): one QUIC
+// version, no bidirectional streams from the server, unidirectional ones at
+// quic-go's default, the 30 s idle timeout, a keepalive every 10 s. The
+// exception is an origin dialling an edge: the edge opens the session's
+// streams, and the origin must let it (MaxStreamsPerSession).
+//
+// A path that stops carrying packets (UDP blocked mid-session, as censors
+// do) is still given up within about 9 s, not at the 30 s idle timeout:
+// the session's pings (control.go, KeepAlive and PingTimeout) close a
+// session whose peer has gone quiet, as they do over yamux.
+func quicDialConfig(end End) *quic.Config {
+	c := &quic.Config{
+		Versions:           []quic.Version{quic.Version1},
+		MaxIncomingStreams: -1,
+		KeepAlivePeriod:    10 * time.Second,
+	}
+	if end.Origin {
+		c.MaxIncomingStreams = MaxStreamsPerSession
+	}
+	return quicWindows(c)
+}
+
+// quicListenConfig is the configuration of the connections end's listener
+// accepts: that of quic-go's HTTP/3 server (http3/server.go: quic-go's
+// defaults, 0-RTT allowed), except on an origin the stream limit an edge
+// needs (MaxStreamsPerSession, and one for the control stream).
+func quicListenConfig(end End) *quic.Config {
+	c := &quic.Config{Allow0RTT: true}
+	if end.Origin {
+		c.MaxIncomingStreams = MaxStreamsPerSession + 1
+	}
+	return quicWindows(c)
 }
 
 // QUICDialer dials a QUIC tunnel listener: an origin's, or in reverse mode
@@ -86,6 +113,7 @@ func newQUICDialer(u URL, end End) *QUICDialer {
 	}
 	return &QUICDialer{
 		addr: addr,
+		// As an HTTP/3 client's: the server name and h3, nothing else.
 		// Always bound: the hellos prove the secret over this session.
 		tls: &tls.Config{ServerName: sni, NextProtos: []string{ALPN}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13},
 		end: end,
@@ -96,11 +124,11 @@ func newQUICDialer(u URL, end End) *QUICDialer {
 func (d *QUICDialer) Dial(ctx context.Context) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
 	defer cancel()
-	conn, err := quic.DialAddr(ctx, d.addr, d.tls, quicConfig(d.end, true))
+	conn, err := quic.DialAddr(ctx, d.addr, d.tls, quicDialConfig(d.end))
 	if err != nil {
 		return nil, fmt.Errorf("quic dial %s: %w", d.addr, err)
 	}
-	s, err := quicHandshake(ctx, conn, d.end, true, nil)
+	s, err := dialHellos(ctx, conn, d.end)
 	if err != nil {
 		conn.CloseWithError(quicNoError, "")
 		return nil, fmt.Errorf("quic %s: %w", d.addr, err)
@@ -108,45 +136,27 @@ func (d *QUICDialer) Dial(ctx context.Context) (Session, error) {
 	return s, nil
 }
 
-// quicHandshake runs the hellos on the connection's first stream, which the
-// dialer opens, and keeps that stream as the session's control stream. On
-// the listener, until the hellos check out, the connection gets no other
-// stream accepted.
-// quicHandshake runs the hellos on conn; ended, when set, runs once when the
-// session closes.
-func quicHandshake(ctx context.Context, conn *quic.Conn, end End, dialer bool, ended func()) (Session, error) {
+// dialHellos opens the connection's first stream, sends the hello on it as
+// an HTTP/3 frame (h3.go), checks the listener's, and keeps the stream as
+// the session's control stream.
+func dialHellos(ctx context.Context, conn *quic.Conn, end End) (Session, error) {
 	cs := conn.ConnectionState().TLS
 	ekm, err := exporter(&cs)
 	if err != nil {
 		return nil, err
 	}
-	var st *quic.Stream
-	if dialer {
-		st, err = conn.OpenStreamSync(ctx)
-	} else {
-		st, err = conn.AcceptStream(ctx)
-	}
+	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("no hello: %w", err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	}
-	key := helloKey(end.Secret)
-	var pflags byte
-	if dialer {
-		pflags, err = helloFirst(st, key, ekm, nil, end.flags())
-	} else {
-		pflags, err = helloSecond(st, key, ekm, nil, end.flags())
-	}
-	if errors.Is(err, ErrSameRole) && !dialer {
-		// Let the answer reach the dialer, which learns why and closes.
-		st.Close()
-		select {
-		case <-conn.Context().Done():
-		case <-ctx.Done():
-		}
-		return nil, err
+	pflags, err := helloFirst(&helloFramer{ReadWriter: st}, helloKey(end.Secret), ekm, nil, end.flags())
+	if err != nil && ctx.Err() != nil {
+		// A listener that does not take the hello says nothing: to it
+		// this is an HTTP/3 client.
+		err = fmt.Errorf("%w: no answer to the hello (a wrong FERRY_SECRET, or no ferry listener there?)", err)
 	}
 	if err != nil {
 		st.CancelRead(quicStreamReset)
@@ -154,136 +164,35 @@ func quicHandshake(ctx context.Context, conn *quic.Conn, end End, dialer bool, e
 		return nil, err
 	}
 	st.SetDeadline(time.Time{})
-	return newSession(&quicSession{conn: conn, ended: ended}, &quicStream{Stream: st, conn: conn}, end, pflags), nil
+	return newQUICSession(conn, st, end, pflags, nil), nil
 }
 
-// QUICListener accepts QUIC sessions: an origin's from edges, or in reverse
-// mode an edge's from origins.
-type QUICListener struct {
-	tr       *quic.Transport
-	ln       *quic.Listener
-	end      End
-	refusals *refusals
-
-	queue
-	wg sync.WaitGroup
-
-	mu     sync.Mutex
-	live   int  // connections accepted and not yet ended
-	closed bool // Close was called: the socket goes with the last of them
-	once   sync.Once
-	err    error // of closing the socket
-
-	// AuthFailures counts connections refused for their hellos.
-	AuthFailures atomic.Int64
-}
-
-// listenQUIC listens on pc, a UDP socket, with o.Certificate; Listen fills
-// in o's defaults. The listener's Close closes pc.
-func listenQUIC(pc net.PacketConn, o ListenOptions) (*QUICListener, error) {
-	conf := &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS13}
-	tr := &quic.Transport{Conn: pc}
-	ln, err := tr.Listen(conf, quicConfig(o.End, false))
-	if err != nil {
-		return nil, fmt.Errorf("quic listen %s: %w", pc.LocalAddr(), err)
-	}
-	l := &QUICListener{tr: tr, ln: ln, end: o.End, queue: newQueue(),
-		refusals: &refusals{log: o.End.Log, transport: "quic", clientIPs: o.End.LogClientIPs}}
-	l.wg.Add(1)
-	go l.acceptLoop()
-	return l, nil
-}
-
-func (l *QUICListener) Addr() net.Addr { return l.ln.Addr() }
-
-// Close stops accepting and returns. The sessions it accepted share its
-// socket and belong to whoever accepted them: the socket is closed when
-// the last of them closes, within that session's Close, so that once their
-// owner has closed them all the port is free again.
-func (l *QUICListener) Close() error {
-	l.cancel()
-	err := l.ln.Close()
-	l.wg.Wait()
-	l.refusals.close()
-	l.mu.Lock()
-	l.closed = true
-	idle := l.live == 0
-	l.mu.Unlock()
-	if idle {
-		err = errors.Join(err, l.closeSocket())
-	}
-	return err
-}
-
-// ended counts out a connection the listener accepted, and closes the
-// socket after the last one once the listener is closed.
-func (l *QUICListener) ended() {
-	l.mu.Lock()
-	l.live--
-	last := l.closed && l.live == 0
-	l.mu.Unlock()
-	if last {
-		l.closeSocket()
-	}
-}
-
-func (l *QUICListener) closeSocket() error {
-	l.once.Do(func() {
-		// The transport does not close a socket it was given.
-		l.err = errors.Join(l.tr.Close(), l.tr.Conn.Close())
-	})
-	return l.err
-}
-
-func (l *QUICListener) acceptLoop() {
-	defer l.wg.Done()
-	for {
-		conn, err := l.ln.Accept(l.ctx)
-		if err != nil {
-			return
-		}
-		l.mu.Lock()
-		l.live++
-		l.mu.Unlock()
-		// Once, whether the session's Close or the connection's end
-		// (its peer's close, an idle timeout) comes first.
-		ended := sync.OnceFunc(l.ended)
-		context.AfterFunc(conn.Context(), ended)
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
-			s, err := quicHandshake(ctx, conn, l.end, false, ended)
-			cancel()
-			if err != nil {
-				if authFailure(err) {
-					l.AuthFailures.Add(1)
-				}
-				l.refusals.refused("quic tunnel refused", err, redact.AddrOf(conn.RemoteAddr()))
-				conn.CloseWithError(quicNoError, "")
-				ended()
-				return
-			}
-			l.deliver(s)
-		}()
-	}
+// newQUICSession runs a session set up by the hellos over conn, with ctl
+// as its control stream; ended, when set, runs once when it closes.
+func newQUICSession(conn *quic.Conn, ctl *quic.Stream, end End, pflags byte, ended func()) Session {
+	s := &quicSession{conn: conn, ended: ended}
+	s.heard.Store(time.Now().UnixNano())
+	return newSession(s, &quicStream{Stream: ctl, conn: conn, heard: &s.heard}, end, pflags)
 }
 
 type quicSession struct {
 	conn  *quic.Conn
 	ended func() // an accepted session's: counts it out of its listener
+	heard atomic.Int64
 }
 
-// Heard is zero: quic-go closes a connection its peer has not answered
-// within MaxIdleTimeout itself.
-func (s *quicSession) Heard() time.Time { return time.Time{} }
+// Heard is when a stream of the session last read bytes (unix nanoseconds
+// in heard): the peer's data of any stream, so that a session whose pong
+// waits behind data is not taken for stalled. quic-go tells nothing of the
+// packets it receives.
+func (s *quicSession) Heard() time.Time { return time.Unix(0, s.heard.Load()) }
 
 func (s *quicSession) OpenStream(ctx context.Context) (Stream, error) {
 	st, err := s.conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &quicStream{Stream: st, conn: s.conn}, nil
+	return &quicStream{Stream: st, conn: s.conn, heard: &s.heard}, nil
 }
 
 func (s *quicSession) AcceptStream(ctx context.Context) (Stream, error) {
@@ -291,7 +200,7 @@ func (s *quicSession) AcceptStream(ctx context.Context) (Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &quicStream{Stream: st, conn: s.conn}, nil
+	return &quicStream{Stream: st, conn: s.conn, heard: &s.heard}, nil
 }
 
 func (s *quicSession) Done() <-chan struct{} { return s.conn.Context().Done() }
@@ -308,7 +217,8 @@ func (s *quicSession) Close() error {
 // resets the stream both ways, as an aborted relay wants.
 type quicStream struct {
 	*quic.Stream
-	conn *quic.Conn
+	conn  *quic.Conn
+	heard *atomic.Int64 // its session's
 
 	mu          sync.Mutex
 	wroteClosed bool
@@ -316,6 +226,9 @@ type quicStream struct {
 
 func (s *quicStream) Read(p []byte) (int, error) {
 	n, err := s.Stream.Read(p)
+	if n > 0 {
+		s.heard.Store(time.Now().UnixNano())
+	}
 	if err != nil && err != io.EOF {
 		err = quicResetError(err)
 	}

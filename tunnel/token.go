@@ -16,9 +16,12 @@ import (
 	"time"
 )
 
-// An edge proves that it knows the shared secret with a token in the
-// WebSocket upgrade request's Authorization header ("Bearer TOKEN"). The
-// token is base64url (no padding) of 57 bytes:
+// An edge proves that it knows the shared secret with a token in a cookie
+// of the WebSocket upgrade request, "Cookie: sid=TOKEN" (TokenCookie): a
+// page's WebSocket in a browser carries its credentials in cookies and can
+// send no Authorization header, and the edge's upgrade is a browser's
+// (upgrade.go). The name is an ordinary session cookie's. The token is
+// base64url (no padding) of 57 bytes, which a cookie value may hold as is:
 //
 //	version (1) = 2 | unix time, seconds (8, big-endian) | nonce (16) | MAC (32)
 //
@@ -48,6 +51,15 @@ import (
 // says so. QUIC carries no token: its hellos are bound to the TLS exporter
 // of their very connection (hello.go), which no other connection, at this
 // origin or another, shares.
+
+// TokenCookie is the name of the cookie that carries the token. A decoy
+// that reverse-proxies a site must not pass it on (decoy.go).
+const TokenCookie = "sid"
+
+// tokenCookie is the Cookie header of an upgrade that carries token.
+func tokenCookie(token string) string {
+	return (&http.Cookie{Name: TokenCookie, Value: token}).String()
+}
 
 // MaxSkew is how far a token's time may be from the origin's clock, either way.
 const MaxSkew = 2 * time.Minute
@@ -118,14 +130,18 @@ func NewVerifier(secret string) *Verifier {
 }
 
 // VerifyRequest checks the token of an upgrade request against the
-// request's own Host and path.
-func (v *Verifier) VerifyRequest(r *http.Request) error {
-	auth := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok {
-		return errors.Join(ErrBadToken, errors.New("no bearer token"))
+// request's own Host and path, and returns it. The token is the first
+// TokenCookie of the request's Cookie headers; no other carrier counts (an
+// Authorization header, which edges sent before, is ignored).
+func (v *Verifier) VerifyRequest(r *http.Request) (string, error) {
+	c, err := r.Cookie(TokenCookie)
+	if err != nil {
+		return "", errors.Join(ErrBadToken, errors.New("no token cookie"))
 	}
-	return v.Verify(tok, r.Host, r.URL.Path)
+	if err := v.Verify(c.Value, r.Host, r.URL.Path); err != nil {
+		return "", err
+	}
+	return c.Value, nil
 }
 
 // Verify checks a token for a request to host and path, and consumes its

@@ -3,6 +3,8 @@ package tunnel
 import (
 	"encoding/base64"
 	"errors"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -84,4 +86,66 @@ func TestTokenHost(t *testing.T) {
 			t.Errorf("minted for %s, at %s: %v", tc.minted, tc.got, err)
 		}
 	}
+}
+
+// TestVerifyRequest checks where a request's token is looked for: the first
+// TokenCookie of its Cookie headers, among any others, and nowhere else.
+func TestVerifyRequest(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	now := time.Unix(1_800_000_000, 0)
+	tok := func() string { return Token(secret, now, "a.example", "/t") }
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		ok     bool
+	}{
+		{"cookie", http.Header{"Cookie": {tokenCookie(tok())}}, true},
+		{"among others", http.Header{"Cookie": {"theme=dark; " + tokenCookie(tok()) + "; _ga=GA1.2.3"}}, true},
+		{"second Cookie header", http.Header{"Cookie": {"theme=dark", tokenCookie(tok())}}, true},
+		{"quoted", http.Header{"Cookie": {TokenCookie + `="` + tok() + `"`}}, true},
+		{"Authorization", http.Header{"Authorization": {"Bearer " + tok()}}, false},
+		{"other name", http.Header{"Cookie": {"session=" + tok()}}, false},
+		{"first one bad", http.Header{"Cookie": {TokenCookie + "=x; " + tokenCookie(tok())}}, false},
+		{"none", http.Header{}, false},
+	} {
+		v := NewVerifier(secret)
+		v.now = func() time.Time { return now }
+		r := &http.Request{Host: "a.example:443", URL: &url.URL{Path: "/t"}, Header: tc.header}
+		got, err := v.VerifyRequest(r)
+		if tc.ok && (err != nil || got == "") {
+			t.Errorf("%s: %q, %v; want the token", tc.name, got, err)
+		}
+		if !tc.ok && (!errors.Is(err, ErrBadToken) || got != "") {
+			t.Errorf("%s: %q, %v; want ErrBadToken", tc.name, got, err)
+		}
+	}
+}
+
+// FuzzVerifyRequest feeds Cookie headers to VerifyRequest: it never panics,
+// refuses with ErrBadToken, and accepts a token once only.
+func FuzzVerifyRequest(f *testing.F) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	now := time.Unix(1_800_000_000, 0)
+	good := Token(secret, now, "a.example", "/t")
+	for _, s := range []string{
+		tokenCookie(good), "a=b; " + tokenCookie(good) + "; c=d", TokenCookie + `="` + good + `"`,
+		TokenCookie + "=", TokenCookie + "=" + good[:20], "=;;;", "\x00" + TokenCookie + "=" + good, "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cookie string) {
+		v := NewVerifier(secret)
+		v.now = func() time.Time { return now }
+		r := &http.Request{Host: "a.example", URL: &url.URL{Path: "/t"}, Header: http.Header{"Cookie": {cookie}}}
+		tok, err := v.VerifyRequest(r)
+		if err != nil {
+			if !errors.Is(err, ErrBadToken) || tok != "" {
+				t.Fatalf("refused with %q, %v", tok, err)
+			}
+			return
+		}
+		if _, err := v.VerifyRequest(r); !errors.Is(err, ErrBadToken) {
+			t.Fatalf("token %q accepted twice", tok)
+		}
+	})
 }

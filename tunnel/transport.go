@@ -12,7 +12,8 @@ import (
 
 // This file is the one place where a URL's scheme picks its transport:
 // ws and wss are yamux over a WebSocket on TCP (ws.go), quic is QUIC on UDP
-// (quic.go). cmd/ferry and the tests both go through NewDialer and Listen.
+// (quic.go), its listener an HTTP/3 server to all but edges (h3.go).
+// cmd/ferry and the tests both go through NewDialer and Listen.
 
 // NewDialer returns a dialer of u, a URL from ParseURL, for end.
 func NewDialer(u URL, end End) (Dialer, error) {
@@ -34,7 +35,8 @@ type ListenOptions struct {
 	// certificate only when the hellos bind to the TLS session (hello.go).
 	Certificate *tls.Certificate
 	// Decoy answers every request to a ws or wss listener that is not a
-	// tunnel upgrade with a valid token; nil means decoy's built-in page.
+	// tunnel upgrade with a valid token, and every HTTP/3 request to a quic
+	// listener (h3.go); nil means decoy's built-in page.
 	Decoy http.Handler
 	// Verifier checks the tokens of ws and wss upgrades; nil means a new one
 	// for End.Secret. The listeners of one process share one, so that a

@@ -5,7 +5,7 @@
 // Protocol flow over WebSocket:
 //
 //	edge                                          origin
-//	 |-- GET PATH, Upgrade: websocket ------------->|  Authorization: Bearer TOKEN (token.go)
+//	 |-- GET PATH, Upgrade: websocket ------------->|  Cookie: sid=TOKEN (token.go), sent as a browser's (upgrade.go)
 //	 |<-- 101 Switching Protocols ------------------|  any other request gets the decoy page
 //	 |== yamux session, one frame per binary message ==
 //	 |-- stream: Header, then client bytes -------->|  origin parses the Header (header.go),

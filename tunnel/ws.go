@@ -28,7 +28,8 @@ import (
 const HandshakeTimeout = 10 * time.Second
 
 // WSDialer dials a WebSocket tunnel listener: an origin's, or in reverse
-// mode an edge's.
+// mode an edge's. Its upgrade looks like a browser's WebSocket (upgrade.go),
+// through the TLSClient of tlsclient.go for wss.
 type WSDialer struct {
 	url        string
 	host, path string // what the token is bound to: the Host header's, and the path
@@ -44,6 +45,12 @@ type WSDialer struct {
 // The HTTP Host header stays the URL's host either way, as a CDN in front of
 // the origin needs.
 func newWSDialer(u URL, end End) *WSDialer {
+	return newWSDialerTLS(u, end, stdTLS{})
+}
+
+// newWSDialerTLS is newWSDialer with the TLS client of wss given: where a
+// browser-fingerprint client would come in (tlsclient.go), and a test seam.
+func newWSDialerTLS(u URL, end End, tlsClient TLSClient) *WSDialer {
 	connect := u.Connect
 	netDialer := &net.Dialer{KeepAlive: 30 * time.Second}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -60,24 +67,28 @@ func newWSDialer(u URL, end End) *WSDialer {
 	if serverName == "" {
 		serverName, _, _ = net.SplitHostPort(u.Host)
 	}
-	tr := &http.Transport{
-		DialContext: dial,
-		TLSClientConfig: &tls.Config{
+	tr := &upgradeTransport{
+		dial: dial,
+		tls:  tlsClient,
+		tlsConfig: &tls.Config{
 			ServerName: serverName,
 			MinVersion: tls.VersionTLS12,
 			// The certificate is checked after the handshake (certValid):
 			// an origin's own self-signed one is accepted when the hellos
 			// bind to this TLS session instead.
 			InsecureSkipVerify: true,
-			NextProtos:         []string{"http/1.1"},
+			// What a browser offers for a WebSocket (upgrade.go).
+			NextProtos: []string{"http/1.1"},
 		},
-		TLSHandshakeTimeout: HandshakeTimeout,
-		DisableKeepAlives:   true,
-		Proxy:               nil,
 	}
 	return &WSDialer{
 		url: u.base(), host: u.Host, path: u.Path, serverName: serverName, end: end, key: helloKey(end.Secret),
-		client: &http.Client{Transport: tr},
+		client: &http.Client{
+			Transport: tr,
+			// A browser's WebSocket follows no redirect, and a token is
+			// for one host and path.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 	}
 }
 
@@ -85,15 +96,19 @@ func newWSDialer(u URL, end End) *WSDialer {
 func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
 	defer cancel()
-	// The connection under the WebSocket, to find its cork.
+	// The connection under the WebSocket, to find its cork and TLS.
 	var conn net.Conn
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { conn = i.Conn }})
 	h := http.Header{}
+	browserHeaderValues(h)
 	token := Token(d.end.Secret, time.Now(), d.host, d.path)
-	h.Set("Authorization", "Bearer "+token)
+	h.Set("Cookie", tokenCookie(token))
 	c, resp, err := websocket.Dial(ctx, d.url, &websocket.DialOptions{
-		HTTPClient:      d.client,
-		HTTPHeader:      h,
+		HTTPClient: d.client,
+		HTTPHeader: h,
+		// Offered by the header above, as Chrome offers it, and declined
+		// by ferry's listeners; coder/websocket fails a dial whose server
+		// accepts it, so a session is never compressed.
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
@@ -101,15 +116,15 @@ func (d *WSDialer) Dial(ctx context.Context) (Session, error) {
 			// An origin answers a refused token with its decoy page, so a
 			// plain HTTP status here most likely means a wrong secret,
 			// path or clock.
-			return nil, fmt.Errorf("websocket dial %s: HTTP %d instead of an upgrade (wrong FERRY_SECRET or path, a front that rewrites the Host header, or a clock off by more than %v?)", d.url, resp.StatusCode, MaxSkew)
+			return nil, fmt.Errorf("websocket dial %s: HTTP %d instead of an upgrade (wrong FERRY_SECRET or path, a front that rewrites the Host header or drops cookies, or a clock off by more than %v?)", d.url, resp.StatusCode, MaxSkew)
 		}
 		return nil, fmt.Errorf("websocket dial %s: %w", d.url, err)
 	}
 	var ekm []byte
-	if resp.TLS != nil && !certValid(resp.TLS, d.serverName) {
-		if ekm, err = exporter(resp.TLS); err != nil {
+	if tc, ok := conn.(TLSConn); ok && !certValid(&tls.ConnectionState{PeerCertificates: tc.PeerCertificates()}, d.serverName) {
+		if ekm, err = tc.ExportKeyingMaterial(ExporterLabel, nil, 32); err != nil {
 			c.CloseNow()
-			return nil, err
+			return nil, fmt.Errorf("websocket %s: TLS exporter: %w", d.url, err)
 		}
 	}
 	s, err := wsSession(ctx, c, conn, d.key, ekm, []byte(token), d.end, true)
@@ -247,8 +262,10 @@ func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
 	// answers nginx's (in the clear: under TLS, its answer to plain HTTP).
 	ln = corkListener{limitListener{decoy.Listener(ln), limits}}
 	if u.Scheme == "wss" {
-		// HTTP/1.1 only: a WebSocket cannot be hijacked from HTTP/2.
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+		// h2 and HTTP/1.1, as an ordinary HTTPS site offers: an h2 client
+		// gets the decoy over HTTP/2 (net/http's server, wsh2.go), and
+		// the tunnel's upgrade comes over HTTP/1.1, which edges ask for.
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
 	}
 	end := o.End
 	l := &WSListener{
@@ -262,6 +279,8 @@ func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
 		return context.WithValue(ctx, connKey{}, c)
 	}
 	l.srv.ConnState = limits.connState
+	l.srv.Protocols = wsProtocols()
+	l.srv.HTTP2 = wsHTTP2()
 	go func() {
 		defer close(l.served)
 		l.srv.Serve(ln)
@@ -299,7 +318,8 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		l.decoy.ServeHTTP(w, r)
 		return
 	}
-	if err := l.verifier.VerifyRequest(r); err != nil {
+	token, err := l.verifier.VerifyRequest(r)
+	if err != nil {
 		l.AuthFailures.Add(1)
 		l.DecoyHits.Add(1)
 		l.refusals.refused("tunnel refused", err, remoteAddr(r))
@@ -311,10 +331,12 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if lc := limitOf(conn); lc != nil {
 		l.limits.release(lc)
 	}
-	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// Declines the permessage-deflate an edge offers (upgrade.go).
 		CompressionMode: websocket.CompressionDisabled,
-		// Edges are not browsers; they send no Origin header to check.
+		// An edge's Origin is the tunnel's own site, as a page's would
+		// be, but through a front it may name the front's host; the token
+		// is what counts.
 		InsecureSkipVerify: true,
 	})
 	if err != nil {

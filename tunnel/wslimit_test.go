@@ -228,3 +228,34 @@ func TestIPKey(t *testing.T) {
 		}
 	}
 }
+
+// TestWSListenerH2Idle: HTTP/2 connections count as HTTP/1.1 keep-alives
+// do: an idle one toward its address's idle cap, its oldest closed for a
+// new one at the cap, and released from the counts when it closes.
+func TestWSListenerH2Idle(t *testing.T) {
+	const perIP = 2
+	ln := listenOn(t, URL{Scheme: "wss", Host: "127.0.0.1:0", Path: "/t"}, ListenOptions{End: transportEnd(true), MaxConns: 100, MaxIdlePerIP: perIP})
+	var kept []*http.ClientConn
+	for i := range perIP {
+		cc := h2Conn(t, ln, "127.0.0.2")
+		if err := h2Get(t, cc); err != nil {
+			t.Fatal(err)
+		}
+		waitLimits(t, ln, idleFrom("127.0.0.2", i+1))
+		kept = append(kept, cc)
+	}
+	next := h2Conn(t, ln, "127.0.0.2")
+	if err := h2Get(t, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := h2Get(t, kept[0]); err == nil {
+		t.Error("the address's oldest idle h2 connection still answers at the cap")
+	}
+	if err := h2Get(t, kept[1]); err != nil {
+		t.Errorf("a newer idle h2 connection at the cap: %v", err)
+	}
+	waitLimits(t, ln, idleFrom("127.0.0.2", perIP))
+	next.Close()
+	kept[1].Close()
+	waitLimits(t, ln, counted(0))
+}

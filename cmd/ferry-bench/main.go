@@ -40,6 +40,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = bench.Server(stdin, stdout)
 	case len(args) > 0 && args[0] == "relay": // a child of the benchmark
 		err = bench.Relay(args[1:], stdin, stdout)
+	case len(args) > 0 && args[0] == "h3server": // a child of the benchmark
+		err = bench.H3Server(args[1:], stdin, stdout)
 	default:
 		err = measure(ctx, args, stdout, stderr)
 	}

@@ -74,6 +74,7 @@ func TestBenchQuick(t *testing.T) {
 		NonReaders []struct {
 			EdgeRSS int64 `json:"edge_rss_peak_kib"`
 		} `json:"non_readers"`
+		Strangers []struct{ Server, ALPN, Outcome string } `json:"strangers"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
@@ -82,6 +83,10 @@ func TestBenchQuick(t *testing.T) {
 	// first-byte routing, and with TLS with and without it.
 	if len(r.Paths) != 6 || len(r.Idle) != 12 || r.Idle[7].Clients != "tcp-off" || r.Idle[9].Clients != "tls" || r.Idle[11].Clients != "tls-off" || len(r.LongLink) != 2 || len(r.NonReaders) != 2 {
 		t.Fatalf("report: %s", b)
+	}
+	// The baseline, then h3 and ferry/1 at this ferry's origin.
+	if len(r.Strangers) != 3 || r.Strangers[0].Outcome != "handshake, GET 200" || r.Strangers[1].Outcome != "handshake, GET 200" || r.Strangers[2].Outcome != "refused, 0x178" {
+		t.Errorf("strangers: %+v", r.Strangers)
 	}
 	for _, n := range r.NonReaders {
 		if n.EdgeRSS <= 0 {
@@ -93,7 +98,7 @@ func TestBenchQuick(t *testing.T) {
 			t.Errorf("path %s not measured: %+v", p.Name, p)
 		}
 	}
-	for _, want := range []string{"throughput", "setup", "idle clients", "round trip", "stop reading"} {
+	for _, want := range []string{"throughput", "setup", "idle clients", "round trip", "stop reading", "strangers"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}

@@ -78,7 +78,7 @@ func TestLogsHideSecrets(t *testing.T) {
 	req, _ := http.NewRequest("GET", "http://"+wsAddr+"/t", nil)
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Authorization", "Bearer not-a-token")
+	req.Header.Set("Cookie", tunnel.TokenCookie+"=not-a-token")
 	if resp, err := hc.Do(req); err == nil {
 		resp.Body.Close()
 	}
