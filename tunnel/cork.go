@@ -50,12 +50,27 @@ func (c *corkConn) uncork() error {
 
 // corkOf finds the corkConn under c, through TLS: crypto/tls's, or any
 // TLSConn (tlsclient.go).
-func corkOf(c net.Conn) *corkConn {
-	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
-		c = tc.NetConn()
+func corkOf(c net.Conn) *corkConn { return under[*corkConn](c) }
+
+// under finds the connection of type T in c or under it, through the
+// wrappers that show what they wrap by NetConn (*tls.Conn, a TLSConn, the
+// decoy's connections), and the listener's own: nil if there is none.
+func under[T net.Conn](c net.Conn) T {
+	for c != nil {
+		if t, ok := c.(T); ok {
+			return t
+		}
+		switch w := c.(type) {
+		case *corkConn:
+			c = w.Conn
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		default:
+			c = nil
+		}
 	}
-	cc, _ := c.(*corkConn)
-	return cc
+	var none T
+	return none
 }
 
 // corkListener makes every accepted connection a corkConn.

@@ -242,9 +242,10 @@ type WSListener struct {
 	refusals *refusals
 
 	queue
-	srv    *http.Server
+	srvs   []*http.Server // one per listener: two for wss (decoy.SplitTLS)
 	limits *connLimiter
-	served chan struct{}
+	decoys chan struct{} // a token for each decoy request in flight
+	served sync.WaitGroup
 
 	mu       sync.Mutex
 	closed   bool
@@ -258,33 +259,40 @@ type WSListener struct {
 // session; anything else gets o.Decoy. Listen fills in o's defaults.
 func listenWS(ln net.Listener, u URL, o ListenOptions) *WSListener {
 	limits := newConnLimiter(o.MaxConns, o.MaxIdlePerIP)
-	// decoy.Listener at the bottom, under TLS: it makes net/http's own
-	// answers nginx's (in the clear: under TLS, its answer to plain HTTP).
-	ln = corkListener{limitListener{decoy.Listener(ln), limits}}
+	end := o.End
+	l := &WSListener{
+		path: u.Path, verifier: o.Verifier, key: helloKey(end.Secret), decoy: o.Decoy, end: end, log: end.Log,
+		queue: newQueue(), limits: limits, decoys: make(chan struct{}, 2*limits.max),
+		refusals: &refusals{log: end.Log, transport: u.Scheme, clientIPs: end.LogClientIPs},
+	}
+	// decoy.Listener under ws: it makes net/http's own answers nginx's.
+	lns := []net.Listener{corkListener{limitListener{decoy.Listener(ln), limits}}}
 	if u.Scheme == "wss" {
 		// h2 and HTTP/1.1, as an ordinary HTTPS site offers: an h2 client
 		// gets the decoy over HTTP/2 (net/http's server, wsh2.go), and
 		// the tunnel's upgrade comes over HTTP/1.1, which edges ask for.
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+		// The decoy completes the handshakes, so that what net/http
+		// writes inside TLS on HTTP/1.1 reads as nginx's too.
+		h1, h2 := decoy.SplitTLS(corkListener{limitListener{ln, limits}}, &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+		lns = []net.Listener{h1, h2}
 	}
-	end := o.End
-	l := &WSListener{
-		ln: ln, path: u.Path, verifier: o.Verifier, key: helloKey(end.Secret), decoy: o.Decoy, end: end, log: end.Log,
-		queue: newQueue(), limits: limits, served: make(chan struct{}),
-		refusals: &refusals{log: end.Log, transport: u.Scheme, clientIPs: end.LogClientIPs},
+	l.ln = lns[0]
+	for _, ln := range lns {
+		// The decoy's server: nginx's timeouts, headers and answers.
+		srv := decoy.NewServer(http.HandlerFunc(l.serveHTTP), log.New(serverErrors{end.Log, end.LogClientIPs}, "", 0))
+		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		}
+		srv.ConnState = limits.connState
+		srv.Protocols = wsProtocols()
+		srv.HTTP2 = wsHTTP2()
+		l.srvs = append(l.srvs, srv)
+		l.served.Add(1)
+		go func() {
+			defer l.served.Done()
+			srv.Serve(ln)
+		}()
 	}
-	// The decoy's server: nginx's timeouts, headers and answers.
-	l.srv = decoy.NewServer(http.HandlerFunc(l.serveHTTP), log.New(serverErrors{end.Log, end.LogClientIPs}, "", 0))
-	l.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		return context.WithValue(ctx, connKey{}, c)
-	}
-	l.srv.ConnState = limits.connState
-	l.srv.Protocols = wsProtocols()
-	l.srv.HTTP2 = wsHTTP2()
-	go func() {
-		defer close(l.served)
-		l.srv.Serve(ln)
-	}()
 	return l
 }
 
@@ -296,11 +304,32 @@ func (l *WSListener) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	l.cancel()
-	err := l.srv.Close()
-	<-l.served
+	var err error
+	for _, srv := range l.srvs {
+		err = errors.Join(err, srv.Close())
+	}
+	l.served.Wait()
 	l.handlers.Wait()
 	l.refusals.close()
 	return err
+}
+
+// serveDecoy serves r the decoy, if fewer than cap(l.decoys) strangers'
+// requests (twice the connection cap) are in flight. HTTP/1.1 has one a
+// connection; HTTP/2 up to 128 (wsHTTP2), each a goroutine with its
+// buffers (about 13 KiB with a client that reads nothing), so without a
+// bound of their own the listener's connections could hold 1.6 GiB. A
+// request over it is reset (HTTP/2) or its connection closed (HTTP/1.1),
+// as a server at its limits does.
+func (l *WSListener) serveDecoy(w http.ResponseWriter, r *http.Request) {
+	l.DecoyHits.Add(1)
+	select {
+	case l.decoys <- struct{}{}:
+	default:
+		panic(http.ErrAbortHandler)
+	}
+	defer func() { <-l.decoys }()
+	l.decoy.ServeHTTP(w, r)
 }
 
 func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -314,16 +343,14 @@ func (l *WSListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer l.handlers.Done()
 
 	if r.URL.Path != l.path || !IsUpgrade(r) {
-		l.DecoyHits.Add(1)
-		l.decoy.ServeHTTP(w, r)
+		l.serveDecoy(w, r)
 		return
 	}
 	token, err := l.verifier.VerifyRequest(r)
 	if err != nil {
 		l.AuthFailures.Add(1)
-		l.DecoyHits.Add(1)
 		l.refusals.refused("tunnel refused", err, remoteAddr(r))
-		l.decoy.ServeHTTP(w, r)
+		l.serveDecoy(w, r)
 		return
 	}
 	// A tunnel from here on: the listener's caps no longer count it (wslimit.go).

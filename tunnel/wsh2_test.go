@@ -153,3 +153,52 @@ func TestWSListenerH2Settings(t *testing.T) {
 		t.Error("ENABLE_CONNECT_PROTOCOL offered: no WebSocket over h2 is served")
 	}
 }
+
+// TestWSListenerDecoyRequestsCapped: the strangers' requests a listener
+// serves at once are capped (twice its connection cap), so that HTTP/2's
+// many streams a connection cannot make it hold a handler for each: one
+// over the cap is reset, and once those in flight end the decoy serves
+// again.
+func TestWSListenerDecoyRequestsCapped(t *testing.T) {
+	const maxConns = 2
+	entered, release := make(chan struct{}), make(chan struct{})
+	site := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "my site")
+	})
+	wss := listenOn(t, URL{Scheme: "wss", Host: "127.0.0.1:0", Path: "/t"}, ListenOptions{End: transportEnd(true), Decoy: site, MaxConns: maxConns}).(*WSListener)
+	tr := httpTransport("127.0.0.2", (*http.Protocols).SetHTTP2)
+	defer tr.CloseIdleConnections()
+	get := func(path string) (*http.Response, error) {
+		return tr.RoundTrip(must(http.NewRequest(http.MethodGet, "https://"+wss.Addr().String()+path, nil)))
+	}
+	done := make(chan error)
+	for range 2 * maxConns {
+		go func() {
+			resp, err := get("/slow")
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		<-entered
+	}
+	if resp, err := get("/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("a request over the cap: HTTP/%d %d, want it reset", resp.ProtoMajor, resp.StatusCode)
+	}
+	close(release)
+	for range 2 * maxConns {
+		if err := <-done; err != nil {
+			t.Errorf("a request within the cap: %v", err)
+		}
+	}
+	resp, err := get("/")
+	if err != nil {
+		t.Fatalf("once the requests in flight ended: %v", err)
+	}
+	resp.Body.Close()
+}

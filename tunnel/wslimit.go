@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"crypto/tls"
 	"net"
 	"net/http"
 	"net/netip"
@@ -208,16 +207,7 @@ func (l *connLimiter) changedLocked() {
 }
 
 // limitOf finds the limitConn under c, through TLS and the cork.
-func limitOf(c net.Conn) *limitConn {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if cc, ok := c.(*corkConn); ok {
-		c = cc.Conn
-	}
-	lc, _ := c.(*limitConn)
-	return lc
-}
+func limitOf(c net.Conn) *limitConn { return under[*limitConn](c) }
 
 // limitListener admits each accepted connection through its limiter; those
 // refused are closed and never returned.
