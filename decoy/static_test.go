@@ -114,15 +114,21 @@ func TestProxyDeadTarget(t *testing.T) {
 }
 
 // TestProxyPassesAnswers: the proxied site's answers go through, with its
-// own Server header.
+// own Server header; of a request, an edge's token cookie does not, and the
+// visitor's other cookies do.
 func TestProxyPassesAnswers(t *testing.T) {
+	cookies := make(chan string, 1)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cookies <- r.Header.Get("Cookie")
 		w.Header().Set("Server", "Apache")
 		io.WriteString(w, "upstream")
 	}))
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
-	resp := get(t, New(Options{Target: u}), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp := get(t, New(Options{Target: u}), "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; "+TokenCookie+"=token\r\nCookie: b=2\r\n\r\n")
+	if got := <-cookies; got != "a=1; b=2" {
+		t.Errorf("the site got cookies %q, want a=1; b=2", got)
+	}
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || string(body) != "upstream" || resp.Header.Get("Server") != "Apache" {
 		t.Errorf("%s %v %q", resp.Status, resp.Header, body)

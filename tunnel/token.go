@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferryproxy/ferry/decoy"
 )
 
 // An edge proves that it knows the shared secret with a token in a cookie
@@ -52,9 +54,9 @@ import (
 // of their very connection (hello.go), which no other connection, at this
 // origin or another, shares.
 
-// TokenCookie is the name of the cookie that carries the token. A decoy
-// that reverse-proxies a site must not pass it on (decoy.go).
-const TokenCookie = "sid"
+// TokenCookie is the name of the cookie that carries the token; a decoy
+// that reverse-proxies a site does not pass it on.
+const TokenCookie = decoy.TokenCookie
 
 // tokenCookie is the Cookie header of an upgrade that carries token.
 func tokenCookie(token string) string {
