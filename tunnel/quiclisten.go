@@ -2,12 +2,14 @@ package tunnel
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -33,9 +35,12 @@ type QUICListener struct {
 	wg sync.WaitGroup // the accept loop, and each connection until it is a session or ends
 
 	mu        sync.Mutex
-	live      int                     // connections accepted and not yet ended
-	strangers map[*quic.Conn]struct{} // connections that are not sessions (yet): Close closes them
-	closed    bool                    // Close was called: the socket goes with the last session
+	live      int                         // connections accepted and not yet ended
+	strangers map[*quic.Conn]quicStranger // connections that are not sessions (yet): Close closes them
+	seq       uint64                      // orders strangers, oldest first
+	maxConns  int                         // caps len(strangers)
+	perIP     int                         // caps strangers per ipKey
+	closed    bool                        // Close was called: the socket goes with the last session
 	once      sync.Once
 	err       error // of closing the socket
 
@@ -54,7 +59,8 @@ func listenQUIC(pc net.PacketConn, o ListenOptions) (*QUICListener, error) {
 		return nil, fmt.Errorf("quic listen %s: %w", pc.LocalAddr(), err)
 	}
 	l := &QUICListener{
-		tr: tr, ln: ln, end: o.End, key: helloKey(o.End.Secret), queue: newQueue(), strangers: map[*quic.Conn]struct{}{},
+		tr: tr, ln: ln, end: o.End, key: helloKey(o.End.Secret), queue: newQueue(), strangers: map[*quic.Conn]quicStranger{},
+		maxConns: cmp.Or(max(o.MaxConns, 0), DefaultMaxConns), perIP: cmp.Or(max(o.MaxIdlePerIP, 0), DefaultMaxIdlePerIP),
 		refusals: &refusals{log: o.End.Log, transport: "quic", clientIPs: o.End.LogClientIPs},
 	}
 	// nginx's headers, as on the ws listeners (decoy.NewServer).
@@ -163,7 +169,7 @@ func (l *QUICListener) acceptLoop() {
 			return
 		}
 		l.live++
-		l.strangers[conn] = struct{}{}
+		l.admitLocked(conn)
 		l.mu.Unlock()
 		// Once, whether the session's Close or the connection's end
 		// (its peer's close, an idle timeout) comes first.
@@ -174,6 +180,54 @@ func (l *QUICListener) acceptLoop() {
 			defer l.wg.Done()
 			l.serve(conn, ended)
 		}()
+	}
+}
+
+// quicStranger is what the listener keeps of a connection that is not a
+// session (yet).
+type quicStranger struct {
+	seq uint64
+	key netip.Addr
+}
+
+// admitLocked counts conn among the strangers, and makes room for it: a
+// stranger is held until its idle timeout (75 s, as an HTTP/3 server's)
+// however little it sent, so without caps one address could make the
+// listener hold connections without end. Over MaxConns, or over
+// MaxIdlePerIP from one IPv4 address or IPv6 /64, the oldest stranger
+// (of that address) is closed, as a server short of room does with H3_NO_ERROR.
+// Sessions, once proven, are not counted.
+func (l *QUICListener) admitLocked(conn *quic.Conn) {
+	key := ipKey(conn.RemoteAddr())
+	l.seq++
+	l.strangers[conn] = quicStranger{seq: l.seq, key: key}
+	same := 0
+	for _, s := range l.strangers {
+		if s.key == key {
+			same++
+		}
+	}
+	if same > l.perIP {
+		l.closeOldestLocked(func(s quicStranger) bool { return s.key == key })
+	}
+	if len(l.strangers) > l.maxConns {
+		l.closeOldestLocked(func(quicStranger) bool { return true })
+	}
+}
+
+// closeOldestLocked closes the oldest stranger that match picks, and takes
+// it out.
+func (l *QUICListener) closeOldestLocked(match func(quicStranger) bool) {
+	var oldest *quic.Conn
+	var seq uint64
+	for c, s := range l.strangers {
+		if match(s) && (oldest == nil || s.seq < seq) {
+			oldest, seq = c, s.seq
+		}
+	}
+	if oldest != nil {
+		delete(l.strangers, oldest)
+		oldest.CloseWithError(h3NoError, "")
 	}
 }
 

@@ -42,14 +42,17 @@ type ListenOptions struct {
 	// for End.Secret. The listeners of one process share one, so that a
 	// token seen by one is refused by all.
 	Verifier *Verifier
-	// MaxConns caps a ws or wss listener's connections that are not tunnel
-	// sessions (decoy visitors, and tunnels until their token is checked);
+	// MaxConns caps a listener's connections that are not tunnel sessions
+	// (decoy visitors, and tunnels until their token or hello is checked);
 	// 0 means DefaultMaxConns. At the cap a new connection replaces the
-	// oldest one kept alive between requests, or is closed unanswered.
+	// oldest one kept alive between requests (ws, wss; for quic, the
+	// oldest such connection), or is closed unanswered (ws, wss).
 	MaxConns int
 	// MaxIdlePerIP caps, per IPv4 address or IPv6 /64, a ws or wss
-	// listener's idle connections: no request yet, or kept alive between
-	// requests; 0 means DefaultMaxIdlePerIP. See wslimit.go.
+	// listener's idle connections (no request yet, or kept alive between
+	// requests; see wslimit.go), and a quic listener's connections that
+	// are not sessions, the oldest of them closed for a new one; 0 means
+	// DefaultMaxIdlePerIP.
 	MaxIdlePerIP int
 }
 
