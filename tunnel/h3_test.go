@@ -23,34 +23,8 @@ import (
 
 	"github.com/ferryproxy/ferry/cert"
 	"github.com/ferryproxy/ferry/decoy"
+	"github.com/ferryproxy/ferry/internal/probe"
 )
-
-// listenH3 starts a plain quic-go HTTP/3 server with handler on loopback,
-// the reference that a QUIC tunnel listener must not be told from, and
-// returns its address.
-func listenH3(t *testing.T, handler http.Handler, qc *quic.Config) string {
-	t.Helper()
-	crt, err := cert.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http3.Server{Handler: handler, TLSConfig: &tls.Config{Certificates: []tls.Certificate{crt}}, QUICConfig: qc}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(pc)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-		pc.Close()
-	})
-	return pc.LocalAddr().String()
-}
 
 // listenQUICTunnel starts a QUIC tunnel listener with decoy (nil: the
 // built-in one) for end.
@@ -115,7 +89,7 @@ func TestQUICDecoy(t *testing.T) {
 // protocol than h3 (ferry's old ferry/1 included) fails against a tunnel
 // listener exactly as against quic-go's HTTP/3 server.
 func TestQUICOtherALPN(t *testing.T) {
-	ref := listenH3(t, http.NotFoundHandler(), nil)
+	ref := probe.H3Server(t, http.NotFoundHandler(), nil)
 	ln := listenQUICTunnel(t, transportEnd(true), nil)
 	dial := func(addr, alpn string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -156,7 +130,7 @@ func dialH3Raw(t *testing.T, ctx context.Context, addr string) *quic.Conn {
 // ended after the frame, is reset with H3_REQUEST_INCOMPLETE, and a request
 // on the same connection gets the decoy.
 func TestQUICWrongProof(t *testing.T) {
-	ref := listenH3(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "decoy") }), nil)
+	ref := probe.H3Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "decoy") }), nil)
 	ln := listenQUICTunnel(t, transportEnd(true), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "decoy") }))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -233,7 +207,7 @@ func httpRequest(t *testing.T, ctx context.Context, url string) *http.Request {
 // server closes it (H3_FRAME_UNEXPECTED), and that a stranger whose first
 // stream stays silent still has its second stream served at once.
 func TestQUICFirstFrameUnexpected(t *testing.T) {
-	ref := listenH3(t, http.NotFoundHandler(), nil)
+	ref := probe.H3Server(t, http.NotFoundHandler(), nil)
 	ln := listenQUICTunnel(t, transportEnd(true), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -283,20 +257,8 @@ func TestQUICReverse(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	accepted := make(chan Session, 1)
-	go func() {
-		s, _ := ln.Accept(ctx)
-		accepted <- s
-	}()
-	origin, err := d.Dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	origin, edge := dialAccept(t, ctx, ln, d)
 	defer origin.Close()
-	edge := <-accepted
-	if edge == nil {
-		t.Fatal("no session accepted")
-	}
 	defer edge.Close()
 	carries(t, ctx, edge, origin)
 	if code, _ := h3Get(t, ln.Addr().String(), "/"); code != http.StatusOK {
@@ -484,7 +446,7 @@ func TestQUICTransportParameters(t *testing.T) {
 		conn.CloseWithError(0, "")
 		return shown.visible(t)
 	}
-	h3Server := visible(listenH3(t, http.NotFoundHandler(), nil))
+	h3Server := visible(probe.H3Server(t, http.NotFoundHandler(), nil))
 	for _, origin := range []bool{false, true} {
 		got, want := visible(listenQUICTunnel(t, transportEnd(origin), nil).Addr().String()), h3Server
 		if origin {
@@ -567,20 +529,8 @@ func TestQUICDeadPathGivenUp(t *testing.T) {
 	relay := startUDPRelay(t, ln.Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	accepted := make(chan Session, 1)
-	go func() {
-		s, _ := ln.Accept(ctx)
-		accepted <- s
-	}()
-	edge, err := newQUICDialer(URL{Scheme: "quic", Host: relay.pc.LocalAddr().String()}, end(false)).Dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	edge, origin := dialAccept(t, ctx, ln, newQUICDialer(URL{Scheme: "quic", Host: relay.pc.LocalAddr().String()}, end(false)))
 	defer edge.Close()
-	origin := <-accepted
-	if origin == nil {
-		t.Fatal("no session accepted")
-	}
 	defer origin.Close()
 	carries(t, ctx, edge, origin)
 	relay.cut.Store(true)

@@ -158,21 +158,28 @@ func connect(t *testing.T, ctx context.Context, ln Listener, rawURL string) (edg
 	if err != nil {
 		t.Fatal(err)
 	}
-	accepted := make(chan Session, 1)
+	return dialAccept(t, ctx, ln, d)
+}
+
+// dialAccept dials d while ln accepts, and returns the two ends of the
+// session, for the caller to close.
+func dialAccept(t *testing.T, ctx context.Context, ln Listener, d Dialer) (dialed, accepted Session) {
+	t.Helper()
+	got := make(chan Session, 1)
 	go func() {
 		s, _ := ln.Accept(ctx)
-		accepted <- s
+		got <- s
 	}()
-	edge, err = d.Dial(ctx)
+	dialed, err := d.Dial(ctx)
 	if err != nil {
-		t.Fatalf("dial %s: %v", rawURL, err)
+		t.Fatalf("dial: %v", err)
 	}
-	origin = <-accepted
-	if origin == nil {
-		edge.Close()
+	accepted = <-got
+	if accepted == nil {
+		dialed.Close()
 		t.Fatal("no session accepted")
 	}
-	return edge, origin
+	return dialed, accepted
 }
 
 // carries checks that a stream opened on edge carries bytes and a FIN to

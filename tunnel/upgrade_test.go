@@ -316,20 +316,8 @@ func TestTLSClientSeam(t *testing.T) {
 	d := newWSDialerTLS(u, transportEnd(false), rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	accepted := make(chan Session, 1)
-	go func() {
-		s, _ := ln.Accept(ctx)
-		accepted <- s
-	}()
-	edge, err := d.Dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	edge, origin := dialAccept(t, ctx, ln, d)
 	defer edge.Close()
-	origin := <-accepted
-	if origin == nil {
-		t.Fatal("no session accepted")
-	}
 	defer origin.Close()
 	carries(t, ctx, edge, origin)
 	rec.mu.Lock()

@@ -20,7 +20,6 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
-	"github.com/ferryproxy/ferry/cert"
 	"github.com/ferryproxy/ferry/internal/fake"
 	"github.com/ferryproxy/ferry/internal/probe"
 	"github.com/ferryproxy/ferry/tunnel"
@@ -108,7 +107,7 @@ func proberInNamespace(t *testing.T) {
 		"ferry edge starting", "edge")
 	edg.waitFor(t, "tunnel up")
 	edg.discardLines()
-	ref := referenceH3(t)
+	ref := probe.H3Server(t, http.NotFoundHandler(), nil)
 
 	// Strangers come from clientIP, over TCP and UDP.
 	h1 := &http.Transport{DialContext: clientDialer.DialContext, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
@@ -305,31 +304,6 @@ func tlsALPN(t *testing.T, addr, alpn string) seen {
 		return seen("error: " + err.Error())
 	}
 	return seen("handshake, ALPN " + tc.ConnectionState().NegotiatedProtocol)
-}
-
-// referenceH3 starts quic-go's own HTTP/3 server on loopback, which every
-// QUIC row must not be told from, and returns its address.
-func referenceH3(t *testing.T) string {
-	crt, err := cert.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http3.Server{Handler: http.NotFoundHandler(), TLSConfig: &tls.Config{Certificates: []tls.Certificate{crt}}}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(pc)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-		pc.Close()
-	})
-	return pc.LocalAddr().String()
 }
 
 // udpStranger is a QUIC client on a UDP socket of clientIP.
