@@ -50,7 +50,7 @@ type Options struct {
 
 // Full is a full run; Quick one for tests, in seconds.
 var (
-	Full  = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 1 << 30, Setups: 2000, Idle: []int{1000, 5000, 15000}, LongBytes: 256 << 20, Strangers: 1000, Sessions: 40, Limit: time.Minute}
+	Full  = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 1 << 30, Setups: 2000, Idle: []int{1000, 5000, 15000}, LongBytes: 256 << 20, Strangers: 1000, Sessions: 200, Limit: time.Minute}
 	Quick = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 16 << 20, Setups: 100, Idle: []int{50, 200}, LongBytes: 8 << 20, Strangers: 30, Sessions: 5, Limit: 10 * time.Second}
 )
 

@@ -65,7 +65,7 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	only := fs.String("only", "", "measure only these parts, comma-separated: "+strings.Join(bench.Parts, ", "))
 	transports := fs.String("transports", "", "tunnel transports to measure, comma-separated (default ws,wss,quic)")
 	previous := fs.String("previous", "", "another ferry binary (the previous release) whose tunnels are measured in the same run, beside this one's")
-	sessions := fs.Int("sessions", 0, "tunnel session setups per transport and binary in the sessions part (default 40, 5 with -quick)")
+	sessions := fs.Int("sessions", 0, "tunnel session setups per transport and binary in the sessions part (default 200, 5 with -quick)")
 	const form = "ferry-bench [-quick] [-json FILE] [-ferry PATH] [-previous PATH] [-only PART,...] [-transports ws,...] [-sessions N]"
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *sessions < 0 {
 		return fmt.Errorf("%w %q (want %s)", errUsage, args, form)
