@@ -39,6 +39,7 @@ type Options struct {
 	Idle       []int    // idle connections held, cumulative steps
 	LongBytes  int64    // bytes per direction across the 100 ms link
 	Strangers  int      // strangers' QUIC handshakes per measurement
+	Sessions   int      // tunnel session setups per transport and binary
 	// Only names the parts to measure (Parts); empty means all.
 	Only []string
 	// Limit bounds one transfer: a stalled path fails its figure, not the
@@ -49,12 +50,12 @@ type Options struct {
 
 // Full is a full run; Quick one for tests, in seconds.
 var (
-	Full  = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 1 << 30, Setups: 2000, Idle: []int{1000, 5000, 15000}, LongBytes: 256 << 20, Strangers: 1000, Limit: time.Minute}
-	Quick = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 16 << 20, Setups: 100, Idle: []int{50, 200}, LongBytes: 8 << 20, Strangers: 30, Limit: 10 * time.Second}
+	Full  = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 1 << 30, Setups: 2000, Idle: []int{1000, 5000, 15000}, LongBytes: 256 << 20, Strangers: 1000, Sessions: 200, Limit: time.Minute}
+	Quick = Options{Transports: []string{"ws", "wss", "quic"}, Bytes: 16 << 20, Setups: 100, Idle: []int{50, 200}, LongBytes: 8 << 20, Strangers: 30, Sessions: 5, Limit: 10 * time.Second}
 )
 
 // Parts are what Options.Only may name.
-var Parts = []string{"paths", "idle", "long", "iperf3", "nonreaders", "strangers"}
+var Parts = []string{"paths", "sessions", "idle", "long", "iperf3", "nonreaders", "strangers"}
 
 func (o Options) runs(part string) bool {
 	return len(o.Only) == 0 || slices.Contains(o.Only, part)
@@ -77,6 +78,7 @@ type Report struct {
 	IPerf3Note string       `json:"iperf3_note,omitempty"`
 	NonReaders []NonReaders `json:"non_readers,omitempty"`
 	Strangers  []Strangers  `json:"strangers,omitempty"`
+	Sessions   []Sessions   `json:"sessions,omitempty"`
 }
 
 // Path holds one path's throughput (MB/s), setup latency and CPU cost.
@@ -182,6 +184,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("%s: %w", p.name, err)
 		}
 		r.Paths = append(r.Paths, res)
+	}
+	if o.runs("sessions") {
+		fmt.Fprintf(o.Progress, "%d tunnel session setups over each transport, a fresh edge each\n", o.Sessions)
+		var err error
+		if r.Sessions, err = measureSessions(ctx, o); err != nil {
+			return nil, fmt.Errorf("sessions: %w", err)
+		}
 	}
 	// Most clients come to port 443 with TLS, whose state the edge keeps
 	// for each; one transport shows what that costs.

@@ -342,6 +342,9 @@ func (r *Report) Write(w io.Writer) {
 	if len(r.Paths) > 0 {
 		r.writePaths(w, direct, hop, ratio)
 	}
+	if len(r.Sessions) > 0 {
+		r.writeSessions(w)
+	}
 	if len(r.Idle) > 0 {
 		fmt.Fprintf(w, "\nidle clients, over             %-10s %-12s %-12s %-12s %-12s %-14s %s\n", "conns", "edge RSS", "origin RSS", "edge KiB/c", "origin KiB/c", "edge gor/c", "origin gor/c")
 		for _, i := range r.Idle {

@@ -4,7 +4,7 @@
 // the figures, and writes them as JSON. It is a command of its own, so that
 // the ferry binary operators run carries none of it.
 //
-//	go build -o bin/ ./cmd/... && bin/ferry-bench [-quick] [-json FILE] [-ferry PATH] [-only PART,...] [-transports ws,...]
+//	go build -o bin/ ./cmd/... && bin/ferry-bench [-quick] [-json FILE] [-ferry PATH] [-previous PATH] [-only PART,...] [-transports ws,...] [-sessions N]
 package main
 
 import (
@@ -65,8 +65,9 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	only := fs.String("only", "", "measure only these parts, comma-separated: "+strings.Join(bench.Parts, ", "))
 	transports := fs.String("transports", "", "tunnel transports to measure, comma-separated (default ws,wss,quic)")
 	previous := fs.String("previous", "", "another ferry binary (the previous release) whose tunnels are measured in the same run, beside this one's")
-	const form = "ferry-bench [-quick] [-json FILE] [-ferry PATH] [-previous PATH] [-only PART,...] [-transports ws,...]"
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+	sessions := fs.Int("sessions", 0, "tunnel session setups per transport and binary in the sessions part (default 200, 5 with -quick)")
+	const form = "ferry-bench [-quick] [-json FILE] [-ferry PATH] [-previous PATH] [-only PART,...] [-transports ws,...] [-sessions N]"
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *sessions < 0 {
 		return fmt.Errorf("%w %q (want %s)", errUsage, args, form)
 	}
 	var parts []string
@@ -98,6 +99,9 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		o = bench.Quick
 	}
 	o.Ferry, o.Self, o.Progress, o.Only, o.Previous = bin, self, stderr, parts, *previous
+	if *sessions > 0 {
+		o.Sessions = *sessions
+	}
 	if *previous != "" {
 		if fi, err := os.Stat(*previous); err != nil || fi.IsDir() {
 			return fmt.Errorf("%w: -previous %q is no ferry binary (want the path of one)", errUsage, *previous)
