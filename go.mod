@@ -1,4 +1,4 @@
-module github.com/ferryproxy/ferry
+module ferry
 
 go 1.26.8
 

@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ferryproxy/ferry/link"
-	"github.com/ferryproxy/ferry/metrics"
+	"ferry/link"
+	"ferry/metrics"
 )
 
 // Server is an admin endpoint.

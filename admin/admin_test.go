@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/metrics"
+	"ferry/metrics"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/tunnel"
 )
 
 // Options choose what a run measures.

@@ -18,8 +18,8 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/decoy"
+	"ferry/cert"
+	"ferry/decoy"
 )
 
 // Strangers is the CPU a QUIC listener spends on strangers: handshakes one

@@ -26,8 +26,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/internal/pebble"
+	"ferry/internal/fake"
+	"ferry/internal/pebble"
 )
 
 // edgeSide stands for the edge's listeners on 127.0.0.1: a TLS one whose

@@ -22,9 +22,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/check"
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/cert"
+	"ferry/check"
+	"ferry/internal/fake"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -24,7 +24,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/ferryproxy/ferry/internal/redact"
+	"ferry/internal/redact"
 )
 
 // Error is a configuration error. It names the variable and the form a value

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferryproxy/ferry/internal/redact"
+	"ferry/internal/redact"
 )
 
 // The secrets the cases below hide in URLs, which no error or start line

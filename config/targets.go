@@ -8,9 +8,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ferryproxy/ferry/internal/hostport"
-	"github.com/ferryproxy/ferry/internal/redact"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/internal/hostport"
+	"ferry/internal/redact"
+	"ferry/tunnel"
 )
 
 // Targets is FERRY_ORIGIN_TARGETS parsed: the routes by name.

@@ -16,10 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/hostport"
-	"github.com/ferryproxy/ferry/internal/redact"
-	"github.com/ferryproxy/ferry/memlimit"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/internal/hostport"
+	"ferry/internal/redact"
+	"ferry/memlimit"
+	"ferry/tunnel"
 )
 
 // Secret is the shared secret. It never prints itself.

@@ -19,8 +19,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/internal/probe"
+	"ferry/cert"
+	"ferry/internal/probe"
 )
 
 // The nginx comparison: one corpus of raw requests (internal/probe) sent to

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/cert"
+	"ferry/cert"
 )
 
 // TestSplitTLS: a connection that chose h2 comes out of the HTTP/2

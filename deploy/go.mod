@@ -1,4 +1,4 @@
-module github.com/ferryproxy/ferry/deploy
+module ferry/deploy
 
 go 1.26.8
 

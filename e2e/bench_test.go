@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/internal/fake"
 )
 
 // benchPaths runs f against a direct connection to the server and through

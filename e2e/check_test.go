@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/check"
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/check"
+	"ferry/edge"
+	"ferry/internal/fake"
 )
 
 // TestCheck runs `ferry check`'s checker against an edge and origin: chat

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/tunneltest"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/internal/tunneltest"
+	"ferry/tunnel"
 )
 
 // sessionPair runs a tunnel session between an edge and an origin end over

@@ -3,9 +3,9 @@ package e2e
 import (
 	"testing"
 
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/pool"
+	"ferry/edge"
+	"ferry/internal/fake"
+	"ferry/pool"
 )
 
 // TestOriginDrain checks that a draining origin lets a running client

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/internal/fake"
 )
 
 // TestBytesIntact sends data through edge and origin to an echo server and

@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/pool"
+	"ferry/edge"
+	"ferry/internal/fake"
+	"ferry/pool"
 )
 
 // TestFaults puts toxiproxy between edge and origin and injects, one after

@@ -13,13 +13,13 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/origin"
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
-	"github.com/ferryproxy/ferry/upstream"
+	"ferry/cert"
+	"ferry/config"
+	"ferry/edge"
+	"ferry/origin"
+	"ferry/pool"
+	"ferry/tunnel"
+	"ferry/upstream"
 )
 
 func TestMain(m *testing.M) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/logcheck"
+	"ferry/internal/logcheck"
 )
 
 // clientIP is the address the tests' clients (and strangers) dial from:

@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/edge"
+	"ferry/internal/fake"
+	"ferry/pool"
+	"ferry/tunnel"
 )
 
 // keptDialer hands each session it dials to the test as well.

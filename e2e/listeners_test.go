@@ -13,10 +13,10 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/upstream"
+	"ferry/cert"
+	"ferry/edge"
+	"ferry/internal/fake"
+	"ferry/upstream"
 )
 
 // TestTLSListener checks that a TLS client, with TLS 1.2 or 1.3, reaches the

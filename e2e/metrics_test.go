@@ -8,13 +8,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/metrics"
-	"github.com/ferryproxy/ferry/origin"
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
-	"github.com/ferryproxy/ferry/upstream"
+	"ferry/edge"
+	"ferry/internal/fake"
+	"ferry/metrics"
+	"ferry/origin"
+	"ferry/pool"
+	"ferry/tunnel"
+	"ferry/upstream"
 )
 
 // metricValue is the value of the series of name with (at least) labels in

@@ -17,12 +17,12 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
-	"github.com/ferryproxy/ferry/upstream"
+	"ferry/cert"
+	"ferry/edge"
+	"ferry/internal/fake"
+	"ferry/pool"
+	"ferry/tunnel"
+	"ferry/upstream"
 )
 
 // mitmTLS is a man in the middle with its own certificate: it ends the

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/internal/tunneltest"
-	"github.com/ferryproxy/ferry/pool"
+	"ferry/edge"
+	"ferry/internal/fake"
+	"ferry/internal/tunneltest"
+	"ferry/pool"
 )
 
 type usage struct {

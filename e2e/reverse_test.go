@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
-	"github.com/ferryproxy/ferry/upstream"
+	"ferry/edge"
+	"ferry/internal/fake"
+	"ferry/pool"
+	"ferry/tunnel"
+	"ferry/upstream"
 )
 
 // startReverse runs an edge that listens for tunnels on scheme, with a

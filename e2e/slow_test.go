@@ -5,9 +5,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ferryproxy/ferry/edge"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/pool"
+	"ferry/edge"
+	"ferry/internal/fake"
+	"ferry/pool"
 )
 
 // TestSlowConsumer checks that a client that stops reading does not slow

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/relay"
+	"ferry/internal/fake"
+	"ferry/relay"
 )
 
 // TestStalledUploadEnds checks, over every transport, that an upload to a

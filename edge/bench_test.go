@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/check"
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/check"
+	"ferry/internal/fake"
 )
 
 // BenchmarkClassify is the CPU that first-byte routing costs a connection:

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/internal/fake"
 )
 
 var openingNative, openingWeb = fake.OpeningNative, fake.OpeningWeb

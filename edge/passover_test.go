@@ -9,9 +9,9 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/tunneltest"
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/internal/tunneltest"
+	"ferry/pool"
+	"ferry/tunnel"
 )
 
 // runTunnels runs tun until the test ends, and returns the context of its

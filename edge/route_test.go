@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/internal/scan"
-	"github.com/ferryproxy/ferry/internal/tunneltest"
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/config"
+	"ferry/internal/scan"
+	"ferry/internal/tunneltest"
+	"ferry/pool"
+	"ferry/tunnel"
 )
 
 // TestWhatsAppOpenings checks that WhatsApp's chat openings reach the

@@ -22,12 +22,12 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/decoy"
-	"github.com/ferryproxy/ferry/internal/redact"
-	"github.com/ferryproxy/ferry/metrics"
-	"github.com/ferryproxy/ferry/relay"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/config"
+	"ferry/decoy"
+	"ferry/internal/redact"
+	"ferry/metrics"
+	"ferry/relay"
+	"ferry/tunnel"
 )
 
 // Listener is a client listener and the route its connections take.

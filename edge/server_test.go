@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/internal/fake"
 )
 
 // TestNoClientIPsInLogs checks that, even at debug level, no log line holds

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/ferryproxy/ferry/decoy"
+	"ferry/decoy"
 )
 
 // site serves the edge's web site on connections that the first-byte

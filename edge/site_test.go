@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/decoy"
-	"github.com/ferryproxy/ferry/internal/scan"
+	"ferry/cert"
+	"ferry/decoy"
+	"ferry/internal/scan"
 )
 
 // testSite is a directory with an index page, as an operator's

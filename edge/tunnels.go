@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/pool"
+	"ferry/tunnel"
 )
 
 // DefaultWait is how long a client may wait to be connected: for a session

@@ -8,9 +8,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/internal/tunneltest"
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/internal/tunneltest"
+	"ferry/pool"
+	"ferry/tunnel"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

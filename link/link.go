@@ -11,7 +11,7 @@ import (
 
 	"rsc.io/qr"
 
-	"github.com/ferryproxy/ferry/config"
+	"ferry/config"
 )
 
 // Ports are what the WhatsApp app needs besides the host.

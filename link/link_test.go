@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferryproxy/ferry/config"
+	"ferry/config"
 )
 
 func listeners(t *testing.T, spec string) []config.Listener {

@@ -21,7 +21,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ferryproxy/ferry/internal/redact"
+	"ferry/internal/redact"
 )
 
 // Share is the part of the available memory the default limit takes: the

@@ -14,12 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/redact"
-	"github.com/ferryproxy/ferry/metrics"
-	"github.com/ferryproxy/ferry/pool"
-	"github.com/ferryproxy/ferry/relay"
-	"github.com/ferryproxy/ferry/tunnel"
-	"github.com/ferryproxy/ferry/upstream"
+	"ferry/internal/redact"
+	"ferry/metrics"
+	"ferry/pool"
+	"ferry/relay"
+	"ferry/tunnel"
+	"ferry/upstream"
 )
 
 // HeaderTimeout bounds the wait for a stream's header.

@@ -13,9 +13,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/tunnel"
-	"github.com/ferryproxy/ferry/upstream"
+	"ferry/config"
+	"ferry/tunnel"
+	"ferry/upstream"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -13,11 +13,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/internal/tunneltest"
-	"github.com/ferryproxy/ferry/tunnel"
-	"github.com/ferryproxy/ferry/upstream"
+	"ferry/config"
+	"ferry/internal/fake"
+	"ferry/internal/tunneltest"
+	"ferry/tunnel"
+	"ferry/upstream"
 )
 
 // The routes of these tests: chat dials one address, media a pattern's

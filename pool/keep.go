@@ -11,8 +11,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/ferryproxy/ferry/metrics"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/metrics"
+	"ferry/tunnel"
 )
 
 // Peer is a peer that sessions are dialled to: an edge's origin, or in

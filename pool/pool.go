@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferryproxy/ferry/metrics"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/metrics"
+	"ferry/tunnel"
 )
 
 // Pool keeps Size sessions up to each of Peers, takes the sessions of peers

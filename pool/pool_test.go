@@ -9,8 +9,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/internal/tunneltest"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/internal/tunneltest"
+	"ferry/tunnel"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/cert"
+	"ferry/cert"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -21,9 +21,9 @@ import (
 	"github.com/quic-go/quic-go/qlog"
 	"github.com/quic-go/quic-go/qlogwriter"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/decoy"
-	"github.com/ferryproxy/ferry/internal/probe"
+	"ferry/cert"
+	"ferry/decoy"
+	"ferry/internal/probe"
 )
 
 // listenQUICTunnel starts a QUIC tunnel listener with decoy (nil: the

@@ -17,7 +17,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/quic-go/quicvarint"
 
-	"github.com/ferryproxy/ferry/decoy"
+	"ferry/decoy"
 )
 
 // QUICListener accepts QUIC sessions: an origin's from edges, or in reverse

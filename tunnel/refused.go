@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/redact"
+	"ferry/internal/redact"
 )
 
 // RefusedEvery is how often at most a listener logs at info how many

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferryproxy/ferry/decoy"
+	"ferry/decoy"
 )
 
 // An edge proves that it knows the shared secret with a token in a cookie

@@ -6,8 +6,8 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/decoy"
+	"ferry/cert"
+	"ferry/decoy"
 )
 
 // This file is the one place where a URL's scheme picks its transport:

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/cert"
+	"ferry/cert"
 )
 
 // hello is what a test server saw of a ClientHello.

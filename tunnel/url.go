@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/ferryproxy/ferry/internal/hostport"
-	"github.com/ferryproxy/ferry/internal/redact"
+	"ferry/internal/hostport"
+	"ferry/internal/redact"
 )
 
 // URL is where a tunnel runs: a listener's address, or a peer to dial (an

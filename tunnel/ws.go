@@ -19,8 +19,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/ferryproxy/ferry/decoy"
-	"github.com/ferryproxy/ferry/internal/redact"
+	"ferry/decoy"
+	"ferry/internal/redact"
 )
 
 // HandshakeTimeout bounds a tunnel's setup: TCP or QUIC, TLS, the upgrade

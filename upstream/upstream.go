@@ -16,9 +16,9 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/metrics"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/config"
+	"ferry/metrics"
+	"ferry/tunnel"
 )
 
 // DialTimeout bounds the dial of one alternative, as the official proxy's

@@ -18,8 +18,8 @@ import (
 	"github.com/pires/go-proxyproto"
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/metrics"
+	"ferry/config"
+	"ferry/metrics"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -21,7 +21,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ferryproxy/ferry/bench"
+	"ferry/bench"
 )
 
 func main() {

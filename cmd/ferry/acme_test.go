@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/internal/pebble"
+	"ferry/internal/fake"
+	"ferry/internal/pebble"
 )
 
 // TestACMEBinary runs `ferry standalone` (the edge's client listeners) with

@@ -14,8 +14,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/cert"
+	"ferry/tunnel"
 )
 
 // TestTunnelCertificatesApart checks that self-signed wss and quic

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferryproxy/ferry/check"
-	"github.com/ferryproxy/ferry/config"
+	"ferry/check"
+	"ferry/config"
 )
 
 // errChatFails ends `ferry check` with exit status 1; the table has said why.

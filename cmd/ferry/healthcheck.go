@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ferryproxy/ferry/config"
+	"ferry/config"
 )
 
 // runHealthcheck asks the admin endpoint of FERRY_ADMIN, on this machine,

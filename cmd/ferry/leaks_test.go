@@ -13,9 +13,9 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/internal/logcheck"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/internal/fake"
+	"ferry/internal/logcheck"
+	"ferry/tunnel"
 )
 
 // What no line of a ferry process's log may hold, at any level: the

@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/link"
+	"ferry/config"
+	"ferry/link"
 )
 
 // runLink prints the share link of the edge at host, with the ports of

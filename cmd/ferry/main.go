@@ -15,7 +15,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/ferryproxy/ferry/config"
+	"ferry/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -18,9 +18,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/config"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/config"
+	"ferry/internal/fake"
+	"ferry/tunnel"
 )
 
 // binDir holds the binary that the tests which run one build once.

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/internal/fake"
+	"ferry/tunnel"
 )
 
 // The media test runs edge and origin in a network namespace of its own:

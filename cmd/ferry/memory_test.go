@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/internal/fake"
 )
 
 // TestNonReaderWavesRSS runs the binary: three waves of 100 clients of a

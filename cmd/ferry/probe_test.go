@@ -20,9 +20,9 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/internal/probe"
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/internal/fake"
+	"ferry/internal/probe"
+	"ferry/tunnel"
 )
 
 // TestProber is a censor's prober in a table: one exchange per row, over

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/cert"
-	"github.com/ferryproxy/ferry/decoy"
-	"github.com/ferryproxy/ferry/internal/fake"
-	"github.com/ferryproxy/ferry/internal/scan"
+	"ferry/cert"
+	"ferry/decoy"
+	"ferry/internal/fake"
+	"ferry/internal/scan"
 )
 
 // siteDir is a web site's directory, as an operator's FERRY_EDGE_DECOY.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/internal/fake"
 )
 
 // The trust test runs edge and origin in a network namespace of its own,

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ferryproxy/ferry/check"
+	"ferry/check"
 )
 
 // Server is a TCP server on 127.0.0.1 that runs handle for each connection

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ferryproxy/ferry/internal/redact"
+	"ferry/internal/redact"
 )
 
 // Check checks HOST:PORT; emptyHost allows ":PORT", for listeners.

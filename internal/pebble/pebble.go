@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryproxy/ferry/internal/fake"
+	"ferry/internal/fake"
 )
 
 // Server is a Pebble run by one test. Its own HTTPS listener (the

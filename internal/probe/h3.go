@@ -9,7 +9,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
-	"github.com/ferryproxy/ferry/cert"
+	"ferry/cert"
 )
 
 // H3Server starts quic-go's own HTTP/3 server with handler (and qc, nil for

@@ -5,7 +5,7 @@ import (
 	"net"
 	"sync"
 
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/tunnel"
 )
 
 // Listener is a tunnel.Listener whose sessions are Pairs that Connect

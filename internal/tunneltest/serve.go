@@ -5,7 +5,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/tunnel"
 )
 
 // Serve accepts s's streams until s ends, and runs handle on each on a

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/tunnel"
 )
 
 // Options set up a session pair. The zero value holds the defaults.

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/tunnel"
 )
 
 // DefaultBuffer is how many bytes each direction of a stream holds unread

@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryproxy/ferry/tunnel"
+	"ferry/tunnel"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
