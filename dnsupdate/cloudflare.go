@@ -1,0 +1,3 @@
+package dnsupdate
+
+func newCloudflare(getenv func(string) string) (Updater, error) { return nil, nil }
