@@ -1,0 +1,198 @@
+package dnsupdate
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// named is a BIND run by one test on loopback, authoritative for
+// testZone, whose update-policy lets testKey change any name in it and
+// lets idleKey (known, valid) change nothing.
+type named struct {
+	addr       string // 127.0.0.1:PORT, UDP and TCP
+	keyFile    string // testKey's file, as tsig-keygen writes it
+	secret     string // testKey's secret
+	idleKey    string // idleKey's NAME:ALGORITHM:SECRET
+	idleSecret string
+}
+
+const (
+	testZone = "example.test."
+	testName = "edge.example.test."
+	testKey  = "ferry-test"
+	idleKey  = "ferry-idle"
+)
+
+// startNamed runs named in the foreground with a temp directory of its own
+// and stops it by its pid when the test ends. It skips the test when named
+// is not installed, or fails it when CI is set: CI installs bind9.
+func startNamed(t testing.TB) *named {
+	t.Helper()
+	bin, err := exec.LookPath("named")
+	if err != nil {
+		bin = "/usr/sbin/named" // not on a user's PATH on Debian
+		if _, err := os.Stat(bin); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("named is not installed; CI installs it (Debian: apt-get install bind9)")
+			}
+			t.Skip("named is not installed (Debian: apt-get install bind9); CI installs it")
+		}
+	}
+	n := &named{secret: randomSecret(t), idleSecret: randomSecret(t)}
+	n.idleKey = idleKey + ":hmac-sha256:" + n.idleSecret
+	// A port found free may be taken before named binds it; named then
+	// exits, and another port is tried.
+	for range 3 {
+		if n.start(t, bin) {
+			return n
+		}
+	}
+	t.Fatal("named did not start on three ports in a row")
+	return nil
+}
+
+func randomSecret(t testing.TB) string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func (n *named) start(t testing.TB, bin string) bool {
+	t.Helper()
+	dir := t.TempDir()
+	port := freeUDPTCPPort(t)
+	n.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	n.keyFile = filepath.Join(dir, "ferry-test.key")
+	key := fmt.Sprintf("key %q {\n\talgorithm hmac-sha256;\n\tsecret %q;\n};\n", testKey, n.secret)
+	conf := fmt.Sprintf(`options {
+	directory %[1]q;
+	pid-file "%[1]s/named.pid";
+	session-keyfile "%[1]s/session.key";
+	managed-keys-directory %[1]q;
+	listen-on port %[2]d { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion no;
+	notify no;
+	dnssec-validation no;
+};
+controls { };
+include %[3]q;
+key %[4]q { algorithm hmac-sha256; secret %[5]q; };
+zone "example.test" {
+	type primary;
+	file "%[1]s/example.test.db";
+	update-policy {
+		grant %[6]q zonesub ANY;
+	};
+};
+`, dir, port, n.keyFile, idleKey, n.idleSecret, testKey)
+	zone := `$TTL 300
+@	IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300
+@	IN NS ns.example.test.
+ns	IN A 127.0.0.1
+edge	IN A 192.0.2.1
+edge	IN AAAA 2001:db8::1
+other	IN A 192.0.2.99
+`
+	for name, data := range map[string]string{"named.conf": conf, "ferry-test.key": key, "example.test.db": zone} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"-g", "-4", "-n", "1", "-c", filepath.Join(dir, "named.conf")}
+	if os.Geteuid() == 0 {
+		// As root, named would change to the bind user, who cannot read
+		// the test's temp directory.
+		args = append(args, "-u", "root")
+	}
+	cmd := exec.Command(bin, args...)
+	out := &readyWriter{ready: make(chan struct{}), marker: []byte("running\n")}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	select {
+	case <-out.ready:
+	case <-exited:
+		if strings.Contains(out.String(), "address in use") {
+			t.Logf("named: port %d taken, trying another", port)
+			return false
+		}
+		t.Fatalf("named exited:\n%s", out.String())
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("named is not running after 30s:\n%s", out.String())
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("named's output:\n%s", out.String())
+		}
+	})
+	return true
+}
+
+// freeUDPTCPPort returns a loopback port free for both UDP and TCP now.
+func freeUDPTCPPort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
+}
+
+// readyWriter keeps named's output and closes ready once a line ends in
+// marker ("running", which named -g logs once every zone is loaded and it
+// listens).
+type readyWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker []byte
+	ready  chan struct{}
+	closed bool
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.closed && bytes.Contains(w.buf.Bytes(), w.marker) {
+		w.closed = true
+		close(w.ready)
+	}
+	return len(p), nil
+}
+
+func (w *readyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
