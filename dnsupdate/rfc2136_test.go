@@ -116,10 +116,10 @@ func TestRFC2136Refused(t *testing.T) {
 	for _, tc := range []struct {
 		name, tsig, want string
 	}{
-		{"wrong secret", testKey + ":hmac-sha256:" + wrong, "the server refused the TSIG key ferry-test. (hmac-sha256): wrong secret or algorithm?"},
-		{"wrong algorithm", testKey + ":hmac-sha512:" + n.secret, "the server refused the TSIG key ferry-test. (hmac-sha512): wrong secret or algorithm?"},
-		{"unknown key", "nobody:hmac-sha256:" + n.secret, "the server refused the TSIG key nobody. (hmac-sha256): wrong secret or algorithm?"},
-		{"key without the right", n.idleKey, "key ferry-idle. (hmac-sha256) is not allowed to update zone example.test."},
+		{"wrong secret", testKey + ":hmac-sha256:" + wrong, "the server refused the TSIG key ferry-test (hmac-sha256): wrong secret or algorithm?"},
+		{"wrong algorithm", testKey + ":hmac-sha512:" + n.secret, "the server refused the TSIG key ferry-test (hmac-sha512): wrong secret or algorithm?"},
+		{"unknown key", "nobody:hmac-sha256:" + n.secret, "the server refused the TSIG key nobody (hmac-sha256): wrong secret or algorithm?"},
+		{"key without the right", n.idleKey, "key ferry-idle (hmac-sha256) is not allowed to update zone example.test."},
 	} {
 		for _, zone := range []string{"", "example.test"} {
 			t.Run(tc.name+" zone="+zone, func(t *testing.T) {

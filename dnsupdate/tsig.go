@@ -18,7 +18,10 @@ type tsigKey struct {
 	secret    string // base64, as miekg/dns takes it
 }
 
-func (k tsigKey) String() string   { return k.name + " (" + strings.TrimSuffix(k.algorithm, ".") + ")" }
+// String names the key as an operator wrote it: "ferry-update (hmac-sha256)".
+func (k tsigKey) String() string {
+	return strings.TrimSuffix(k.name, ".") + " (" + strings.TrimSuffix(k.algorithm, ".") + ")"
+}
 func (k tsigKey) GoString() string { return k.String() }
 
 // algorithms are the TSIG algorithms miekg/dns signs with, by the names
@@ -108,7 +111,7 @@ func parseKeyFile(text string) (tsigKey, error) {
 				break
 			}
 			if i+2 >= len(toks) || toks[i+2].text != ";" || toks[i+2].quoted {
-				return tsigKey{}, fmt.Errorf("want %s VALUE;", clip(toks[i].text))
+				return tsigKey{}, fmt.Errorf("want ; after the value of %s", clip(toks[i].text))
 			}
 			switch toks[i].text {
 			case "algorithm":

@@ -105,8 +105,13 @@ func checkName(name string) (string, error) {
 	if _, ok := dns.IsDomainName(name); !ok {
 		return "", errors.New("is not a domain name")
 	}
-	if strings.ContainsAny(name, " \t\r\n\\\"*;()@$") {
-		return "", errors.New("has characters a host name does not have")
+	// IsDomainName takes any byte in a label (DNS can carry them); a name
+	// to give a zone or a server is letters, digits, - and _ (as in
+	// _acme-challenge) only.
+	if strings.IndexFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) >= 0 {
+		return "", errors.New("has characters other than letters, digits, -, _ and dots")
 	}
 	return dns.CanonicalName(name), nil
 }
