@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -34,7 +35,7 @@ func (u *rfc2136) exchange(ctx context.Context, m *dns.Msg, zone string) (*dns.M
 		case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 			return nil, ctx.Err()
 		case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout(), ctx.Err() != nil:
-			return nil, fmt.Errorf("no answer over %s within %v: is %s the zone's primary, and is its port open to %s?", u.transport, u.timeout, u.server, u.transport)
+			return nil, fmt.Errorf("no answer over %s within %v: is %s the zone's primary, and reachable from here over %s?", u.transport, u.timeout, u.server, strings.ToUpper(u.transport))
 		}
 		return nil, fmt.Errorf("asking over %s: %w", u.transport, err)
 	}

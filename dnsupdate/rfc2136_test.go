@@ -190,9 +190,9 @@ func TestRFC2136Timeout(t *testing.T) {
 }
 
 // BenchmarkPoint measures Point against BIND, from call to verified, and
-// reports it as a ratio to one signed SOA query over TCP to the same
-// server, measured in the same run (Point makes one UPDATE and two
-// queries, and with no zone given one SOA query more).
+// reports it as a ratio to the baseline of one signed SOA query over TCP to
+// the same server, timed in the same run just before (Point makes one
+// UPDATE and two queries, each on a connection of its own).
 func BenchmarkPoint(b *testing.B) {
 	n := startNamed(b)
 	u, err := newRFC2136(env(map[string]string{VarServer: n.addr, VarTSIGFile: n.keyFile, VarZone: "example.test"}))
@@ -200,15 +200,18 @@ func BenchmarkPoint(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	base := testing.Benchmark(func(b *testing.B) {
-		for b.Loop() {
-			m := new(dns.Msg)
-			m.SetQuestion(testZone, dns.TypeSOA)
-			if _, err := u.exchange(ctx, m, ""); err != nil {
-				b.Fatal(err)
-			}
+	// Not testing.Benchmark: called inside a benchmark, it waits for the
+	// lock the running benchmark holds.
+	const baseN = 200
+	start := time.Now()
+	for range baseN {
+		m := new(dns.Msg)
+		m.SetQuestion(testZone, dns.TypeSOA)
+		if _, err := u.exchange(ctx, m, ""); err != nil {
+			b.Fatal(err)
 		}
-	})
+	}
+	base := time.Since(start) / baseN
 	set := [][]netip.Addr{addrs("192.0.2.10", "2001:db8::10"), addrs("192.0.2.11", "2001:db8::11")}
 	i := 0
 	for b.Loop() {
@@ -218,6 +221,6 @@ func BenchmarkPoint(b *testing.B) {
 		i++
 	}
 	per := b.Elapsed() / time.Duration(b.N)
-	b.ReportMetric(float64(per)/float64(base.NsPerOp()), "x_soa_query")
-	b.ReportMetric(float64(base.NsPerOp())/1e6, "soa_query_ms")
+	b.ReportMetric(float64(per)/float64(base), "x_soa_query")
+	b.ReportMetric(float64(base)/1e6, "soa_query_ms")
 }
