@@ -16,14 +16,16 @@ import (
 )
 
 // named is a BIND run by one test on loopback, authoritative for
-// testZone, whose update-policy lets testKey change any name in it and
-// lets idleKey (known, valid) change nothing.
+// testZone, whose update-policy lets testKey change any name in it,
+// edgeKey only testName's A and AAAA records (the README's policy), and
+// idleKey (known, valid) nothing.
 type named struct {
 	addr       string // 127.0.0.1:PORT, UDP and TCP
 	keyFile    string // testKey's file, as tsig-keygen writes it
 	secret     string // testKey's secret
 	idleKey    string // idleKey's NAME:ALGORITHM:SECRET
 	idleSecret string
+	edgeKey    string // edgeKey's NAME:ALGORITHM:SECRET
 }
 
 const (
@@ -31,6 +33,7 @@ const (
 	testName = "edge.example.test."
 	testKey  = "ferry-test"
 	idleKey  = "ferry-idle"
+	edgeKey  = "ferry-edge"
 )
 
 // startNamed runs named in the foreground with a temp directory of its own
@@ -50,6 +53,7 @@ func startNamed(t testing.TB) *named {
 	}
 	n := &named{secret: randomSecret(t), idleSecret: randomSecret(t)}
 	n.idleKey = idleKey + ":hmac-sha256:" + n.idleSecret
+	n.edgeKey = edgeKey + ":hmac-sha512:" + randomSecret(t)
 	// A port found free may be taken before named binds it; named then
 	// exits, and another port is tried.
 	for range 3 {
@@ -88,14 +92,16 @@ func (n *named) start(t testing.TB, bin string) bool {
 controls { };
 include %[3]q;
 key %[4]q { algorithm hmac-sha256; secret %[5]q; };
+key %[7]q { algorithm hmac-sha512; secret %[8]q; };
 zone "example.test" {
 	type primary;
 	file "%[1]s/example.test.db";
 	update-policy {
 		grant %[6]q zonesub ANY;
+		grant %[7]q name %[9]s A AAAA;
 	};
 };
-`, dir, port, n.keyFile, idleKey, n.idleSecret, testKey)
+`, dir, port, n.keyFile, idleKey, n.idleSecret, testKey, edgeKey, strings.SplitN(n.edgeKey, ":", 3)[2], testName)
 	zone := `$TTL 300
 @	IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300
 @	IN NS ns.example.test.

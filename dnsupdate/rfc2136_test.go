@@ -146,6 +146,26 @@ func TestRFC2136Refused(t *testing.T) {
 	}
 }
 
+// TestRFC2136NamePolicy checks the README's update-policy, a key that may
+// change only the edge's name, A and AAAA: the update (which deletes and
+// adds both sets) passes, another name is refused.
+func TestRFC2136NamePolicy(t *testing.T) {
+	n := startNamed(t)
+	u, err := New("rfc2136", env(map[string]string{VarServer: n.addr, VarTSIG: n.edgeKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Point(t.Context(), testName, addrs("192.0.2.30", "2001:db8::30"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	wantRecords(t, n.addr, testName, 60, addrs("192.0.2.30"), addrs("2001:db8::30"))
+	err = u.Point(t.Context(), "other.example.test", addrs("192.0.2.31"), time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "key ferry-edge (hmac-sha512) is not allowed to update zone example.test.") {
+		t.Errorf("Point on another name = %v, want REFUSED in words", err)
+	}
+	wantRecords(t, n.addr, "other.example.test.", 300, addrs("192.0.2.99"), nil)
+}
+
 func TestRFC2136NotInZone(t *testing.T) {
 	n := startNamed(t)
 	u, err := New("rfc2136", env(map[string]string{VarServer: n.addr, VarTSIGFile: n.keyFile, VarZone: "example.test"}))
