@@ -30,6 +30,8 @@ Usage:
   ferry check HOST    test the proxy at HOST from outside, as the app would; exit 0 only if chat works
                       (-chat 443/tls,80,5222 -media 587 -timeout 10s)
   ferry link HOST     print the wa.me share link of the edge at HOST, and its QR code
+  ferry deploy edge|origin [-i KEY] [-env FILE] [-binary FILE] [-dns PROVIDER] [-replace OLDHOST] USER@HOST[:PORT]
+                      install or upgrade ferry on a host over SSH (systemd), check it, print the share link
   ferry healthcheck   ask this machine's ferry (at FERRY_ADMIN) whether it works; -ready: whether it is ready
   ferry version       print the version
   ferry help [ROLE]   list the environment variables, with forms and defaults
@@ -76,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runLink(rest, stdout)
 	case "check":
 		err = runCheck(ctx, rest, stdout)
+	case "deploy":
+		err = runDeploy(ctx, rest, stdout)
 	case "healthcheck":
 		err = runHealthcheck(ctx, rest, stdout)
 	case "version", "--version", "-v":
