@@ -40,12 +40,16 @@ type Options struct {
 	// BinaryFile is -binary: a release .tar.gz or a bare binary; empty:
 	// this process's own executable.
 	BinaryFile string
-	// KnownHosts is the known_hosts file; empty: ~/.ssh/known_hosts.
+	// KnownHosts is the known_hosts file; empty: $HOME/.ssh/known_hosts.
 	KnownHosts string
 	AgentSock  string // SSH_AUTH_SOCK
-	// Terminal is where host keys are asked about: Out shows, In answers.
+	// Terminal is where host keys are asked about: Out shows, In answers
+	// (pass one *bufio.Reader to several Connects that share a terminal).
 	In  io.Reader
 	Out io.Writer
+	// Trace, when set, is told every command line run on the host (a
+	// test's seam: it shows that no secret is ever in one).
+	Trace func(cmd string)
 	// ReadyTimeout bounds the wait for the service to be ready; zero: 90 s.
 	ReadyTimeout time.Duration
 }
@@ -94,12 +98,17 @@ func Connect(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := &hostKeys{path: o.KnownHosts, answer: bufio.NewReader(o.In), out: o.Out}
+	answer, ok := o.In.(*bufio.Reader)
+	if !ok {
+		answer = bufio.NewReader(o.In)
+	}
+	keys := &hostKeys{path: o.KnownHosts, answer: answer, out: o.Out}
 	h, err := dialHost(ctx, o.Target, auth, keys)
 	if err != nil {
 		closer.Close()
 		return nil, err
 	}
+	h.trace = o.Trace
 	return &Session{o: o, h: h, keys: keys, auth: closer}, nil
 }
 

@@ -97,6 +97,7 @@ type host struct {
 	client *ssh.Client
 	closer io.Closer
 	sudo   string
+	trace  func(cmd string) // each command run, when set
 }
 
 // dialHost connects to t over SSH.
@@ -146,6 +147,9 @@ func (h *host) run(ctx context.Context, cmd string, stdin io.Reader) (string, er
 	defer stop()
 	if h.sudo != "" {
 		cmd = h.sudo + "sh -c " + shellQuote(cmd)
+	}
+	if h.trace != nil {
+		h.trace(cmd)
 	}
 	if err := s.Run(cmd); err != nil {
 		if ctx.Err() != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,6 +35,7 @@ type deployer struct {
 	environ []string
 	// newDNS returns the updater of a -dns provider; nil: -dns is refused.
 	newDNS func(provider string, getenv func(string) string) (install.DNS, error)
+	trace  func(cmd string) // see install.Options.Trace
 }
 
 // runDeploy is `ferry deploy`: install or upgrade a role on a host over
@@ -118,9 +121,14 @@ func (d deployer) run(ctx context.Context, args []string) error {
 		}
 	}
 
+	home := d.getenv("HOME")
+	if home == "" {
+		return &config.Error{Var: "HOME", Err: fmt.Errorf("is not set: ferry deploy keeps host keys in $HOME/.ssh/known_hosts")}
+	}
 	o := install.Options{
 		Role: role, Target: target, KeyFile: *key, Env: env, BinaryFile: *binary,
-		AgentSock: d.getenv("SSH_AUTH_SOCK"), In: d.stdin, Out: d.stdout,
+		KnownHosts: filepath.Join(home, ".ssh", "known_hosts"),
+		AgentSock:  d.getenv("SSH_AUTH_SOCK"), In: bufio.NewReader(d.stdin), Out: d.stdout, Trace: d.trace,
 	}
 	start := time.Now()
 	s, err := install.Connect(ctx, o)
