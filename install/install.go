@@ -171,7 +171,16 @@ func (s *Session) Install(ctx context.Context) error {
 	}
 
 	// Everything goes next to its place first, so that a failed copy
-	// leaves the running service and its files as they were.
+	// leaves the running service and its files as they were, and the
+	// copies are removed.
+	copied := false
+	defer func() {
+		if !copied {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			s.h.run(ctx, "rm -f "+binPath+".new "+s.o.envPath()+".new "+s.o.unitPath()+".new", nil)
+		}
+	}()
 	fmt.Fprintf(s.o.Out, "copying ferry for linux/%s (%d MB)\n", arch, len(bin)>>20)
 	if _, err := s.h.run(ctx, "set -e; umask 022; mkdir -p /usr/local/bin; cat > "+binPath+".new; chmod 755 "+binPath+".new; "+binPath+".new version",
 		strings.NewReader(string(bin))); err != nil {
@@ -184,6 +193,8 @@ func (s *Session) Install(ctx context.Context) error {
 	if _, err := s.h.run(ctx, "set -e; umask 022; cat > "+s.o.unitPath()+".new", strings.NewReader(string(u))); err != nil {
 		return fmt.Errorf("writing %s: %w", s.o.unitPath(), err)
 	}
+
+	copied = true
 
 	// The swap: stop (drain), move into place, start.
 	if upgrade {

@@ -123,7 +123,10 @@ func deployInNamespace(t *testing.T) {
 	var outputs []string
 	// deployBinary runs the ferry binary's deploy, as an operator would.
 	deployBinary := func(answer string, args ...string) (string, error) {
-		cmd := exec.Command(bin, append([]string{"deploy", "edge", "-i", key, "-env", envFile}, args...)...)
+		if args[0] != "origin" {
+			args = append([]string{"edge", "-env", envFile}, args...)
+		}
+		cmd := exec.Command(bin, append([]string{"deploy", args[0], "-i", key}, args[1:]...)...)
 		cmd.Env, cmd.Stdin = operatorEnv, strings.NewReader(answer)
 		out, err := cmd.CombinedOutput()
 		outputs = append(outputs, string(out))
@@ -141,7 +144,7 @@ func deployInNamespace(t *testing.T) {
 				}
 				return ""
 			},
-			trace:  func(c string) { cmdsMu.Lock(); cmds = append(cmds, c); cmdsMu.Unlock() }}
+			trace: func(c string) { cmdsMu.Lock(); cmds = append(cmds, c); cmdsMu.Unlock() }}
 		if dns != nil {
 			d.newDNS = func(string, func(string) string) (install.DNS, error) { return dns, nil }
 		}
@@ -262,6 +265,24 @@ func deployInNamespace(t *testing.T) {
 		if c, err := net.Dial("tcp", "127.0.0.1:5222"); err == nil {
 			c.Close()
 			t.Error("the replaced edge still accepts clients")
+		}
+	})
+
+	t.Run("origin", func(t *testing.T) {
+		originEnv := filepath.Join(dir, "origin.env")
+		os.WriteFile(originEnv, []byte("FERRY_ORIGIN_LISTEN=ws://127.0.0.1:28080/t\nFERRY_ADMIN=127.0.0.1:28199\nFERRY_ORIGIN_TARGETS=chat="+wa.Addr()+"\n"), 0o600)
+		out, err := deployBinary("", "origin", "-env", originEnv, "root@127.0.0.1")
+		if err != nil || !strings.Contains(out, "origin is ready") || !strings.Contains(out, "  ws://127.0.0.1:28080/t\n") || strings.Contains(out, "wa.me") {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+		resp, err := client.Get("http://127.0.0.1:28080/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("the origin's tunnel listener answers a visitor %d", resp.StatusCode)
 		}
 	})
 
