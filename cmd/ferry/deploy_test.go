@@ -389,3 +389,38 @@ func noSystemdHost(t *testing.T, dir, key string) string {
 	t.Fatalf("sshd ended:\n%s", strings.Join(seen, "\n"))
 	return ""
 }
+
+// TestDeployArgs checks that bad uses of ferry deploy exit with status 2
+// before connecting anywhere, naming what is wrong, never the secret.
+func TestDeployArgs(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("HOME", t.TempDir())
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "edge.env")
+	os.WriteFile(envFile, []byte("FERRY_SECRET="+secret+"\nFERRY_EDGE_ORIGINS=ws://o.example/t\n"), 0o600)
+	badEnv := filepath.Join(dir, "bad.env")
+	os.WriteFile(badEnv, []byte("FERRY_SECRET="+secret+"\nnot a variable\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"deploy"}, "want edge or origin"},
+		{[]string{"deploy", "standalone", "root@h"}, "want edge or origin"},
+		{[]string{"deploy", "edge", "-env", envFile}, "want one USER@HOST"},
+		{[]string{"deploy", "edge", "-env", envFile, "root@h:99999"}, "bad port"},
+		{[]string{"deploy", "edge", "root@h"}, "FERRY_SECRET"},
+		{[]string{"deploy", "edge", "-env", badEnv, "root@h"}, "line 2"},
+		{[]string{"deploy", "edge", "-env", envFile, "-dns", "rfc2136", "root@h"}, "FERRY_EDGE_PUBLIC_HOST"},
+		{[]string{"deploy", "origin", "-env", envFile, "-replace", "root@old", "root@h"}, "for edges"},
+		{[]string{"deploy", "edge", "-env", envFile, "-bogus", "root@h"}, "bogus"},
+	} {
+		var out, stderr strings.Builder
+		code := run(tc.args, &out, &stderr)
+		if code != exitConfig || !strings.Contains(stderr.String(), tc.says) {
+			t.Errorf("%q: exit %d, want %d saying %q\n%s%s", tc.args, code, exitConfig, tc.says, out.String(), stderr.String())
+		}
+		if strings.Contains(out.String()+stderr.String(), secret) {
+			t.Errorf("%q: the secret is printed", tc.args)
+		}
+	}
+}
