@@ -48,7 +48,10 @@ func (h *hostKeys) load() (ssh.HostKeyCallback, error) {
 // offering several keys is asked for the one on file, not another that
 // would look like a changed key. Nil when none is known.
 func (h *hostKeys) algorithms(known ssh.HostKeyCallback, addr string) []string {
-	probe, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(dummyKey))
+	probe, _, _, _, err := ssh.ParseAuthorizedKey([]byte(dummyKey))
+	if err != nil {
+		return nil
+	}
 	tcp, _ := net.ResolveTCPAddr("tcp", addr)
 	var ke *knownhosts.KeyError
 	if !errors.As(known(addr, tcp, probe), &ke) || len(ke.Want) == 0 {

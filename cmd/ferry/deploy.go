@@ -41,6 +41,8 @@ type deployer struct {
 // runDeploy is `ferry deploy`: install or upgrade a role on a host over
 // SSH, wait until it is ready, check it from here, and print how to use it.
 func runDeploy(ctx context.Context, args []string, stdout io.Writer) error {
+	// newDNS stays nil until package dnsupdate lands: then dnsupdate.New,
+	// whose Updater has install.DNS's method.
 	d := deployer{stdin: os.Stdin, stdout: stdout, getenv: os.Getenv, environ: os.Environ()}
 	return d.run(ctx, args)
 }
