@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 
 	"ferry/check"
 	"ferry/install"
@@ -134,13 +135,18 @@ func deployInNamespace(t *testing.T) {
 	}
 	var cmds []string
 	var cmdsMu sync.Mutex
-	// deployHere runs it in this process, seeing every command it runs.
+	// deployHere runs it in this process, seeing every command it runs;
+	// with agentSock set, with ssh-agent's keys rather than -i.
+	var agentSock string
 	deployHere := func(answer string, dns *fakeDNS, args ...string) (string, error) {
 		var out fake.SyncBuffer
 		d := deployer{stdin: strings.NewReader(answer), stdout: &out, environ: operatorEnv,
 			getenv: func(k string) string {
-				if k == "HOME" {
+				switch k {
+				case "HOME":
 					return home
+				case "SSH_AUTH_SOCK":
+					return agentSock
 				}
 				return ""
 			},
@@ -148,7 +154,11 @@ func deployInNamespace(t *testing.T) {
 		if dns != nil {
 			d.newDNS = func(string, func(string) string) (install.DNS, error) { return dns, nil }
 		}
-		err := d.run(context.Background(), append([]string{"edge", "-i", key, "-env", envFile, "-binary", bin}, args...))
+		auth := []string{"-i", key}
+		if agentSock != "" {
+			auth = nil
+		}
+		err := d.run(context.Background(), append(append([]string{"edge", "-env", envFile, "-binary", bin}, auth...), args...))
 		outputs = append(outputs, out.String())
 		return out.String(), err
 	}
@@ -246,7 +256,9 @@ func deployInNamespace(t *testing.T) {
 		}
 	})
 
-	t.Run("dns and replace", func(t *testing.T) {
+	t.Run("dns and replace, with ssh-agent", func(t *testing.T) {
+		agentSock = serveAgent(t, key)
+		defer func() { agentSock = "" }()
 		dns := &fakeDNS{}
 		os.WriteFile(envFile, []byte("FERRY_EDGE_ORIGINS=ws://127.0.0.1:18080/t\nFERRY_EDGE_LISTEN=tls://:443/chat,tcp://:5222/chat\nFERRY_EDGE_PUBLIC_HOST=proxy.example.test\n"), 0o600)
 		// The old edge is the same container reached at another address:
@@ -299,6 +311,61 @@ func deployInNamespace(t *testing.T) {
 			t.Errorf("the secret is in a command line: %q", c)
 		}
 	}
+}
+
+// serveAgent serves an ssh-agent holding the private key in file, and
+// returns its socket's path.
+func serveAgent(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := ssh.ParseRawPrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: sk}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				agent.ServeAgent(keyring, c)
+				c.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return sock
 }
 
 // deployResult is what a deploy run in the background gave.
