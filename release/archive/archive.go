@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -40,22 +41,27 @@ var capNetBindService = string([]byte{
 func (a archive) entries(files []string) ([]entry, error) {
 	es := make([]entry, 0, len(files))
 	for _, f := range files {
-		fi, err := os.Stat(f)
+		// FILE=PATH stores FILE as PATH.
+		src, as, renamed := strings.Cut(f, "=")
+		fi, err := os.Stat(src)
 		if err != nil {
 			return nil, fmt.Errorf("stat: %w", err)
 		}
 		if !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("%s: not a regular file", f)
+			return nil, fmt.Errorf("%s: not a regular file", src)
 		}
 		mode := int64(0o644)
 		if fi.Mode().Perm()&0o111 != 0 {
 			mode = 0o755
 		}
-		name := filepath.Base(f)
+		name := filepath.Base(src)
+		if renamed {
+			name = as
+		}
 		if a.dir != "" {
 			name = path.Join(a.dir, name)
 		}
-		es = append(es, entry{src: f, name: name, mode: mode})
+		es = append(es, entry{src: src, name: name, mode: mode})
 	}
 	return es, nil
 }

@@ -2,13 +2,13 @@
 // inputs: the release script (release/build.sh) uses it instead of tar and
 // zip, whose output varies with the host's tar version, user and time zone.
 //
-//	go run ./release/archive -o OUT.tar.gz|OUT.zip -mtime UNIX -dir NAME [-cap FILE] FILE...
+//	go run ./release/archive -o OUT.tar.gz|OUT.tar|OUT.zip -mtime UNIX [-dir NAME] [-cap FILE] FILE[=PATH]...
 //
 // Every entry is owned by 0:0, dated -mtime (the commit's date), and stored
-// under NAME/ in the order given; a file that is executable on disk gets mode
+// under NAME/ in the order given, by its base name or as PATH; a file that is executable on disk gets mode
 // 0755, any other 0644. gzip writes no name and no time. -cap FILE gives that
 // entry the file capability cap_net_bind_service=+ep as a PAX xattr record,
-// which Docker applies when it unpacks a build context.
+// which `docker import` keeps in the image's layer (release/image.sh).
 package main
 
 import (
@@ -26,7 +26,7 @@ func main() {
 	capFile := flag.String("cap", "", "the entry (as given) that gets cap_net_bind_service=+ep")
 	flag.Parse()
 	if *out == "" || flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: archive -o OUT.tar.gz|OUT.tar|OUT.zip -mtime UNIX [-dir NAME] [-cap FILE] FILE...")
+		fmt.Fprintln(os.Stderr, "usage: archive -o OUT.tar.gz|OUT.tar|OUT.zip -mtime UNIX [-dir NAME] [-cap FILE] FILE[=PATH]...")
 		os.Exit(2)
 	}
 	a := archive{mtime: time.Unix(*mtime, 0).UTC(), dir: *dir, capFile: *capFile}
