@@ -18,7 +18,8 @@ git clone -q . "$work/src"
   || fail "release/build.sh (second, fresh clone and cache)"
 echo "two builds of $target in $((SECONDS - start)) s"
 
-archive=$(cd dist && ls ferry-*-linux-amd64.tar.gz)
+archive=ferry-$(git describe --tags --always --dirty)-linux-amd64.tar.gz
+[ -s "dist/$archive" ] || fail "release/build.sh made no dist/$archive"
 cmp "dist/$archive" "$work/b/$archive" || fail "two builds of $archive differ"
 cmp dist/SHA256SUMS "$work/b/SHA256SUMS" || fail "two builds' SHA256SUMS differ"
 (cd dist && sha256sum -c SHA256SUMS) || fail "SHA256SUMS does not match"

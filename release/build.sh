@@ -57,6 +57,6 @@ for t in "${targets[@]}"; do
   echo "built $out/$archive"
 done
 
-# SHA256SUMS lists the archives in sorted order, as sha256sum -c reads them.
+# SHA256SUMS lists the archives this run built, in sorted order.
 (cd "$out" && printf '%s\n' "${archives[@]}" | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
 echo "wrote $out/SHA256SUMS"
