@@ -4,19 +4,21 @@
 # standalone` with the edge's ports mapped to high loopback ports: every
 # port accepts, the web site answers on 80 and (inside TLS) on 443, and the
 # image's HEALTHCHECK reports healthy. With no engine running, it starts
-# dockerd of its own and stops it by its pid at the end.
+# dockerd of its own (no iptables rules) and stops it by its pid at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . .ci/lib.sh
 name=ferry-ci-$$
 own_dockerd=
+own_bridge=
 stop_all() {
   docker rm -f "$name" >/dev/null 2>&1 || true
   if [ -n "$own_dockerd" ]; then
     kill "$own_dockerd" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$own_dockerd" 2>/dev/null || break; sleep 0.1; done
   fi
+  if [ -n "$own_bridge" ]; then ip link delete "$own_bridge" 2>/dev/null || true; fi
   cleanup
 }
 trap stop_all EXIT
@@ -24,8 +26,14 @@ trap stop_all EXIT
 if ! docker info >/dev/null 2>&1; then
   mkdir -p "$work/docker"
   export DOCKER_HOST=unix://$work/docker/docker.sock
+  # No iptables rules and no ip_forward: Docker would otherwise set the
+  # host's FORWARD policy to DROP, under the network-namespace tests that
+  # run after this. Published loopback ports go through docker-proxy, which
+  # needs neither.
+  ip link show docker0 >/dev/null 2>&1 || own_bridge=docker0
   dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" \
-    --pidfile "$work/docker/pid" -H "$DOCKER_HOST" >"$work/dockerd.log" 2>&1 &
+    --pidfile "$work/docker/pid" -H "$DOCKER_HOST" --iptables=false --ip-forward=false \
+    >"$work/dockerd.log" 2>&1 &
   own_dockerd=$!
   for _ in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 0.1; done
   docker info >/dev/null 2>&1 || fail "dockerd did not start"
