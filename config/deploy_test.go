@@ -63,3 +63,34 @@ func decode(f reflect.Value, value string) error {
 	}
 	return nil // a plain string: any value goes
 }
+
+// TestDeployNames keeps other projects out of deploy/ and the README: the
+// module was once named after an unrelated, existing project, and its
+// image, URLs and `go install` lines pointed there. This project has no
+// public home yet, so its files install from release archives.
+func TestDeployNames(t *testing.T) {
+	bad := []string{"ferryproxy", "ghcr.io", "raw.githubusercontent", "docker.io/", "go install"}
+	check := func(path string) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range bad {
+			if strings.Contains(string(b), s) {
+				t.Errorf("%s names %q", path, s)
+			}
+		}
+	}
+	check("../README.md")
+	err := filepath.WalkDir("../deploy", func(path string, d fs.DirEntry, err error) error {
+		// Tests name what they forbid.
+		if err != nil || d.IsDir() || strings.HasSuffix(path, "_test.go") || strings.HasSuffix(path, ".sum") || strings.HasSuffix(path, ".mod") {
+			return err
+		}
+		check(path)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

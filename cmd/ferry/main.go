@@ -18,8 +18,15 @@ import (
 	"ferry/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
+// version, commit and date are set by release/build.sh with -ldflags
+// "-X main.version=... -X main.commit=... -X main.date=...": `git describe`,
+// the commit's hash and the commit's date (not the build's, so that two
+// builds of one commit are identical). Empty in a plain `go build`.
+var (
+	version = ""
+	commit  = ""
+	date    = ""
+)
 
 const usage = `ferry: a WhatsApp proxy that splits into a disposable edge and a hidden origin
 
@@ -30,6 +37,8 @@ Usage:
   ferry check HOST    test the proxy at HOST from outside, as the app would; exit 0 only if chat works
                       (-chat 443/tls,80,5222 -media 587 -timeout 10s)
   ferry link HOST     print the wa.me share link of the edge at HOST, and its QR code
+  ferry deploy edge|origin [-i KEY] [-env FILE] [-binary FILE] [-dns PROVIDER] [-replace OLDHOST] USER@HOST[:PORT]
+                      install or upgrade ferry on a host over SSH (systemd), check it, print the share link
   ferry healthcheck   ask this machine's ferry (at FERRY_ADMIN) whether it works; -ready: whether it is ready
   ferry version       print the version
   ferry help [ROLE]   list the environment variables, with forms and defaults
@@ -76,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runLink(rest, stdout)
 	case "check":
 		err = runCheck(ctx, rest, stdout)
+	case "deploy":
+		err = runDeploy(ctx, rest, stdout)
 	case "healthcheck":
 		err = runHealthcheck(ctx, rest, stdout)
 	case "version", "--version", "-v":
@@ -100,15 +111,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// versionString is `ferry version`'s line, from the -ldflags values or,
+// in a plain `go build` of a checkout, the VCS stamp Go writes instead.
 func versionString() string {
-	v := version
-	if v == "" {
-		v = "dev"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+	bi, _ := debug.ReadBuildInfo()
+	return formatVersion(version, commit, date, bi)
+}
+
+// formatVersion says "ferry VERSION (commit COMMIT, DATE; GOVERSION
+// OS/ARCH)", filling what -ldflags left empty from bi (which may be nil).
+func formatVersion(v, c, d string, bi *debug.BuildInfo) string {
+	if bi != nil {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
 		}
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "":
+				c = s.Value
+			case s.Key == "vcs.time" && d == "":
+				d = s.Value
+			}
+		}
 	}
-	return fmt.Sprintf("ferry %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("ferry %s (commit %s, %s; %s %s/%s)",
+		orDefault(v, "dev"), orDefault(c, "unknown"), orDefault(d, "unknown"), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func help(args []string, stdout, stderr io.Writer) int {

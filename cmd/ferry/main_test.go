@@ -11,6 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -108,8 +111,38 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("help origin:\n%s", out.String())
 	}
 	out.Reset()
-	if code := run([]string{"version"}, &out, io.Discard); code != exitOK || !strings.HasPrefix(out.String(), "ferry ") {
-		t.Errorf("version: %d %q", code, out.String())
+	if code := run([]string{"version"}, &out, io.Discard); code != exitOK || !versionLine.MatchString(out.String()) {
+		t.Errorf("version: %d %q, want the form %s", code, out.String(), versionLine)
+	}
+}
+
+// versionLine is the form of `ferry version`'s output.
+var versionLine = regexp.MustCompile(`^ferry \S+ \(commit \S+, \S+; go\S+ \w+/\w+\)\n$`)
+
+func TestVersionStamp(t *testing.T) {
+	goos := runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+	bi := &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123abc"}, {Key: "vcs.time", Value: "2026-01-02T03:04:05Z"},
+	}}
+	for _, tc := range []struct {
+		name, v, c, d string
+		bi            *debug.BuildInfo
+		want          string
+	}{
+		// What release/build.sh stamps: the build info's VCS stamp (off
+		// there, -buildvcs=false) never overrides it.
+		{"ldflags", "v1.2.0-3-gdeadbee", "deadbeef", "2026-11-30T12:00:00Z", bi,
+			"ferry v1.2.0-3-gdeadbee (commit deadbeef, 2026-11-30T12:00:00Z; " + goos + ")"},
+		{"go build in a checkout", "", "", "", bi, "ferry dev (commit 0123abc, 2026-01-02T03:04:05Z; " + goos + ")"},
+		{"nothing known", "", "", "", nil, "ferry dev (commit unknown, unknown; " + goos + ")"},
+	} {
+		got := formatVersion(tc.v, tc.c, tc.d, tc.bi)
+		if got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+		if !versionLine.MatchString(got + "\n") {
+			t.Errorf("%s: %q does not have the form %s", tc.name, got, versionLine)
+		}
 	}
 }
 
