@@ -58,11 +58,14 @@ func validKey(k string) bool {
 	return true
 }
 
-// FromEnviron returns the FERRY_ variables of environ (os.Environ's form).
+// FromEnviron returns the FERRY_ variables of environ (os.Environ's form),
+// but FERRY_DNS_*: those are `ferry deploy -dns`'s own credentials, which
+// must stay on the operator's machine (an edge is the host most likely to be
+// seized), and which ferry edge would refuse as variables no role reads.
 func FromEnviron(environ []string) Env {
 	env := Env{}
 	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && validKey(k) {
+		if k, v, ok := strings.Cut(kv, "="); ok && validKey(k) && !strings.HasPrefix(k, "FERRY_DNS_") {
 			env[k] = v
 		}
 	}

@@ -15,9 +15,9 @@ func TestEnvRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(file, want) {
 		t.Fatalf("parsed %v", file)
 	}
-	merged := Merge(file, FromEnviron([]string{"FERRY_GRACE=5s", "HOME=/root", "PATH=/bin"}))
-	if merged["FERRY_GRACE"] != "5s" || merged["HOME"] != "" {
-		t.Errorf("the operator's variables do not win, or non-FERRY ones got in: %v", merged)
+	merged := Merge(file, FromEnviron([]string{"FERRY_GRACE=5s", "HOME=/root", "PATH=/bin", "FERRY_DNS_TSIG=k:hmac-sha256:c2VjcmV0"}))
+	if merged["FERRY_GRACE"] != "5s" || merged["HOME"] != "" || merged["FERRY_DNS_TSIG"] != "" {
+		t.Errorf("the operator's variables do not win, or non-FERRY ones or -dns's credentials got in: %v", merged)
 	}
 	merged["FERRY_X"] = `q"\b`
 	b, err := merged.Marshal()
