@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"ferry/config"
 )
 
 // The variables, one place for their names and forms; config/dns.go lists
@@ -38,18 +40,9 @@ const (
 )
 
 // VarError is a configuration error: it names the variable and the form a
-// value must have, and never quotes a secret.
-type VarError struct {
-	Var  string
-	Form string
-	Err  error
-}
-
-func (e *VarError) Error() string {
-	return fmt.Sprintf("%s: %v (want %s)", e.Var, e.Err, e.Form)
-}
-
-func (e *VarError) Unwrap() error { return e.Err }
+// value must have, and never quotes a secret. It is config's own, so that
+// ferry exits with status 2 for it as for any other bad variable.
+type VarError = config.Error
 
 var errMissing = errors.New("not set")
 
