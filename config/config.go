@@ -343,10 +343,11 @@ func formOf(spec any, key string) string {
 
 // checkUnknown refuses FERRY_ variables that no role reads, so that a typo
 // is not silently ignored. Any role's variables are allowed in any role: one
-// environment file may serve an edge and an origin.
+// environment file may serve an edge and an origin, and `ferry deploy
+// -dns`'s may be exported in the shell a role runs in.
 func checkUnknown(environ []string) error {
 	known := map[string]bool{}
-	for _, spec := range []any{&Edge{}, &Origin{}, &Standalone{}} {
+	for _, spec := range []any{&Edge{}, &Origin{}, &Standalone{}, &DNS{}} {
 		for _, v := range Vars(spec) {
 			known[v.Key] = true
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"ferry/internal/named"
 )
 
 // env is a getenv over a map.
@@ -70,13 +72,13 @@ func wantRecords(t testing.TB, server, name string, ttl uint32, v4, v6 []netip.A
 }
 
 func TestRFC2136Moves(t *testing.T) {
-	n := startNamed(t)
+	n := named.Start(t)
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
 	}{
-		{"tcp, key file, zone by SOA", map[string]string{VarServer: n.addr, VarTSIGFile: n.keyFile}},
-		{"udp, inline key, zone given", map[string]string{VarServer: n.addr, VarTransport: "udp", VarZone: "example.test", VarTSIG: testKey + ":hmac-sha256:" + n.secret}},
+		{"tcp, key file, zone by SOA", map[string]string{VarServer: n.Addr, VarTSIGFile: n.KeyFile}},
+		{"udp, inline key, zone given", map[string]string{VarServer: n.Addr, VarTransport: "udp", VarZone: "example.test", VarTSIG: named.Key + ":hmac-sha256:" + n.Secret}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := New("rfc2136", env(tc.env))
@@ -90,20 +92,20 @@ func TestRFC2136Moves(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("Point, from call to verified: %v", time.Since(start))
-			wantRecords(t, n.addr, testName, 60, addrs("192.0.2.10"), addrs("2001:db8::10"))
+			wantRecords(t, n.Addr, named.Name, 60, addrs("192.0.2.10"), addrs("2001:db8::10"))
 			// Two IPv4 addresses (repeated and mapped ones folded), and
 			// no IPv6 any more: the AAAA RRset goes.
-			if err := u.Point(ctx, testName, addrs("192.0.2.12", "::ffff:192.0.2.11", "192.0.2.12"), 120*time.Second); err != nil {
+			if err := u.Point(ctx, named.Name, addrs("192.0.2.12", "::ffff:192.0.2.11", "192.0.2.12"), 120*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			wantRecords(t, n.addr, testName, 120, addrs("192.0.2.11", "192.0.2.12"), nil)
+			wantRecords(t, n.Addr, named.Name, 120, addrs("192.0.2.11", "192.0.2.12"), nil)
 			// A name that did not exist gets created.
 			if err := u.Point(ctx, "new.example.test", addrs("2001:db8::20"), time.Minute); err != nil {
 				t.Fatal(err)
 			}
-			wantRecords(t, n.addr, "new.example.test.", 60, nil, addrs("2001:db8::20"))
+			wantRecords(t, n.Addr, "new.example.test.", 60, nil, addrs("2001:db8::20"))
 			// Other names are left alone.
-			wantRecords(t, n.addr, "other.example.test.", 300, addrs("192.0.2.99"), nil)
+			wantRecords(t, n.Addr, "other.example.test.", 300, addrs("192.0.2.99"), nil)
 		})
 	}
 }
@@ -111,23 +113,23 @@ func TestRFC2136Moves(t *testing.T) {
 // TestRFC2136Refused checks that a key the server refuses is reported in
 // words, that no secret is in the error, and that nothing changed.
 func TestRFC2136Refused(t *testing.T) {
-	n := startNamed(t)
-	wrong := randomSecret(t)
+	n := named.Start(t)
+	wrong := named.RandomSecret()
 	for _, tc := range []struct {
 		name, tsig, want string
 	}{
-		{"wrong secret", testKey + ":hmac-sha256:" + wrong, "the server refused the TSIG key ferry-test (hmac-sha256): wrong secret or algorithm?"},
-		{"wrong algorithm", testKey + ":hmac-sha512:" + n.secret, "the server refused the TSIG key ferry-test (hmac-sha512): wrong secret or algorithm?"},
-		{"unknown key", "nobody:hmac-sha256:" + n.secret, "the server refused the TSIG key nobody (hmac-sha256): wrong secret or algorithm?"},
-		{"key without the right", n.idleKey, "key ferry-idle (hmac-sha256) is not allowed to update zone example.test."},
+		{"wrong secret", named.Key + ":hmac-sha256:" + wrong, "the server refused the TSIG key ferry-test (hmac-sha256): wrong secret or algorithm?"},
+		{"wrong algorithm", named.Key + ":hmac-sha512:" + n.Secret, "the server refused the TSIG key ferry-test (hmac-sha512): wrong secret or algorithm?"},
+		{"unknown key", "nobody:hmac-sha256:" + n.Secret, "the server refused the TSIG key nobody (hmac-sha256): wrong secret or algorithm?"},
+		{"key without the right", n.IdleKey, "key ferry-idle (hmac-sha256) is not allowed to update zone example.test."},
 	} {
 		for _, zone := range []string{"", "example.test"} {
 			t.Run(tc.name+" zone="+zone, func(t *testing.T) {
-				u, err := New("rfc2136", env(map[string]string{VarServer: n.addr, VarTSIG: tc.tsig, VarZone: zone}))
+				u, err := New("rfc2136", env(map[string]string{VarServer: n.Addr, VarTSIG: tc.tsig, VarZone: zone}))
 				if err != nil {
 					t.Fatal(err)
 				}
-				err = u.Point(t.Context(), testName, addrs("192.0.2.66"), time.Minute)
+				err = u.Point(t.Context(), named.Name, addrs("192.0.2.66"), time.Minute)
 				if err == nil {
 					t.Fatal("Point succeeded")
 				}
@@ -135,12 +137,12 @@ func TestRFC2136Refused(t *testing.T) {
 				if !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("error %q\nwant it to say %q", err, tc.want)
 				}
-				for _, s := range []string{n.secret, wrong, n.idleSecret} {
+				for _, s := range []string{n.Secret, wrong, n.IdleSecret} {
 					if strings.Contains(err.Error(), s) {
 						t.Errorf("error %q holds a secret", err)
 					}
 				}
-				wantRecords(t, n.addr, testName, 300, addrs("192.0.2.1"), addrs("2001:db8::1"))
+				wantRecords(t, n.Addr, named.Name, 300, addrs("192.0.2.1"), addrs("2001:db8::1"))
 			})
 		}
 	}
@@ -150,25 +152,25 @@ func TestRFC2136Refused(t *testing.T) {
 // change only the edge's name, A and AAAA: the update (which deletes and
 // adds both sets) passes, another name is refused.
 func TestRFC2136NamePolicy(t *testing.T) {
-	n := startNamed(t)
-	u, err := New("rfc2136", env(map[string]string{VarServer: n.addr, VarTSIG: n.edgeKey}))
+	n := named.Start(t)
+	u, err := New("rfc2136", env(map[string]string{VarServer: n.Addr, VarTSIG: n.EdgeKey}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Point(t.Context(), testName, addrs("192.0.2.30", "2001:db8::30"), time.Minute); err != nil {
+	if err := u.Point(t.Context(), named.Name, addrs("192.0.2.30", "2001:db8::30"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	wantRecords(t, n.addr, testName, 60, addrs("192.0.2.30"), addrs("2001:db8::30"))
+	wantRecords(t, n.Addr, named.Name, 60, addrs("192.0.2.30"), addrs("2001:db8::30"))
 	err = u.Point(t.Context(), "other.example.test", addrs("192.0.2.31"), time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "key ferry-edge (hmac-sha512) is not allowed to update zone example.test.") {
 		t.Errorf("Point on another name = %v, want REFUSED in words", err)
 	}
-	wantRecords(t, n.addr, "other.example.test.", 300, addrs("192.0.2.99"), nil)
+	wantRecords(t, n.Addr, "other.example.test.", 300, addrs("192.0.2.99"), nil)
 }
 
 func TestRFC2136NotInZone(t *testing.T) {
-	n := startNamed(t)
-	u, err := New("rfc2136", env(map[string]string{VarServer: n.addr, VarTSIGFile: n.keyFile, VarZone: "example.test"}))
+	n := named.Start(t)
+	u, err := New("rfc2136", env(map[string]string{VarServer: n.Addr, VarTSIGFile: n.KeyFile, VarZone: "example.test"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,24 +189,24 @@ func TestRFC2136Timeout(t *testing.T) {
 	}
 	defer pc.Close()
 	for _, zone := range []string{"", "example.test"} {
-		u, err := newRFC2136(env(map[string]string{VarServer: pc.LocalAddr().String(), VarTransport: "udp", VarZone: zone, VarTSIG: testKey + ":hmac-sha256:" + randomSecret(t)}))
+		u, err := newRFC2136(env(map[string]string{VarServer: pc.LocalAddr().String(), VarTransport: "udp", VarZone: zone, VarTSIG: named.Key + ":hmac-sha256:" + named.RandomSecret()}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		u.timeout = 100 * time.Millisecond
-		err = u.Point(context.Background(), testName, addrs("192.0.2.66"), time.Minute)
+		err = u.Point(context.Background(), named.Name, addrs("192.0.2.66"), time.Minute)
 		if err == nil || !strings.Contains(err.Error(), "no answer over udp within 100ms") {
 			t.Errorf("Point = %v, want a timeout in words", err)
 		}
 	}
 	// The caller's context ends first.
-	u, err := newRFC2136(env(map[string]string{VarServer: pc.LocalAddr().String(), VarTransport: "udp", VarZone: "example.test", VarTSIG: testKey + ":hmac-sha256:" + randomSecret(t)}))
+	u, err := newRFC2136(env(map[string]string{VarServer: pc.LocalAddr().String(), VarTransport: "udp", VarZone: "example.test", VarTSIG: named.Key + ":hmac-sha256:" + named.RandomSecret()}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := u.Point(ctx, testName, addrs("192.0.2.66"), time.Minute); !errors.Is(err, context.Canceled) {
+	if err := u.Point(ctx, named.Name, addrs("192.0.2.66"), time.Minute); !errors.Is(err, context.Canceled) {
 		t.Errorf("Point with a cancelled context = %v, want context.Canceled", err)
 	}
 }
@@ -214,8 +216,8 @@ func TestRFC2136Timeout(t *testing.T) {
 // the same server, timed in the same run just before (Point makes one
 // UPDATE and two queries, each on a connection of its own).
 func BenchmarkPoint(b *testing.B) {
-	n := startNamed(b)
-	u, err := newRFC2136(env(map[string]string{VarServer: n.addr, VarTSIGFile: n.keyFile, VarZone: "example.test"}))
+	n := named.Start(b)
+	u, err := newRFC2136(env(map[string]string{VarServer: n.Addr, VarTSIGFile: n.KeyFile, VarZone: "example.test"}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -226,7 +228,7 @@ func BenchmarkPoint(b *testing.B) {
 	start := time.Now()
 	for range baseN {
 		m := new(dns.Msg)
-		m.SetQuestion(testZone, dns.TypeSOA)
+		m.SetQuestion(named.Zone, dns.TypeSOA)
 		if _, err := u.exchange(ctx, m, ""); err != nil {
 			b.Fatal(err)
 		}
@@ -235,7 +237,7 @@ func BenchmarkPoint(b *testing.B) {
 	set := [][]netip.Addr{addrs("192.0.2.10", "2001:db8::10"), addrs("192.0.2.11", "2001:db8::11")}
 	i := 0
 	for b.Loop() {
-		if err := u.Point(ctx, testName, set[i%2], time.Minute); err != nil {
+		if err := u.Point(ctx, named.Name, set[i%2], time.Minute); err != nil {
 			b.Fatal(err)
 		}
 		i++

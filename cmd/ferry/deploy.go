@@ -16,6 +16,7 @@ import (
 
 	"ferry/check"
 	"ferry/config"
+	"ferry/dnsupdate"
 	"ferry/install"
 	"ferry/link"
 )
@@ -41,9 +42,10 @@ type deployer struct {
 // runDeploy is `ferry deploy`: install or upgrade a role on a host over
 // SSH, wait until it is ready, check it from here, and print how to use it.
 func runDeploy(ctx context.Context, args []string, stdout io.Writer) error {
-	// newDNS stays nil until package dnsupdate lands: then dnsupdate.New,
-	// whose Updater has install.DNS's method.
-	d := deployer{stdin: os.Stdin, stdout: stdout, getenv: os.Getenv, environ: os.Environ()}
+	d := deployer{stdin: os.Stdin, stdout: stdout, getenv: os.Getenv, environ: os.Environ(),
+		newDNS: func(provider string, getenv func(string) string) (install.DNS, error) {
+			return dnsupdate.New(provider, getenv)
+		}}
 	return d.run(ctx, args)
 }
 

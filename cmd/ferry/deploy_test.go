@@ -21,12 +21,15 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
 	"ferry/check"
+	"ferry/dnsupdate"
 	"ferry/install"
 	"ferry/internal/fake"
+	"ferry/internal/named"
 )
 
 // The outer run of TestDeploy hands its inner run the key and container.
@@ -93,16 +96,25 @@ func waThenEcho(c net.Conn) {
 }
 
 // fakeDNS records what it was asked to point.
-type fakeDNS struct {
+// recordedDNS passes each Point on to its DNS (nil: none) and notes it,
+// and when it returned.
+type recordedDNS struct {
+	dns   install.DNS
 	mu    sync.Mutex
 	calls []string
+	done  time.Time
 }
 
-func (f *fakeDNS) Point(ctx context.Context, name string, addrs []netip.Addr, ttl time.Duration) error {
+func (f *recordedDNS) Point(ctx context.Context, name string, addrs []netip.Addr, ttl time.Duration) error {
+	var err error
+	if f.dns != nil {
+		err = f.dns.Point(ctx, name, addrs, ttl)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf("%s %v %v", name, addrs, ttl))
-	return nil
+	f.done = time.Now()
+	return err
 }
 
 func deployInNamespace(t *testing.T) {
@@ -138,7 +150,7 @@ func deployInNamespace(t *testing.T) {
 	// deployHere runs it in this process, seeing every command it runs;
 	// with agentSock set, with ssh-agent's keys rather than -i.
 	var agentSock string
-	deployHere := func(answer string, dns *fakeDNS, args ...string) (string, error) {
+	deployHere := func(answer string, dns *recordedDNS, args ...string) (string, error) {
 		var out fake.SyncBuffer
 		d := deployer{stdin: strings.NewReader(answer), stdout: &out, environ: operatorEnv,
 			getenv: func(k string) string {
@@ -210,7 +222,7 @@ func deployInNamespace(t *testing.T) {
 			t.Errorf("edge.env: %v %v", st, err)
 		}
 		if m := regexp.MustCompile(`checked: ([0-9.]+) s`).FindStringSubmatch(out); m != nil {
-			t.Logf("ferry deploy edge to a passing ferry check: %s s (the whole command: %.1f s)", m[1], took.Seconds())
+			t.Logf("measured: ferry deploy edge to a passing ferry check: %s s (the whole command: %.1f s)", m[1], took.Seconds())
 		}
 	})
 
@@ -259,20 +271,39 @@ func deployInNamespace(t *testing.T) {
 	t.Run("dns and replace, with ssh-agent", func(t *testing.T) {
 		agentSock = serveAgent(t, key)
 		defer func() { agentSock = "" }()
-		dns := &fakeDNS{}
+		// A real BIND, authoritative for proxy.example.test's zone, and
+		// the real RFC 2136 updater.
+		ns := named.Start(t)
+		up, err := dnsupdate.New("rfc2136", func(k string) string {
+			return map[string]string{"FERRY_DNS_SERVER": ns.Addr, "FERRY_DNS_TSIG_FILE": ns.KeyFile}[k]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dns := &recordedDNS{dns: up}
 		os.WriteFile(envFile, []byte("FERRY_EDGE_ORIGINS=ws://127.0.0.1:18080/t\nFERRY_EDGE_LISTEN=tls://:443/chat,tcp://:5222/chat\nFERRY_EDGE_PUBLIC_HOST=proxy.example.test\n"), 0o600)
 		// The old edge is the same container reached at another address:
 		// after the check and the DNS move, it is stopped.
-		out, err := deployHere("yes\nyes\n", dns, "-dns", "fake", "-replace", "root@127.0.0.3", "root@127.0.0.1")
+		start := time.Now()
+		out, err := deployHere("yes\nyes\n", dns, "-dns", "rfc2136", "-replace", "root@127.0.0.3", "root@127.0.0.1")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
+		t.Logf("measured: ferry deploy edge -dns rfc2136 -replace: the record pointed at the new edge %.1f s after the start, the whole command took %.1f s", dns.done.Sub(start).Seconds(), time.Since(start).Seconds())
 		if want := "proxy.example.test [127.0.0.1] 1m0s"; len(dns.calls) != 1 || dns.calls[0] != want {
 			t.Errorf("DNS updates %q, want %q", dns.calls, want)
+		}
+		m := new(mdns.Msg)
+		m.SetQuestion("proxy.example.test.", mdns.TypeA)
+		if r, _, err := (&mdns.Client{Net: "tcp"}).Exchange(m, ns.Addr); err != nil || len(r.Answer) != 1 || r.Answer[0].(*mdns.A).A.String() != "127.0.0.1" || r.Answer[0].Header().Ttl != 60 {
+			t.Errorf("the server answers %v, %v; want proxy.example.test. 60 A 127.0.0.1", r, err)
 		}
 		iDNS, iStop := strings.Index(out, "proxy.example.test points at 127.0.0.1"), strings.Index(out, "ferry-edge on 127.0.0.3: stopped")
 		if iDNS < 0 || iStop < iDNS || !strings.Contains(out, "host=proxy.example.test") {
 			t.Errorf("output:\n%s", out)
+		}
+		if strings.Contains(out, ns.Secret) {
+			t.Error("the TSIG secret is in the output")
 		}
 		if c, err := net.Dial("tcp", "127.0.0.1:5222"); err == nil {
 			c.Close()

@@ -42,6 +42,7 @@ Usage:
   ferry healthcheck   ask this machine's ferry (at FERRY_ADMIN) whether it works; -ready: whether it is ready
   ferry version       print the version
   ferry help [ROLE]   list the environment variables, with forms and defaults
+                      (ROLE: edge, origin, standalone, or deploy for -dns)
 
 Configuration is read from FERRY_* environment variables only.
 `
@@ -146,11 +147,11 @@ func orDefault(s, def string) string {
 }
 
 func help(args []string, stdout, stderr io.Writer) int {
-	roles := map[string]any{"edge": &config.Edge{}, "origin": &config.Origin{}, "standalone": &config.Standalone{}}
-	order := []string{"edge", "origin", "standalone"}
+	roles := map[string]any{"edge": &config.Edge{}, "origin": &config.Origin{}, "standalone": &config.Standalone{}, "deploy": &config.DNS{}}
+	order := []string{"edge", "origin", "standalone", "deploy"}
 	if len(args) > 0 {
 		if _, ok := roles[args[0]]; !ok {
-			fmt.Fprintf(stderr, "ferry: unknown role %q: want edge, origin or standalone\n", args[0])
+			fmt.Fprintf(stderr, "ferry: unknown role %q: want edge, origin, standalone or deploy\n", args[0])
 			return exitConfig
 		}
 		order = args[:1]
@@ -158,7 +159,11 @@ func help(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 	}
 	for _, role := range order {
-		fmt.Fprintf(stdout, "\nEnvironment of ferry %s:\n", role)
+		what := "ferry " + role
+		if role == "deploy" {
+			what = "ferry deploy -dns (read on the operator's machine, never copied to the host)"
+		}
+		fmt.Fprintf(stdout, "\nEnvironment of %s:\n", what)
 		for _, v := range config.Vars(roles[role]) {
 			fmt.Fprintf(stdout, "\n  %s\n      %s\n      form:    %s\n", v.Key, v.Desc, v.Form)
 			if v.Default != "" {

@@ -47,6 +47,12 @@ func inNamespace(t *testing.T, test string, inner func(t *testing.T), setup func
 	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+test)) {
 		t.Fatalf("inside the namespace: %v\n%s", err, out)
 	}
+	// Figures the inner run measured, for the closing notes of issues.
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "measured: ") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
 }
 
 // ipCmd runs ip(8) with args.

@@ -1,4 +1,7 @@
-package dnsupdate
+// Package named runs a real BIND (named) on loopback for tests: an
+// authoritative server of one zone that takes TSIG-signed dynamic updates,
+// for the tests of package dnsupdate and of ferry deploy -dns.
+package named
 
 import (
 	"bytes"
@@ -15,31 +18,31 @@ import (
 	"time"
 )
 
-// named is a BIND run by one test on loopback, authoritative for
-// testZone, whose update-policy lets testKey change any name in it,
-// edgeKey only testName's A and AAAA records (the README's policy), and
-// idleKey (known, valid) nothing.
-type named struct {
-	addr       string // 127.0.0.1:PORT, UDP and TCP
-	keyFile    string // testKey's file, as tsig-keygen writes it
-	secret     string // testKey's secret
-	idleKey    string // idleKey's NAME:ALGORITHM:SECRET
-	idleSecret string
-	edgeKey    string // edgeKey's NAME:ALGORITHM:SECRET
+// Server is a BIND run by one test on loopback, authoritative for Zone,
+// whose update-policy lets Key change any name in it, EdgeKeyName only
+// Name's A and AAAA records (the README's policy), and IdleKeyName (known,
+// valid) nothing.
+type Server struct {
+	Addr       string // 127.0.0.1:PORT, UDP and TCP
+	KeyFile    string // Key's file, as tsig-keygen writes it
+	Secret     string // Key's secret
+	IdleKey    string // IdleKeyName's NAME:ALGORITHM:SECRET
+	IdleSecret string
+	EdgeKey    string // EdgeKeyName's NAME:ALGORITHM:SECRET
 }
 
 const (
-	testZone = "example.test."
-	testName = "edge.example.test."
-	testKey  = "ferry-test"
-	idleKey  = "ferry-idle"
-	edgeKey  = "ferry-edge"
+	Zone        = "example.test."
+	Name        = "edge.example.test."
+	Key         = "ferry-test"
+	IdleKeyName = "ferry-idle"
+	EdgeKeyName = "ferry-edge"
 )
 
-// startNamed runs named in the foreground with a temp directory of its own
+// Start runs named in the foreground with a temp directory of its own
 // and stops it by its pid when the test ends. It skips the test when named
 // is not installed, or fails it when CI is set: CI installs bind9.
-func startNamed(t testing.TB) *named {
+func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("named")
 	if err != nil {
@@ -51,9 +54,9 @@ func startNamed(t testing.TB) *named {
 			t.Skip("named is not installed (Debian: apt-get install bind9); CI installs it")
 		}
 	}
-	n := &named{secret: randomSecret(t), idleSecret: randomSecret(t)}
-	n.idleKey = idleKey + ":hmac-sha256:" + n.idleSecret
-	n.edgeKey = edgeKey + ":hmac-sha512:" + randomSecret(t)
+	n := &Server{Secret: RandomSecret(), IdleSecret: RandomSecret()}
+	n.IdleKey = IdleKeyName + ":hmac-sha256:" + n.IdleSecret
+	n.EdgeKey = EdgeKeyName + ":hmac-sha512:" + RandomSecret()
 	// A port found free may be taken before named binds it; named then
 	// exits, and another port is tried.
 	for range 3 {
@@ -65,19 +68,20 @@ func startNamed(t testing.TB) *named {
 	return nil
 }
 
-func randomSecret(t testing.TB) string {
+// RandomSecret is a fresh HMAC secret, in base64 as BIND writes it.
+func RandomSecret() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-func (n *named) start(t testing.TB, bin string) bool {
+func (n *Server) start(t testing.TB, bin string) bool {
 	t.Helper()
 	dir := t.TempDir()
 	port := freeUDPTCPPort(t)
-	n.addr = fmt.Sprintf("127.0.0.1:%d", port)
-	n.keyFile = filepath.Join(dir, "ferry-test.key")
-	key := fmt.Sprintf("key %q {\n\talgorithm hmac-sha256;\n\tsecret %q;\n};\n", testKey, n.secret)
+	n.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	n.KeyFile = filepath.Join(dir, "ferry-test.key")
+	key := fmt.Sprintf("key %q {\n\talgorithm hmac-sha256;\n\tsecret %q;\n};\n", Key, n.Secret)
 	conf := fmt.Sprintf(`options {
 	directory %[1]q;
 	pid-file "%[1]s/named.pid";
@@ -101,7 +105,7 @@ zone "example.test" {
 		grant %[7]q name %[9]s A AAAA;
 	};
 };
-`, dir, port, n.keyFile, idleKey, n.idleSecret, testKey, edgeKey, strings.SplitN(n.edgeKey, ":", 3)[2], testName)
+`, dir, port, n.KeyFile, IdleKeyName, n.IdleSecret, Key, EdgeKeyName, strings.SplitN(n.EdgeKey, ":", 3)[2], Name)
 	zone := `$TTL 300
 @	IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300
 @	IN NS ns.example.test.
