@@ -360,10 +360,48 @@ func checkUnknown(environ []string) error {
 				names = append(names, k)
 			}
 			sort.Strings(names)
+			if near := Closest(key, names); near != "" {
+				return &Error{Var: key, Err: fmt.Errorf("is not a ferry variable: did you mean %s?", near)}
+			}
 			return &Error{Var: key, Err: fmt.Errorf("is not a ferry variable (known: %s)", strings.Join(names, ", "))}
 		}
 	}
 	return nil
+}
+
+// Closest is the name in names nearest to s by edit distance, when it is
+// close enough to be a typo of it (at most a third of s's length, and at
+// most 3 edits), else "". Ties go to the first in names.
+func Closest(s string, names []string) string {
+	best, bestD := "", min(3, len(s)/3)+1
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes: ferry's
+// names are ASCII.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // Duration is a time.Duration that must be positive.

@@ -90,6 +90,48 @@ func QR(s string) (*qr.Code, error) {
 	return c, nil
 }
 
+// WritePlain draws s as a QR code with block characters and no escape
+// sequences, for output that is not a terminal: each character is two
+// modules, one above the other, black modules drawn, so it reads as dark
+// on light, as a QR code must.
+func WritePlain(w io.Writer, s string) error {
+	c, err := QR(s)
+	if err != nil {
+		return err
+	}
+	black := modules(c)
+	var b strings.Builder
+	n := c.Size + 2*quiet
+	for y := 0; y < n; y += 2 {
+		for x := 0; x < n; x++ {
+			switch top, bottom := black(x, y), black(x, y+1); {
+			case top && bottom:
+				b.WriteString("█")
+			case top:
+				b.WriteString("▀")
+			case bottom:
+				b.WriteString("▄")
+			default:
+				b.WriteString(" ")
+			}
+		}
+		b.WriteString("\n")
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+const quiet = 2 // modules of white border
+
+// modules says whether the module at x, y of c, counted from the quiet
+// zone's corner, is black.
+func modules(c *qr.Code) func(x, y int) bool {
+	return func(x, y int) bool {
+		x, y = x-quiet, y-quiet
+		return x >= 0 && y >= 0 && x < c.Size && y < c.Size && c.Black(x, y)
+	}
+}
+
 // WriteTerminal draws s as a QR code with text characters: each character
 // is two modules, one above the other, in explicit black and white so that
 // the code reads on dark and light terminals alike.
@@ -98,11 +140,7 @@ func WriteTerminal(w io.Writer, s string) error {
 	if err != nil {
 		return err
 	}
-	const quiet = 2 // modules of white border
-	black := func(x, y int) bool {
-		x, y = x-quiet, y-quiet
-		return x >= 0 && y >= 0 && x < c.Size && y < c.Size && c.Black(x, y)
-	}
+	black := modules(c)
 	var b strings.Builder
 	n := c.Size + 2*quiet
 	for y := 0; y < n; y += 2 {
