@@ -17,6 +17,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -67,30 +68,129 @@ type Result struct {
 	// Web is what a stranger who does not speak WhatsApp gets from the
 	// port; zero when the port did not connect.
 	Web Web
+	// ProxyProtocol is set for a port that waits for a PROXY protocol
+	// header before anything else, which the app never sends.
+	ProxyProtocol bool
+
+	// mayWantProxy is set when the port connected but closed or stayed
+	// silent: what a PROXY protocol listener does to a client without a
+	// header, so worth asking again with one.
+	mayWantProxy bool
 }
 
-// Run checks every port of host, one after another, each step bounded by
-// timeout, and returns the results in the order of ports. Chat ports go
-// first: an edge with FERRY_EDGE_MEDIA_AFTER_CHAT passes media only for an
-// address that has just had a chat connection. After the app's check, each
-// open port is also asked what a scanner would ask (see Web).
+// Run checks every port of host, as RunTarget does for an edge.
 func Run(ctx context.Context, host string, ports []Port, timeout time.Duration) []Result {
+	return RunTarget(ctx, host, ports, timeout, false)
+}
+
+// RunTarget checks every port of host, each step bounded by timeout, and
+// returns the results in the order of ports. The ports are checked in
+// parallel, chat ports first and then media ports: an edge with
+// FERRY_EDGE_MEDIA_AFTER_CHAT passes media only for an address that has just
+// had a chat connection. One after another, a proxy whose tunnel is down
+// took the sum of every port's timeout (20 s and more); in parallel it takes
+// two. After the app's check, each open port is also asked what a scanner
+// would ask (see Web). standalone says that host is a standalone, which has
+// no tunnel: its verdicts then blame only WhatsApp being out of its reach.
+func RunTarget(ctx context.Context, host string, ports []Port, timeout time.Duration, standalone bool) []Result {
+	behind := "the tunnel is down or the origin cannot reach WhatsApp"
+	if standalone {
+		behind = "the proxy cannot reach WhatsApp"
+	}
 	rs := make([]Result, len(ports))
 	for _, media := range []bool{false, true} {
+		var wg sync.WaitGroup
 		for i, p := range ports {
 			if p.Media != media {
 				continue
 			}
-			rs[i] = checkPort(ctx, host, p, timeout)
-			if rs[i].Connect > 0 {
-				rs[i].Web = probeWeb(ctx, host, p, timeout)
-			}
+			wg.Go(func() {
+				rs[i] = checkPort(ctx, host, p, timeout, behind, false)
+				if !rs[i].OK && rs[i].mayWantProxy && acceptsProxyHeader(ctx, host, p, timeout) {
+					rs[i] = proxyResult(rs[i], checkPort(ctx, host, p, timeout, behind, true))
+				}
+				switch {
+				case rs[i].ProxyProtocol:
+					// A scanner's request would be refused for want of the
+					// header only from the load balancer's own ranges.
+					rs[i].Web = Web{Note: proxyNote}
+				case rs[i].Connect > 0:
+					rs[i].Web = probeWeb(ctx, host, p, timeout)
+				}
+			})
 		}
+		wg.Wait()
 	}
 	return rs
 }
 
-func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) Result {
+// proxyResult is the result of a port that waits for a PROXY protocol
+// header: not OK whatever came behind the header, since the app sends none,
+// with behind's verdict (the check run again after a header) for whoever
+// runs the load balancer meant to be in front of it.
+func proxyResult(r, behind Result) Result {
+	r.ProxyProtocol = true
+	r.Handshake, r.Answer = behind.Handshake, behind.Answer
+	r.Verdict = "waits for a PROXY protocol header first (a proxy+ listener, for a load balancer in front of the proxy): the app cannot use this port itself, only through the load balancer; after a header: " + behind.Verdict
+	return r
+}
+
+// acceptsProxyHeader reports whether host's port p takes a PROXY protocol
+// header and then goes on where the plain check found it closed or silent:
+// it completes TLS, or answers the scanner's request.
+func acceptsProxyHeader(ctx context.Context, host string, p Port, timeout time.Duration) bool {
+	// A plain port that answers a request as it comes (a web site, which
+	// would also answer the header as a bad request) is no PROXY listener.
+	if !p.TLS && !p.Media && answersRequest(ctx, host, p, timeout, false) {
+		return false
+	}
+	return answersRequest(ctx, host, p, timeout, true)
+}
+
+// answersRequest reports whether host's port p, after a PROXY header if
+// header is set, completes TLS (on a TLS or media port) or answers the
+// scanner's request with anything at all (on a plain port).
+func answersRequest(ctx context.Context, host string, p Port, timeout time.Duration, header bool) bool {
+	c, err := dial(ctx, host, p, timeout)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if header {
+		if _, err := io.WriteString(c, proxyHeader(c)); err != nil {
+			return false
+		}
+	}
+	if p.TLS || p.Media {
+		_, err := handshake(ctx, c, host, timeout)
+		return err == nil
+	}
+	if _, err := io.WriteString(c, scannerRequest(host)); err != nil {
+		return false
+	}
+	var b [1]byte
+	_, err = io.ReadFull(c, b[:])
+	return err == nil
+}
+
+// proxyHeader is a PROXY protocol v1 header for c, as a load balancer in
+// front of the proxy would send it for the client c is: the checker's own
+// address, nobody else's.
+func proxyHeader(c net.Conn) string {
+	src, _ := c.LocalAddr().(*net.TCPAddr)
+	dst, _ := c.RemoteAddr().(*net.TCPAddr)
+	if src == nil || dst == nil {
+		return "PROXY UNKNOWN\r\n"
+	}
+	family := "TCP4"
+	if src.IP.To4() == nil {
+		family = "TCP6"
+	}
+	return fmt.Sprintf("PROXY %s %s %s %d %d\r\n", family, src.IP, dst.IP, src.Port, dst.Port)
+}
+
+func checkPort(ctx context.Context, host string, p Port, timeout time.Duration, behind string, proxyProtocol bool) Result {
 	r := Result{Port: p}
 	start := time.Now()
 	c, err := dial(ctx, host, p, timeout)
@@ -100,6 +200,13 @@ func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) 
 	}
 	defer c.Close()
 	r.Connect = max(time.Since(start), time.Nanosecond)
+	if proxyProtocol {
+		c.SetWriteDeadline(time.Now().Add(timeout))
+		if _, err := io.WriteString(c, proxyHeader(c)); err != nil {
+			r.Verdict = "the connection broke while sending a PROXY header: " + short(err)
+			return r
+		}
+	}
 
 	if p.TLS || p.Media {
 		name := host
@@ -109,8 +216,9 @@ func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) 
 		start = time.Now()
 		tc, err := handshake(ctx, c, name, timeout)
 		if err != nil {
+			r.mayWantProxy = true
 			if p.Media {
-				r.Verdict = "connects, but the TLS handshake with WhatsApp's media server fails: the tunnel is down, the origin cannot reach WhatsApp, or something blocks TLS (" + short(err) + ")"
+				r.Verdict = "connects, but the TLS handshake with WhatsApp's media server fails: " + behind + ", or something blocks TLS (" + short(err) + ")"
 			} else {
 				r.Verdict = "connects, but TLS fails: this port is not a TLS listener of the proxy, or something in between interferes (" + short(err) + ")"
 			}
@@ -128,6 +236,7 @@ func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) 
 	c.SetDeadline(time.Now().Add(timeout))
 	if err := Hello(c); err != nil {
 		r.Verdict = "the connection broke while sending: " + short(err)
+		r.mayWantProxy = true
 		return r
 	}
 	if err := AwaitServerHello(c); err != nil {
@@ -142,9 +251,11 @@ func checkPort(ctx context.Context, host string, p Port, timeout time.Duration) 
 		case errors.Is(err, ErrNotWhatsApp):
 			r.Verdict = "something answers, but not like WhatsApp: another program on this port?"
 		case errors.As(err, &ne) && ne.Timeout():
-			r.Verdict = what + " but nothing answers behind it within " + timeout.String() + ": the tunnel is down or the origin cannot reach WhatsApp"
+			r.Verdict = what + " but nothing answers behind it within " + timeout.String() + ": " + behind
+			r.mayWantProxy = true
 		default:
-			r.Verdict = what + " but the proxy closed the connection unanswered: the tunnel is down or the origin cannot reach WhatsApp (" + short(err) + ")"
+			r.Verdict = what + " but the proxy closed the connection unanswered: " + behind + " (" + short(err) + ")"
+			r.mayWantProxy = true
 		}
 		return r
 	}

@@ -86,11 +86,18 @@ func readWeb(br *bufio.Reader, timeout time.Duration) Web {
 	return Web{Status: strconv.Itoa(resp.StatusCode)}
 }
 
+// proxyNote is the Web of a PROXY protocol port: a stranger outside the
+// proxy's trusted ranges (FERRY_EDGE_PROXY_FROM) gets it as a plain port, and
+// from inside them it only ever talks to its load balancer.
+const proxyNote = "not asked: it waits for a PROXY header, which only its load balancer sends"
+
 // column is w in the table's WEB column.
 func (w Web) column() string {
 	switch {
 	case w.Status != "":
 		return w.Status
+	case w.Note == proxyNote:
+		return "PROXY"
 	case w.Note != "":
 		return "no web site"
 	}

@@ -120,12 +120,20 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if *quick {
+		// Quick sizes are too small and too few for the figures to mean
+		// much: say so where they are read, before someone quotes them.
+		fmt.Fprintln(stdout, quickNote)
+	}
 	r.Write(stdout)
 	if err := r.WriteJSON(f); err != nil {
 		return err
 	}
 	return f.Close()
 }
+
+// quickNote heads the output of a -quick run.
+const quickNote = "-quick: small sizes, a check that everything runs; the figures below are rough, do not quote them (run without -quick to measure)"
 
 // ferryBinary is the ferry binary to measure: flag, else ferry beside self,
 // else ferry on PATH.

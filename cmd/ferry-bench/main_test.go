@@ -56,6 +56,9 @@ func TestBenchQuick(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("ferry-bench -quick: %v\n%s", err, stderr.String())
 	}
+	if !strings.HasPrefix(stdout.String(), quickNote+"\n") {
+		t.Errorf("-quick output does not begin by saying its figures are rough:\n%.300s", stdout.String())
+	}
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

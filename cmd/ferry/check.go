@@ -16,7 +16,7 @@ import (
 // errChatFails ends `ferry check` with exit status 1; the table has said why.
 var errChatFails = errors.New("chat does not work")
 
-const checkForm = "ferry check [-chat 443/tls,80,5222] [-media 587] [-timeout 10s] HOST"
+const checkForm = "ferry check [-chat 443/tls,80,5222] [-media 587] [-timeout 10s] [-standalone] HOST"
 
 // runCheck tests the proxy at HOST as the app would, prints a table and a
 // diagnosis, and fails unless chat works on some port. The table also shows
@@ -28,6 +28,7 @@ func runCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	chat := fs.String("chat", "443/tls,80,5222", "chat ports: PORT, or PORT/tls where the proxy ends TLS")
 	media := fs.String("media", "587", "media ports")
 	timeout := fs.Duration("timeout", 10*time.Second, "limit of each step")
+	standalone := fs.Bool("standalone", false, "HOST is a standalone: it has no tunnel to blame")
 	// The host may come first or last.
 	var host string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -57,7 +58,7 @@ func runCheck(ctx context.Context, args []string, stdout io.Writer) error {
 		return bad(fmt.Errorf("-media %w", err))
 	}
 	host = strings.Trim(host, "[]")
-	rs := check.Run(ctx, host, append(cp, mp...), *timeout)
+	rs := check.RunTarget(ctx, host, append(cp, mp...), *timeout, *standalone)
 	check.Write(stdout, host, rs)
 	if !check.Works(rs) {
 		return errChatFails

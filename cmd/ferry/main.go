@@ -37,7 +37,7 @@ Usage:
   ferry origin        run an origin: accepts tunnels, dials allowed targets
   ferry standalone    client listeners that dial the targets directly
   ferry check HOST    test the proxy at HOST from outside, as the app would; exit 0 only if chat works
-                      (-chat 443/tls,80,5222 -media 587 -timeout 10s)
+                      (-chat 443/tls,80,5222 -media 587 -timeout 10s -standalone)
   ferry link [HOST]   print the wa.me share link of the edge at HOST (default FERRY_EDGE_PUBLIC_HOST), and its QR code
   ferry deploy edge|origin [-i KEY] [-env FILE] [-binary FILE] [-dns PROVIDER] [-replace OLDHOST] USER@HOST[:PORT]
                       install or upgrade ferry on a host over SSH (systemd), check it, print the share link
@@ -240,6 +240,11 @@ flags:
   -chat PORTS      chat ports: PORT, or PORT/tls where the proxy ends TLS (default 443/tls,80,5222)
   -media PORTS     media ports (default 587)
   -timeout DURATION  limit of each step on each port (default 10s)
+  -standalone      HOST is a standalone (no tunnel): failures then blame only WhatsApp out of its reach
+
+A port that waits for a PROXY protocol header (proxy+ listeners, from an
+address in their FERRY_EDGE_PROXY_FROM) is asked again with one, and said to be
+one: the app cannot use it directly.
 `,
 	"link": "usage: " + linkForm + `
 
