@@ -105,18 +105,21 @@ func RunTarget(ctx context.Context, host string, ports []Port, timeout time.Dura
 				continue
 			}
 			wg.Go(func() {
-				rs[i] = checkPort(ctx, host, p, timeout, behind, false)
-				if !rs[i].OK && rs[i].mayWantProxy && acceptsProxyHeader(ctx, host, p, timeout) {
-					rs[i] = proxyResult(rs[i], checkPort(ctx, host, p, timeout, behind, true))
+				r := checkPort(ctx, host, p, timeout, behind, false)
+				if r.Connect > 0 {
+					r.Web = probeWeb(ctx, host, p, timeout)
 				}
-				switch {
-				case rs[i].ProxyProtocol:
-					// A scanner's request would be refused for want of the
-					// header only from the load balancer's own ranges.
-					rs[i].Web = Web{Note: proxyNote}
-				case rs[i].Connect > 0:
-					rs[i].Web = probeWeb(ctx, host, p, timeout)
+				// Closed or silent for the app and for a visitor alike:
+				// what a PROXY protocol listener does to whoever sends no
+				// header. If it goes on after one, it is one.
+				if !r.OK && r.mayWantProxy && r.Web.unanswered && acceptsProxyHeader(ctx, host, p, timeout) {
+					r = proxyResult(r, checkPort(ctx, host, p, timeout, behind, true))
+					// A scanner outside its trusted ranges gets it as a
+					// plain port; inside them it talks only to its load
+					// balancer.
+					r.Web = Web{Note: proxyNote}
 				}
+				rs[i] = r
 			})
 		}
 		wg.Wait()
@@ -135,32 +138,20 @@ func proxyResult(r, behind Result) Result {
 	return r
 }
 
-// acceptsProxyHeader reports whether host's port p takes a PROXY protocol
-// header and then goes on where the plain check found it closed or silent:
-// it completes TLS, or answers the scanner's request.
+// acceptsProxyHeader reports whether host's port p, after a PROXY header,
+// completes TLS (on a TLS or media port) or answers the scanner's request
+// with anything at all (on a plain port). Only a port that closed or stayed
+// silent for a visitor without a header is asked: a web site would answer
+// the header too, as a bad request.
 func acceptsProxyHeader(ctx context.Context, host string, p Port, timeout time.Duration) bool {
-	// A plain port that answers a request as it comes (a web site, which
-	// would also answer the header as a bad request) is no PROXY listener.
-	if !p.TLS && !p.Media && answersRequest(ctx, host, p, timeout, false) {
-		return false
-	}
-	return answersRequest(ctx, host, p, timeout, true)
-}
-
-// answersRequest reports whether host's port p, after a PROXY header if
-// header is set, completes TLS (on a TLS or media port) or answers the
-// scanner's request with anything at all (on a plain port).
-func answersRequest(ctx context.Context, host string, p Port, timeout time.Duration, header bool) bool {
 	c, err := dial(ctx, host, p, timeout)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
-	if header {
-		if _, err := io.WriteString(c, proxyHeader(c)); err != nil {
-			return false
-		}
+	if _, err := io.WriteString(c, proxyHeader(c)); err != nil {
+		return false
 	}
 	if p.TLS || p.Media {
 		_, err := handshake(ctx, c, host, timeout)

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -384,5 +385,103 @@ func TestChatFirst(t *testing.T) {
 	rs = check.Run(context.Background(), "127.0.0.1", []check.Port{mp, cp}, time.Second)
 	if rs[0].Port != mp || !rs[0].OK || rs[1].Port != cp || !rs[1].OK {
 		t.Errorf("media given first: %+v", rs)
+	}
+}
+
+// TestParallel checks that ports are checked at the same time: each fake
+// port answers its hello only once every port has sent one, so one after
+// another the first would wait for the others until its timeout.
+func TestParallel(t *testing.T) {
+	const n = 4
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	var ports []check.Port
+	for range n {
+		var once sync.Once
+		srv := fake.Start(t, route(func(c net.Conn) {
+			if check.ReadHello(c) != nil {
+				return
+			}
+			once.Do(arrived.Done)
+			<-all
+			c.Write(check.ServerHello())
+			fake.Discard(c)
+		}, site))
+		ports = append(ports, check.Port{Port: port(t, srv.Addr())})
+	}
+	// Long enough never to run out on a loaded machine when parallel; the
+	// test fails long before it, by the first port's verdict, when not.
+	rs := check.Run(context.Background(), "127.0.0.1", ports, 20*time.Second)
+	for i, r := range rs {
+		if !r.OK {
+			t.Errorf("port %d: %s", i, r.Verdict)
+		}
+	}
+}
+
+// proxyFirst is a PROXY protocol listener as a proxy+ listener of ferry's
+// is to a trusted sender: it closes a connection that does not begin with
+// a PROXY v1 header, and hands the rest to h.
+func proxyFirst(h func(net.Conn)) func(net.Conn) {
+	return func(c net.Conn) {
+		br := bufio.NewReader(c)
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "PROXY TCP4 127.0.0.1 127.0.0.1 ") || !strings.HasSuffix(line, "\r\n") {
+			return
+		}
+		h(peeked{c, br})
+	}
+}
+
+// TestProxyProtocolPort checks that a port waiting for a PROXY header is
+// said to be one, plain and TLS, with what answers behind the header, and
+// is not counted as chat working; and that a port closing whatever comes
+// is not taken for one.
+func TestProxyProtocolPort(t *testing.T) {
+	crt, err := cert.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := fake.Start(t, proxyFirst(route(fake.WhatsApp, site)))
+	overTLS := fake.Start(t, proxyFirst(func(c net.Conn) {
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{crt}})
+		if tc.Handshake() == nil {
+			route(fake.WhatsApp, site)(tc)
+		}
+	}))
+	closing := fake.Start(t, func(net.Conn) {})
+	rs := check.Run(context.Background(), "127.0.0.1", []check.Port{
+		{Port: port(t, plain.Addr())}, {Port: port(t, overTLS.Addr()), TLS: true}, {Port: port(t, closing.Addr())},
+	}, 5*time.Second)
+	for _, r := range rs[:2] {
+		if r.OK || !r.ProxyProtocol || !strings.Contains(r.Verdict, "waits for a PROXY protocol header") || !strings.Contains(r.Verdict, "after a header: ok: WhatsApp answers") || r.Web.GivesAway {
+			t.Errorf("port %d: %+v", r.Port.Port, r)
+		}
+	}
+	if r := rs[2]; r.ProxyProtocol || strings.Contains(r.Verdict, "PROXY") {
+		t.Errorf("a port that closes everything: %+v", r)
+	}
+	if check.Works(rs) {
+		t.Error("chat works on a PROXY protocol port, which the app cannot use")
+	}
+	var out bytes.Buffer
+	check.Write(&out, "127.0.0.1", rs)
+	if !strings.Contains(out.String(), "PROXY") || strings.Contains(out.String(), strconv.Itoa(rs[0].Port.Port)+" (closes") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+// TestStandaloneVerdicts checks that a standalone's failures do not blame
+// a tunnel it does not have, and that an edge's do.
+func TestStandaloneVerdicts(t *testing.T) {
+	closing := fake.Start(t, route(func(net.Conn) {}, site))
+	p := []check.Port{{Port: port(t, closing.Addr())}}
+	if r := check.RunTarget(context.Background(), "127.0.0.1", p, 5*time.Second, true)[0]; strings.Contains(r.Verdict, "tunnel") || strings.Contains(r.Verdict, "origin") || !strings.Contains(r.Verdict, "cannot reach WhatsApp") {
+		t.Errorf("standalone: %s", r.Verdict)
+	}
+	if r := check.Run(context.Background(), "127.0.0.1", p, 5*time.Second)[0]; !strings.Contains(r.Verdict, "tunnel is down") {
+		t.Errorf("edge: %s", r.Verdict)
 	}
 }

@@ -31,6 +31,10 @@ type Web struct {
 	// web page: silence, a close, TLS that fails, or an answer that is not
 	// HTTP. A scanner records that port as something other than a web site.
 	GivesAway bool
+
+	// unanswered is set when the port closed, stayed silent or failed TLS
+	// for the visitor: what a PROXY protocol listener does without a header.
+	unanswered bool
 }
 
 // ScannerAgent is the User-Agent sent to ask for a web site: that of Censys,
@@ -49,13 +53,13 @@ func probeWeb(ctx context.Context, host string, p Port, timeout time.Duration) W
 		// Not MediaServerName on media ports: a stranger's server name.
 		tc, err := handshake(ctx, c, host, timeout)
 		if err != nil {
-			return Web{Note: "TLS fails for a visitor (" + short(err) + ")", GivesAway: true}
+			return Web{Note: "TLS fails for a visitor (" + short(err) + ")", GivesAway: true, unanswered: true}
 		}
 		c = tc
 	}
 	c.SetDeadline(time.Now().Add(timeout))
 	if _, err := io.WriteString(c, scannerRequest(host)); err != nil {
-		return Web{Note: "closes without answering", GivesAway: true}
+		return Web{Note: "closes without answering", GivesAway: true, unanswered: true}
 	}
 	return readWeb(bufio.NewReader(c), timeout)
 }
@@ -74,9 +78,9 @@ func readWeb(br *bufio.Reader, timeout time.Duration) Web {
 	if _, err := br.Peek(1); err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return Web{Note: "silent until the " + timeout.String() + " timeout", GivesAway: true}
+			return Web{Note: "silent until the " + timeout.String() + " timeout", GivesAway: true, unanswered: true}
 		}
-		return Web{Note: "closes without answering", GivesAway: true}
+		return Web{Note: "closes without answering", GivesAway: true, unanswered: true}
 	}
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
