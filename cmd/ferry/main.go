@@ -239,7 +239,7 @@ once; exit 0 only if chat works on some port, 1 if not.
 flags:
   -chat PORTS      chat ports: PORT, or PORT/tls where the proxy ends TLS (default 443/tls,80,5222)
   -media PORTS     media ports (default 587)
-  -timeout DURATION  limit of each step on each port (default 10s)
+  -timeout D       limit of each step on each port, a duration (default 10s)
   -standalone      HOST is a standalone (no tunnel): failures then blame only WhatsApp out of its reach
 
 A port that waits for a PROXY protocol header (proxy+ listeners, from an
