@@ -1,9 +1,14 @@
 package main
 
 import (
+	"io"
+	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
+
+	"ferry/internal/fake"
 )
 
 // TestCommandHelp checks that `ferry help COMMAND`, `ferry COMMAND -h` and
@@ -141,5 +146,47 @@ func TestDidYouMean(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"chek", "127.0.0.1"}, nil, &stderr); code != exitConfig || !strings.Contains(stderr.String(), `did you mean "check"?`) {
 		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// TestCheckStandalone runs ferry check against a real ferry standalone
+// with a plain and a PROXY protocol listener: the PROXY port is said to be
+// one, with WhatsApp answering behind its header; and once WhatsApp is out
+// of reach, -standalone's verdicts name no tunnel.
+func TestCheckStandalone(t *testing.T) {
+	wa := fake.Start(t, fake.WhatsApp)
+	dead := freeAddr(t)
+	plain, proxy := freeAddr(t), freeAddr(t)
+	_, plainPort, _ := net.SplitHostPort(plain)
+	_, proxyPort, _ := net.SplitHostPort(proxy)
+	bin := build(t)
+	for _, tc := range []struct {
+		target string
+		code   int
+		says   []string
+	}{
+		{wa.Addr(), exitOK, []string{"Chat works", "waits for a PROXY protocol header first", "after a header: ok: WhatsApp answers"}},
+		{dead, exitFailure, []string{"Chat does not work", "the proxy cannot reach WhatsApp"}},
+	} {
+		p := start(t, bin, []string{
+			"FERRY_ADMIN=", "FERRY_ORIGIN_TARGETS=chat=" + tc.target,
+			"FERRY_EDGE_LISTEN=tcp://" + plain + "/chat,proxy+tcp://" + proxy + "/chat",
+		}, "ferry standalone starting", "standalone")
+		p.discardLines()
+		var out strings.Builder
+		code := run([]string{"check", "-chat", plainPort + "," + proxyPort, "-media", "", "-timeout", "5s", "-standalone", "127.0.0.1"}, &out, io.Discard)
+		if code != tc.code {
+			t.Errorf("target %s: exit %d, want %d\n%s", tc.target, code, tc.code, out.String())
+		}
+		for _, s := range tc.says {
+			if !strings.Contains(out.String(), s) {
+				t.Errorf("target %s: output lacks %q:\n%s", tc.target, s, out.String())
+			}
+		}
+		if strings.Contains(out.String(), "tunnel") {
+			t.Errorf("target %s: a standalone's check mentions a tunnel:\n%s", tc.target, out.String())
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.cmd.Wait()
 	}
 }
