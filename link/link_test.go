@@ -74,3 +74,39 @@ func TestTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestPlain checks that the plain QR code has no escape sequence and draws
+// exactly the code's modules, two rows a line, inside the quiet zone.
+func TestPlain(t *testing.T) {
+	const s = "https://wa.me/proxy?host=2001%3Adb8%3A%3A1&chatPort=443&mediaPort=587&chatTLS=true"
+	var b bytes.Buffer
+	if err := WritePlain(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "\x1b") {
+		t.Fatal("escape sequences in the plain QR code")
+	}
+	c, err := QR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	black := modules(c)
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	n := c.Size + 2*quiet
+	if len(lines) != (n+1)/2 {
+		t.Fatalf("%d lines, want %d", len(lines), (n+1)/2)
+	}
+	for i, line := range lines {
+		cells := []rune(line)
+		if len(cells) != n {
+			t.Fatalf("line %d: %d characters, want %d", i, len(cells), n)
+		}
+		for x, r := range cells {
+			top, bottom := black(x, 2*i), black(x, 2*i+1)
+			want := map[[2]bool]rune{{true, true}: '█', {true, false}: '▀', {false, true}: '▄', {false, false}: ' '}[[2]bool{top, bottom}]
+			if r != want {
+				t.Fatalf("line %d, column %d: %q, want %q", i, x, r, want)
+			}
+		}
+	}
+}
