@@ -78,6 +78,12 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	defer stopAdmin()
 	log.Info("ferry edge starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 
+	defer startBlockAlerts(ctx, cfg.Common, cfg.Clients, m, log)()
+	if cfg.TLSCert != "" || cfg.ACME != "" {
+		// Only the certificates an operator must renew: the self-signed
+		// one is made anew at each start.
+		m.CertificateExpiry(certExpiry(site.tls, cfg.Clients))
+	}
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, tunnels.Send, m, log)
 	err = edge.Serve(ctx, srv, tunnels)
 	log.Info("ferry edge stopped")
