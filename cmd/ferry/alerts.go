@@ -15,17 +15,23 @@ import (
 	"ferry/metrics"
 )
 
-// startBlockAlerts has the edge's block detector count the clients m's
-// listeners accept, publishes ferry_edge_block_suspected, and, with
-// FERRY_ALERT_WEBHOOK, posts each change of the suspicion. It must run
-// before the listeners' counters are made (edge.Server.Run). stop ends its
-// goroutines and waits for them.
-func startBlockAlerts(ctx context.Context, cc config.Common, c config.Clients, m *metrics.Metrics, log *slog.Logger) (stop func()) {
+// startBlockAlerts has the block detector of an edge or standalone (role)
+// count the clients m's listeners accept, publishes
+// ferry_edge_block_suspected, and, with FERRY_ALERT_WEBHOOK, posts each
+// change of the suspicion; it publishes the expiry of site's certificate
+// too. It must run before the listeners' counters are made
+// (edge.Server.Run). stop ends its goroutines and waits for them.
+func startBlockAlerts(ctx context.Context, role string, cc config.Common, c config.Clients, site *edgeSite, m *metrics.Metrics, log *slog.Logger) (stop func()) {
+	if c.TLSCert != "" || c.ACME != "" {
+		// Only the certificates an operator must renew: the self-signed
+		// one is made anew at each start.
+		m.CertificateExpiry(certExpiry(site.tls, c))
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	d := &alert.Detector{Log: log}
 	if u := cc.AlertWebhook.URL; u != nil {
-		n := alert.NewNotifier(alert.Notifier{URL: u, Role: "edge", Host: alertHost(c), Client: &http.Client{}, Log: log})
+		n := alert.NewNotifier(alert.Notifier{URL: u, Role: role, Host: alertHost(c), Client: &http.Client{}, Log: log})
 		d.OnChange = n.Notify
 		wg.Go(func() { n.Run(ctx) })
 	}
