@@ -27,7 +27,8 @@ import (
 // The history's shape. One minute ring long enough for the busy-to-silent
 // rule (15 silent minutes after a busy hour), and one ring of hourly counts
 // of 8 days, so that the same hour 7 days ago is never the slot being
-// filled now. In all (75+192)×4 bytes: about 1 KiB per process.
+// filled now. (75+192)×4 bytes of counts, 1,200 bytes with the rest of a
+// Detector (TestDetectorSize).
 const (
 	silentMinutes = 15
 	busyMinutes   = 60
@@ -119,6 +120,10 @@ func (d *Detector) step(now time.Time, n uint32) {
 	}
 	// Hours with no step (a suspended machine) count nothing, and the slots
 	// they reuse are emptied of what they held 8 days ago.
+	if h-d.hour > hourSlots {
+		// A clock set years ahead: empty each slot once, not once an hour.
+		d.hour = h - hourSlots
+	}
 	for ; d.hour < h; d.hour++ {
 		d.hours[(d.hour+1)%hourSlots] = 0
 	}

@@ -3,6 +3,7 @@ package alert
 import (
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
 )
@@ -164,5 +165,31 @@ func TestHistoryWrapsAfterAGap(t *testing.T) {
 	d.mu.Unlock()
 	if u != 0 || n != 7 {
 		t.Fatalf("usual %v over %d days after the gap, want 0 over 7", u, n)
+	}
+}
+
+func TestClockJump(t *testing.T) {
+	d := &Detector{}
+	now := t0
+	days(d, &now, 1, 600)
+	now = now.AddDate(30, 0, 0) // must not step through 30 years of hours
+	d.step(now, 5)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var total uint32
+	for _, v := range d.hours {
+		total += v
+	}
+	if total != 5 {
+		t.Errorf("%d new clients in the hours after the jump, want the 5 of its minute", total)
+	}
+}
+
+// The README says the history costs about 1.2 KB (1,200 bytes today).
+func TestDetectorSize(t *testing.T) {
+	if n := unsafe.Sizeof(Detector{}); n > 1280 {
+		t.Errorf("a Detector takes %d bytes, more than the README's 1.2 KB or so", n)
+	} else {
+		t.Logf("a Detector takes %d bytes", n)
 	}
 }
