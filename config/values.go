@@ -569,3 +569,47 @@ func (ps Prefixes) String() string {
 	}
 	return strings.Join(s, ",")
 }
+
+// Webhook is FERRY_ALERT_WEBHOOK: an https:// URL, or nil for none. Only
+// HTTPS: the POST tells whoever reads it that this host is a proxy, and
+// many webhooks' URLs are their only credential.
+type Webhook struct{ URL *url.URL }
+
+func (w *Webhook) Decode(v string) error {
+	if v == "" {
+		*w = Webhook{}
+		return nil
+	}
+	// The errors never quote v: its path or query may be the token.
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || u.Scheme == "" || u.Opaque != "":
+		return errors.New("is not a URL")
+	case u.Scheme != "https":
+		return fmt.Errorf("has scheme %s, not https", redact.Value(u.Scheme))
+	case u.Hostname() == "":
+		return errors.New("has no host")
+	case u.Fragment != "":
+		return errors.New("has a #fragment, which is never sent")
+	}
+	*w = Webhook{URL: u}
+	return nil
+}
+
+// String shows the scheme and host only: a webhook's path (Slack's,
+// Discord's) or query is often its secret, which redact.URL would keep.
+func (w Webhook) String() string {
+	if w.URL == nil {
+		return ""
+	}
+	s := "https://" + w.URL.Host
+	if w.URL.User != nil {
+		s = "https://" + redact.Mask + "@" + w.URL.Host
+	}
+	if w.URL.Path != "" || w.URL.RawQuery != "" {
+		s += "/" + redact.Mask
+	}
+	return s
+}
+
+func (w Webhook) LogValue() slog.Value { return slog.StringValue(w.String()) }

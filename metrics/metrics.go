@@ -31,6 +31,10 @@ type Metrics struct {
 	tdown    *prometheus.CounterVec
 	dials    *prometheus.CounterVec
 	site     *prometheus.CounterVec
+
+	// newClient, if set, is told of every accepted client connection too:
+	// the edge's block detector (alert.Detector) counts them.
+	newClient func()
 }
 
 // Refusal reasons of ferry_connections_refused_total.
@@ -83,6 +87,7 @@ type Listener struct {
 	refusedCap, refusedHS, refusedRoute prometheus.Counter
 	duration, setup                     prometheus.Observer
 	site                                prometheus.Counter
+	newClient                           func()
 }
 
 // Listener returns the counters of a listener's connections; nil for a nil
@@ -102,6 +107,7 @@ func (m *Metrics) Listener(listener, route string) *Listener {
 		duration:     m.duration.WithLabelValues(route),
 		setup:        m.setup.WithLabelValues(route),
 		site:         m.site.WithLabelValues(listener),
+		newClient:    m.newClient,
 	}
 }
 
@@ -110,6 +116,9 @@ func (l *Listener) Accepted() {
 	if l != nil {
 		l.accepted.Inc()
 		l.active.Inc()
+		if l.newClient != nil {
+			l.newClient()
+		}
 	}
 }
 
@@ -219,6 +228,37 @@ func (m *Metrics) TunnelListener(addr string, authFailures, decoyHits func() flo
 	if decoyHits != nil {
 		m.counterFunc("ferry_decoy_hits_total", "Requests answered with the decoy site.", labels, decoyHits)
 	}
+}
+
+// NewClients has f called for every client connection accepted by the
+// listeners whose counters are made after it (Listener): where the edge
+// counts accepted connections, its block detector counts new clients. f
+// runs on the accept path, so it must be cheap (an atomic add).
+func (m *Metrics) NewClients(f func()) {
+	if m != nil {
+		m.newClient = f
+	}
+}
+
+// BlockSuspected registers ferry_edge_block_suspected, read at scrape time:
+// 1 while the edge's new clients have collapsed as a block by IP makes
+// them (alert.Detector), else 0.
+func (m *Metrics) BlockSuspected(f func() float64) {
+	m.gaugeFunc("ferry_edge_block_suspected", "1 while new clients have stopped coming as when the edge's address is blocked, else 0.", nil, f)
+}
+
+// CertificateExpiry registers ferry_certificate_expiry_timestamp_seconds,
+// read at scrape time: when the certificate served to clients expires, in
+// Unix seconds, or 0 while there is none (f returns the zero time).
+func (m *Metrics) CertificateExpiry(f func() time.Time) {
+	m.gaugeFunc("ferry_certificate_expiry_timestamp_seconds", "When the certificate the edge serves (FERRY_EDGE_TLS_CERT, or FERRY_EDGE_ACME's) expires, in Unix seconds; 0 while it has none.", nil,
+		func() float64 {
+			t := f()
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.Unix())
+		})
 }
 
 // Origin registers an origin's gauges, read at scrape time: its edges'

@@ -78,6 +78,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 	defer stopAdmin()
 	log.Info("ferry edge starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 
+	defer startBlockAlerts(ctx, "edge", cfg.Common, cfg.Clients, site, m, log)()
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, tunnels.Send, m, log)
 	err = edge.Serve(ctx, srv, tunnels)
 	log.Info("ferry edge stopped")
@@ -111,6 +112,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	}
 	defer stopAdmin()
 	log.Info("ferry standalone starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
+	defer startBlockAlerts(ctx, "standalone", cfg.Common, cfg.Clients, site, m, log)()
 	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m}
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, edge.Direct(up.Dial), m, log)
 	err = srv.Run(ctx)

@@ -1,0 +1,54 @@
+package metrics
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestBlockAlertMetrics(t *testing.T) {
+	m := New("edge", "test")
+	var clients int
+	m.NewClients(func() { clients++ })
+	suspected := 0.0
+	m.BlockSuspected(func() float64 { return suspected })
+	var expiry time.Time
+	m.CertificateExpiry(func() time.Time { return expiry })
+
+	l := m.Listener(":443", "chat")
+	l.Accepted()
+	l.Accepted()
+	if clients != 2 {
+		t.Errorf("NewClients saw %d of 2 accepted", clients)
+	}
+	// testutil would do this, but it pulls in a module of its own.
+	check := func(exp, susp float64) {
+		t.Helper()
+		mfs, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			if len(mf.GetMetric()) == 1 && mf.GetMetric()[0].GetGauge() != nil {
+				got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		if got["ferry_certificate_expiry_timestamp_seconds"] != exp || got["ferry_edge_block_suspected"] != susp {
+			t.Errorf("expiry %v, suspected %v; want %v, %v", got["ferry_certificate_expiry_timestamp_seconds"], got["ferry_edge_block_suspected"], exp, susp)
+		}
+	}
+	check(0, 0)
+	expiry = time.Unix(1800000000, 0)
+	suspected = 1
+	check(1800000000, 1)
+
+	// A nil *Metrics counts nothing, and does not panic.
+	var nm *Metrics
+	nm.NewClients(func() {})
+	nm.BlockSuspected(func() float64 { return 1 })
+	nm.CertificateExpiry(time.Now)
+}
