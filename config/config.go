@@ -71,9 +71,11 @@ type Clients struct {
 	TLSCert  string    `envconfig:"FERRY_EDGE_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for tls listeners, media ClientHellos not passed through, and wss and quic tunnel listeners (default: self-signed ECDSA P-256 with a random name, made at start; with FERRY_EDGE_ACME, until the CA's certificate is there; each wss or quic tunnel listener then gets a self-signed one of its own, with a key of a common kind)"`
 	TLSKey   string    `envconfig:"FERRY_EDGE_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_EDGE_TLS_CERT"`
 	MaxConns Count     `envconfig:"FERRY_EDGE_MAX_CONNS" default:"27500" form:"a whole number from 1 to 10000000" desc:"concurrent client connections at most; more are closed at once"`
-	// Many mobile users share one address behind carrier-grade NAT, so the
-	// default is far above what one phone opens (a handful).
-	MaxConnsPerIP    Limit        `envconfig:"FERRY_EDGE_MAX_CONNS_PER_IP" default:"200" form:"a whole number; 0 for no cap" desc:"concurrent client connections from one IPv4 address or IPv6 /64 at most"`
+	// Off by default: behind carrier-grade NAT (Iran's mobile carriers use
+	// it widely) thousands of phones share one address, and any fixed cap
+	// refuses the phones after the cap's. The edge shares by need instead
+	// once it nears FERRY_EDGE_MAX_CONNS (edge/limit.go).
+	MaxConnsPerIP    Limit        `envconfig:"FERRY_EDGE_MAX_CONNS_PER_IP" default:"0" form:"a whole number; 0 for no cap" desc:"hard cap on concurrent client connections from one IPv4 address or IPv6 /64 (default: none, as carrier-grade NAT puts thousands of phones behind one address); without it, once the edge holds 80% of FERRY_EDGE_MAX_CONNS, a new connection from an address holding more than the mean per address is refused"`
 	HandshakeTimeout Duration     `envconfig:"FERRY_EDGE_HANDSHAKE_TIMEOUT" default:"20s" max:"5m" form:"a positive duration up to 5m, such as 20s" desc:"how long a new client may take to send its PROXY header, finish TLS and send its first byte"`
 	PublicHost       Hosts        `envconfig:"FERRY_EDGE_PUBLIC_HOST" form:"comma-separated host names or IP addresses" desc:"the names (or IP literals) phones use for this edge, the first one in the share link and QR code on the stats page; with FERRY_EDGE_ACME, the certificates' names (the first also for a ClientHello without a name)"`
 	Decoy            Decoy        `envconfig:"FERRY_EDGE_DECOY" form:"empty, an http(s):// URL, or a readable directory other than a file system's root" desc:"the web site every visitor that does not speak WhatsApp sees on the client ports and on FERRY_EDGE_TUNNEL_LISTEN, answered as nginx answers: a built-in page made for this host, a site reverse-proxied, or files served (no listings, no dotfiles, nothing outside the directory)"`

@@ -329,3 +329,28 @@ func TestProxyFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestNoPerAddressCapByDefault: behind carrier-grade NAT thousands of
+// phones share one address, so FERRY_EDGE_MAX_CONNS_PER_IP is off unless
+// set, in the loaded configuration and in what `ferry help` prints.
+func TestNoPerAddressCapByDefault(t *testing.T) {
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_EDGE_ORIGINS": "wss://origin.example/t"})
+	var e Edge
+	if err := Load(&e); err != nil {
+		t.Fatal(err)
+	}
+	if e.MaxConnsPerIP != 0 {
+		t.Errorf("FERRY_EDGE_MAX_CONNS_PER_IP defaults to %d, want 0", e.MaxConnsPerIP)
+	}
+	for _, spec := range []any{&Edge{}, &Standalone{}} {
+		for _, v := range Vars(spec) {
+			if v.Key == "FERRY_EDGE_MAX_CONNS_PER_IP" && v.Default != "0" {
+				t.Errorf("%T: help gives FERRY_EDGE_MAX_CONNS_PER_IP the default %q, want 0", spec, v.Default)
+			}
+		}
+	}
+	setenv(t, map[string]string{"FERRY_SECRET": goodSecret, "FERRY_EDGE_ORIGINS": "wss://origin.example/t", "FERRY_EDGE_MAX_CONNS_PER_IP": "50"})
+	if err := Load(&e); err != nil || e.MaxConnsPerIP != 50 {
+		t.Errorf("FERRY_EDGE_MAX_CONNS_PER_IP=50: %d, %v", e.MaxConnsPerIP, err)
+	}
+}

@@ -137,7 +137,9 @@ type Server struct {
 	// no cap.
 	MaxConns int
 	// MaxConnsPerIP caps concurrent clients from one IPv4 address or one
-	// IPv6 /64. Zero means no cap. A connection counts by its TCP peer
+	// IPv6 /64. Zero means no cap, and fairness under pressure instead
+	// (limit.go): from 80% of MaxConns, an address holding more than the
+	// mean per address gets no more. A connection counts by its TCP peer
 	// before anything is read, and by the PROXY header's client address
 	// instead when a trusted sender sent it (trust.go).
 	MaxConnsPerIP int
@@ -163,7 +165,7 @@ type Server struct {
 	Log          *slog.Logger
 
 	active   atomic.Int64
-	refused  atomic.Int64 // over MaxConns or MaxConnsPerIP
+	refusals refusals     // over MaxConns, MaxConnsPerIP or the fair share
 	rejected atomic.Int64 // bad PROXY header, failed TLS, or silent
 	visits   atomic.Int64 // served the web site
 	perIP    ipCounter
@@ -181,7 +183,7 @@ type Stats struct {
 }
 
 func (s *Server) Stats() Stats {
-	return Stats{s.active.Load(), s.refused.Load(), s.rejected.Load(), s.visits.Load()}
+	return Stats{s.active.Load(), s.refusals.load().Total(), s.rejected.Load(), s.visits.Load()}
 }
 
 // DefaultGrace is how long live connections may finish at a drain.
@@ -216,6 +218,19 @@ func (s *Server) Run(ctx context.Context) error {
 	s.site = newSite(h, s.TLS)
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
+	s.refusals.kick = make(chan struct{}, 1)
+	warnCtx, stopWarn := context.WithCancel(context.Background())
+	warned := make(chan struct{})
+	go func() {
+		defer close(warned)
+		s.warnRefusals(warnCtx)
+	}()
+	// Stopped as Run returns, once every client is done: a refusal in the
+	// drain is still logged.
+	defer func() {
+		stopWarn()
+		<-warned
+	}()
 
 	var conns sync.WaitGroup
 	var accepts sync.WaitGroup
@@ -294,11 +309,11 @@ func (s *Server) accept(ctx context.Context, l Listener, side *tlsSide, m *metri
 		var peer netip.Addr // counted against MaxConnsPerIP here
 		if !trusted {
 			peer = addrPort(c.RemoteAddr()).Addr()
-			if !s.perIP.acquire(peer, s.MaxConnsPerIP) {
-				s.refused.Add(1)
+			if why := s.perIP.acquire(peer, s.MaxConnsPerIP, s.pressed(0)); why != capNone {
+				s.refusals.add(why)
 				m.Closed()
 				m.Refused(metrics.RefusedCap)
-				s.Log.Debug("client refused: too many connections from its address", s.clientAttr(addrPort(c.RemoteAddr())))
+				s.Log.Debug(why.refusal(), s.clientAttr(addrPort(c.RemoteAddr())))
 				c.Close()
 				continue
 			}
@@ -307,7 +322,7 @@ func (s *Server) accept(ctx context.Context, l Listener, side *tlsSide, m *metri
 		if n := s.active.Add(1); s.MaxConns > 0 && n > int64(s.MaxConns) {
 			s.active.Add(-1)
 			s.perIP.release(peer)
-			s.refused.Add(1)
+			s.refusals.add(capMaxConns)
 			m.Closed()
 			m.Refused(metrics.RefusedCap)
 			c.Close()
@@ -422,10 +437,11 @@ func (s *Server) open(ctx context.Context, c net.Conn, l Listener, trusted bool,
 	client := addrPort(c.RemoteAddr())
 	var counted netip.Addr // the TCP peer was counted at the accept
 	if trusted {
-		if !s.perIP.acquire(client.Addr(), s.MaxConnsPerIP) {
-			s.refused.Add(1)
+		// This client is in s.active already.
+		if why := s.perIP.acquire(client.Addr(), s.MaxConnsPerIP, s.pressed(1)); why != capNone {
+			s.refusals.add(why)
 			m.Refused(metrics.RefusedCap)
-			s.Log.Debug("client refused: too many connections from its address", s.clientAttr(client))
+			s.Log.Debug(why.refusal(), s.clientAttr(client))
 			uncount()
 			c.Close()
 			return pending{}, false
