@@ -95,6 +95,41 @@ func QR(s string) (*qr.Code, error) {
 // modules, one above the other, black modules drawn, so it reads as dark
 // on light, as a QR code must.
 func WritePlain(w io.Writer, s string) error {
+	return draw(w, s, "\n", func(top, bottom bool) string {
+		switch {
+		case top && bottom:
+			return "█"
+		case top:
+			return "▀"
+		case bottom:
+			return "▄"
+		}
+		return " "
+	})
+}
+
+// WriteTerminal draws s as a QR code with text characters: each character
+// is two modules, one above the other, in explicit black and white so that
+// the code reads on dark and light terminals alike.
+func WriteTerminal(w io.Writer, s string) error {
+	return draw(w, s, "\x1b[0m\n", func(top, bottom bool) string {
+		fg, bg := 97, 107 // white
+		if top {
+			fg = 30
+		}
+		if bottom {
+			bg = 40
+		}
+		return fmt.Sprintf("\x1b[%d;%dm▀", fg, bg)
+	})
+}
+
+const quiet = 2 // modules of white border
+
+// draw writes s's QR code, with its quiet zone, two rows of modules to a
+// line: cell gives the character for a module above another (true:
+// black), and each line ends with eol.
+func draw(w io.Writer, s, eol string, cell func(top, bottom bool) string) error {
 	c, err := QR(s)
 	if err != nil {
 		return err
@@ -104,24 +139,13 @@ func WritePlain(w io.Writer, s string) error {
 	n := c.Size + 2*quiet
 	for y := 0; y < n; y += 2 {
 		for x := 0; x < n; x++ {
-			switch top, bottom := black(x, y), black(x, y+1); {
-			case top && bottom:
-				b.WriteString("█")
-			case top:
-				b.WriteString("▀")
-			case bottom:
-				b.WriteString("▄")
-			default:
-				b.WriteString(" ")
-			}
+			b.WriteString(cell(black(x, y), black(x, y+1)))
 		}
-		b.WriteString("\n")
+		b.WriteString(eol)
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
 }
-
-const quiet = 2 // modules of white border
 
 // modules says whether the module at x, y of c, counted from the quiet
 // zone's corner, is black.
@@ -130,32 +154,4 @@ func modules(c *qr.Code) func(x, y int) bool {
 		x, y = x-quiet, y-quiet
 		return x >= 0 && y >= 0 && x < c.Size && y < c.Size && c.Black(x, y)
 	}
-}
-
-// WriteTerminal draws s as a QR code with text characters: each character
-// is two modules, one above the other, in explicit black and white so that
-// the code reads on dark and light terminals alike.
-func WriteTerminal(w io.Writer, s string) error {
-	c, err := QR(s)
-	if err != nil {
-		return err
-	}
-	black := modules(c)
-	var b strings.Builder
-	n := c.Size + 2*quiet
-	for y := 0; y < n; y += 2 {
-		for x := 0; x < n; x++ {
-			fg, bg := 97, 107 // white
-			if black(x, y) {
-				fg = 30
-			}
-			if black(x, y+1) {
-				bg = 40
-			}
-			fmt.Fprintf(&b, "\x1b[%d;%dm▀", fg, bg)
-		}
-		b.WriteString("\x1b[0m\n")
-	}
-	_, err = io.WriteString(w, b.String())
-	return err
 }
