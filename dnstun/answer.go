@@ -44,10 +44,10 @@ func txtLen(n int) int {
 
 // answerBuilder fills the TXT answer of one response within a size.
 type answerBuilder struct {
-	resp *dns.Msg
+	resp  *dns.Msg
 	limit int
 	room  int // bytes left for the TXT data beyond its empty string
-	data []byte
+	data  []byte
 }
 
 // newAnswer starts the answer to q, a query for a TXT record, within

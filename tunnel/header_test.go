@@ -10,7 +10,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, dnsTestMain()...) }
 
 // longName is a server name of the longest length, in labels of 63.
 var longName = strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("b", 61)

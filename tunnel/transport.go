@@ -12,7 +12,9 @@ import (
 
 // This file is the one place where a URL's scheme picks its transport:
 // ws and wss are yamux over a WebSocket on TCP (ws.go), quic is QUIC on UDP
-// (quic.go), its listener an HTTP/3 server to all but edges (h3.go).
+// (quic.go), its listener an HTTP/3 server to all but edges (h3.go); dns is
+// yamux over TLS over kcp over DNS queries and answers through resolvers
+// (dns.go), its listener an authoritative DNS server to all but edges.
 // cmd/ferry and the tests both go through NewDialer and Listen.
 
 // NewDialer returns a dialer of u, a URL from ParseURL, for end.
@@ -22,8 +24,10 @@ func NewDialer(u URL, end End) (Dialer, error) {
 		return newWSDialer(u, end), nil
 	case "quic":
 		return newQUICDialer(u, end), nil
+	case "dns":
+		return newDNSDialer(u, end)
 	}
-	return nil, fmt.Errorf("tunnel URL %s: scheme %q is not ws, wss or quic", u, u.Scheme)
+	return nil, fmt.Errorf("tunnel URL %s: scheme %q is not ws, wss, quic or dns", u, u.Scheme)
 }
 
 // ListenOptions are what a tunnel listener needs besides its URL. The zero
@@ -57,13 +61,13 @@ type ListenOptions struct {
 }
 
 // Listen opens the socket of u, a URL from ParseListenURL (TCP for ws and
-// wss, UDP for quic), and serves tunnels on it. Errors wrap the socket's
+// wss, UDP for quic and dns), and serves tunnels on it. Errors wrap the socket's
 // (errors.Is finds syscall.EADDRINUSE, say) and name u.
 func Listen(u URL, o ListenOptions) (Listener, error) {
 	switch u.Scheme {
-	case "ws", "wss", "quic":
+	case "ws", "wss", "quic", "dns":
 	default:
-		return nil, fmt.Errorf("tunnel URL %s: scheme %q is not ws, wss or quic", u, u.Scheme)
+		return nil, fmt.Errorf("tunnel URL %s: scheme %q is not ws, wss, quic or dns", u, u.Scheme)
 	}
 	if o.Decoy == nil {
 		o.Decoy = decoy.New(decoy.Options{})
@@ -77,6 +81,18 @@ func Listen(u URL, o ListenOptions) (Listener, error) {
 			return nil, fmt.Errorf("%s: %w", u, err)
 		}
 		o.Certificate = &crt
+	}
+	if u.Scheme == "dns" {
+		pc, err := net.ListenPacket("udp", u.Host)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u, err)
+		}
+		l, err := listenDNS(pc, u, o)
+		if err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("%s: %w", u, err)
+		}
+		return l, nil
 	}
 	if u.Scheme == "quic" {
 		pc, err := net.ListenPacket("udp", u.Host)

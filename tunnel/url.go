@@ -3,9 +3,11 @@ package tunnel
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 
+	"ferry/dnstun"
 	"ferry/internal/hostport"
 	"ferry/internal/redact"
 )
@@ -19,11 +21,14 @@ import (
 // A URL holds no secret (user information is refused), so that it can name
 // a peer in logs and metrics.
 type URL struct {
-	Scheme  string // ws, wss or quic
-	Host    string // HOST:PORT, the port filled in from the scheme when a ws or wss dial URL leaves it out
-	Path    string // the HTTP path of the WebSocket, starting with /; empty for quic
+	Scheme  string // ws, wss, quic or dns
+	Host    string // HOST:PORT, the port filled in from the scheme when a ws or wss dial URL leaves it out; a dns dial URL's zone
+	Path    string // the HTTP path of the WebSocket, starting with /; empty for quic; /ZONE for a dns listener
 	Connect string // dial this IP:PORT instead of resolving Host (dial URLs only)
 	SNI     string // the TLS server name to send (dial URLs only)
+	// Resolvers are a dns dial URL's resolvers, IP:PORT[,IP:PORT...];
+	// empty means the system's (/etc/resolv.conf).
+	Resolvers string
 }
 
 // base is the URL without ferry's options: what is dialled or served.
@@ -42,20 +47,28 @@ func (u URL) String() string {
 	if len(q) > 0 {
 		s += "?" + q.Encode()
 	}
+	if u.Resolvers != "" {
+		// Not escaped: IP:PORT lists read better as they were written.
+		s += "?resolver=" + u.Resolvers
+	}
 	return s
 }
 
 // TLS reports whether the tunnel runs over TLS, and so its listener needs a
 // certificate.
-func (u URL) TLS() bool { return u.Scheme == "wss" || u.Scheme == "quic" }
+func (u URL) TLS() bool { return u.Scheme == "wss" || u.Scheme == "quic" || u.Scheme == "dns" }
 
 // ParseURL parses a URL to dial, an origin's or an edge's:
 // ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with
-// the query options connect=IP:PORT and sni=NAME.
+// the query options connect=IP:PORT and sni=NAME; or
+// dns://ZONE[?resolver=IP:PORT[,IP:PORT...]].
 func ParseURL(s string) (URL, error) {
 	u, err := parseTunnel(s)
 	if err != nil {
 		return URL{}, err
+	}
+	if u.Scheme == "dns" {
+		return parseDNSURL(s, u)
 	}
 	if u.Hostname() == "" {
 		return URL{}, fmt.Errorf("%q has no host", redact.Value(s))
@@ -99,8 +112,8 @@ func ParseURL(s string) (URL, error) {
 }
 
 // ParseListenURL parses a tunnel listener: ws://[HOST]:PORT/PATH,
-// wss://[HOST]:PORT/PATH or quic://[HOST]:PORT. An empty host means every
-// address, IPv4 and IPv6.
+// wss://[HOST]:PORT/PATH, quic://[HOST]:PORT or dns://[HOST]:PORT/ZONE. An
+// empty host means every address, IPv4 and IPv6.
 func ParseListenURL(s string) (URL, error) {
 	u, err := parseTunnel(s)
 	if err != nil {
@@ -111,6 +124,13 @@ func ParseListenURL(s string) (URL, error) {
 	}
 	if err := hostport.Check(u.Host, true); err != nil {
 		return URL{}, fmt.Errorf("%q: %w", redact.Value(s), err)
+	}
+	if u.Scheme == "dns" {
+		z, err := dnstun.ParseZone(strings.TrimPrefix(u.Path, "/"))
+		if err != nil {
+			return URL{}, fmt.Errorf("%q: want dns://[HOST]:PORT/ZONE: %w", redact.Value(s), err)
+		}
+		u.Path = "/" + strings.TrimSuffix(string(z), ".")
 	}
 	return URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil
 }
@@ -132,8 +152,9 @@ func parseTunnel(s string) (*url.URL, error) {
 			return nil, fmt.Errorf("%q: a quic URL has no path", redact.Value(s))
 		}
 		u.Path = ""
+	case "dns":
 	default:
-		return nil, fmt.Errorf("%q: scheme %q is not ws, wss or quic", redact.Value(s), redact.Value(u.Scheme))
+		return nil, fmt.Errorf("%q: scheme %q is not ws, wss, quic or dns", redact.Value(s), redact.Value(u.Scheme))
 	}
 	if u.RawPath != "" {
 		// Path is kept decoded: an escaped one would neither print back as
@@ -141,4 +162,36 @@ func parseTunnel(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q: the path must not be escaped", redact.Value(s))
 	}
 	return u, nil
+}
+
+// parseDNSURL parses dns://ZONE[?resolver=IP:PORT[,IP:PORT...]], u being
+// s parsed.
+func parseDNSURL(s string, u *url.URL) (URL, error) {
+	const form = "want dns://ZONE?resolver=IP:PORT[,IP:PORT...]"
+	if u.Port() != "" || (u.Path != "" && u.Path != "/") {
+		return URL{}, fmt.Errorf("%q: %s (a zone, no port or path)", redact.Value(s), form)
+	}
+	z, err := dnstun.ParseZone(u.Hostname())
+	if err != nil {
+		return URL{}, fmt.Errorf("%q: %s: %w", redact.Value(s), form, err)
+	}
+	t := URL{Scheme: "dns", Host: strings.TrimSuffix(string(z), ".")}
+	for k, vs := range u.Query() {
+		if k != "resolver" {
+			return URL{}, fmt.Errorf("%q: unknown option %q (known: resolver)", redact.Value(s), redact.Value(k))
+		}
+		if len(vs) != 1 {
+			return URL{}, fmt.Errorf("%q: option resolver is given %d times (list them with commas)", redact.Value(s), len(vs))
+		}
+		var rs []string
+		for r := range strings.SplitSeq(vs[0], ",") {
+			ap, err := netip.ParseAddrPort(strings.TrimSpace(r))
+			if err != nil {
+				return URL{}, fmt.Errorf("%q: resolver %q is not IP:PORT", redact.Value(s), redact.Value(r))
+			}
+			rs = append(rs, ap.String())
+		}
+		t.Resolvers = strings.Join(rs, ",")
+	}
+	return t, nil
 }

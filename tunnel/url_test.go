@@ -13,6 +13,8 @@ func TestParseURL(t *testing.T) {
 		{"ws://127.0.0.1:8080/tunnel", URL{Scheme: "ws", Host: "127.0.0.1:8080", Path: "/tunnel"}},
 		{"quic://[::1]:443", URL{Scheme: "quic", Host: "[::1]:443"}},
 		{"quic://h:443/?sni=n", URL{Scheme: "quic", Host: "h:443", SNI: "n"}},
+		{"dns://T.Example.COM.", URL{Scheme: "dns", Host: "t.example.com"}},
+		{"dns://t.example.com/?resolver=192.0.2.1:53,[2001:db8::1]:5353", URL{Scheme: "dns", Host: "t.example.com", Resolvers: "192.0.2.1:53,[2001:db8::1]:5353"}},
 	} {
 		got, err := ParseURL(tc.in)
 		if err != nil || got != tc.want {
@@ -30,6 +32,8 @@ func TestParseListenURL(t *testing.T) {
 		{"wss://127.0.0.1:8443", URL{Scheme: "wss", Host: "127.0.0.1:8443", Path: "/"}},
 		{"quic://[::]:443", URL{Scheme: "quic", Host: "[::]:443"}},
 		{"quic://:443/", URL{Scheme: "quic", Host: ":443"}},
+		{"dns://:53/T.example.com", URL{Scheme: "dns", Host: ":53", Path: "/t.example.com"}},
+		{"dns://192.0.2.53:53/t.example.com.", URL{Scheme: "dns", Host: "192.0.2.53:53", Path: "/t.example.com"}},
 	} {
 		got, err := ParseListenURL(tc.in)
 		if err != nil || got != tc.want {
@@ -45,7 +49,7 @@ func TestParseErrors(t *testing.T) {
 		listen  bool
 		in, err string
 	}{
-		{false, "http://o.example/t", `"http://o.example/t": scheme "http" is not ws, wss or quic`},
+		{false, "http://o.example/t", `"http://o.example/t": scheme "http" is not ws, wss, quic or dns`},
 		{false, "ws://o.example/t?insecure=1", `"ws://o.example/t?insecure=xxxxx": unknown option "insecure" (known: connect, sni)`},
 		{false, "ws://o.example/t?connect=nowhere", `"ws://o.example/t?connect=nowhere": connect: "nowhere" is not HOST:PORT`},
 		{false, "ws://o.example/t?connect=:443", `"ws://o.example/t?connect=:443": connect: ":443" has no host`},
@@ -64,8 +68,16 @@ func TestParseErrors(t *testing.T) {
 		{true, "ws://:9000/t?sni=x", `"ws://:9000/t?sni=x": a listener takes no options`},
 		{true, "ws://h/t", `"ws://h/t": "h" is not HOST:PORT`},
 		{true, "quic://:0", `"quic://:0": ":0": port must be 1 to 65535`},
-		{true, "tcp://:80", `"tcp://:80": scheme "tcp" is not ws, wss or quic`},
+		{true, "tcp://:80", `"tcp://:80": scheme "tcp" is not ws, wss, quic or dns`},
 		{true, "quic:/x", `"quic:/x": a quic URL has no path`},
+		{false, "dns://t.example:53", `"dns://t.example:53": want dns://ZONE?resolver=IP:PORT[,IP:PORT...] (a zone, no port or path)`},
+		{false, "dns://t.example/x", `"dns://t.example/x": want dns://ZONE?resolver=IP:PORT[,IP:PORT...] (a zone, no port or path)`},
+		{false, "dns://t_x.example", `"dns://t_x.example": want dns://ZONE?resolver=IP:PORT[,IP:PORT...]: zone "t_x.example": label "t_x" is not a host name's`},
+		{false, "dns://t.example?resolver=192.0.2.1", `"dns://t.example?resolver=192.0.2.1": resolver "192.0.2.1" is not IP:PORT`},
+		{false, "dns://t.example?resolver=a:53&resolver=b:53", `"dns://t.example?resolver=a:53&resolver=b:53": option resolver is given 2 times (list them with commas)`},
+		{false, "dns://t.example?sni=x", `"dns://t.example?sni=x": unknown option "sni" (known: resolver)`},
+		{true, "dns://:53", `"dns://:53": want dns://[HOST]:PORT/ZONE: zone "": want a domain name of at most 200 characters`},
+		{true, "dns://:53/t.example?resolver=1.1.1.1:53", `"dns://:53/t.example?resolver=1.1.1.1:53": a listener takes no options`},
 	} {
 		parse, name := ParseURL, "ParseURL"
 		if tc.listen {
@@ -82,7 +94,7 @@ func TestURLString(t *testing.T) {
 	if got, want := u.String(), "wss://o.example:443/t?connect=192.0.2.1%3A443&sni=cdn.example"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
-	for scheme, want := range map[string]bool{"ws": false, "wss": true, "quic": true} {
+	for scheme, want := range map[string]bool{"ws": false, "wss": true, "quic": true, "dns": true} {
 		if got := (URL{Scheme: scheme}).TLS(); got != want {
 			t.Errorf("%s: TLS() = %v, want %v", scheme, got, want)
 		}
@@ -92,7 +104,7 @@ func TestURLString(t *testing.T) {
 // FuzzParseURL checks that what parses prints back to something that
 // parses the same, as the start's log line and peers' names rely on.
 func FuzzParseURL(f *testing.F) {
-	for _, s := range []string{"wss://a.example/t?connect=1.2.3.4:443&sni=b.example", "ws://[::1]:8080/", "ws://h", "quic://:443", "quic://h:1"} {
+	for _, s := range []string{"wss://a.example/t?connect=1.2.3.4:443&sni=b.example", "ws://[::1]:8080/", "ws://h", "quic://:443", "quic://h:1", "dns://t.example?resolver=127.0.0.1:53", "dns://:53/t.example"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
