@@ -33,7 +33,9 @@ type ClientConfig struct {
 	MaxInflight int
 	// QueryTimeout is how long a query may go unanswered (0:
 	// DefaultQueryTimeout); Fails of them in a row set a resolver aside
-	// for SetAside (0: DefaultFails, DefaultSetAside).
+	// for SetAside (0: DefaultFails, DefaultSetAside), after which one
+	// query at a time tries it: one more failure sets it aside for twice
+	// as long, up to 5 minutes.
 	QueryTimeout time.Duration
 	Fails        int
 	SetAside     time.Duration
@@ -53,13 +55,20 @@ const (
 	DefaultRate         = 100
 	DefaultCap          = 1232
 	DefaultMaxInflight  = 32
-	DefaultQueryTimeout = 3 * time.Second
-	DefaultFails        = 3
+	DefaultQueryTimeout = 2 * time.Second
+	DefaultFails        = 2
 	DefaultSetAside     = 30 * time.Second
 	DefaultMaxPollDelay = time.Second
 	firstPollDelay      = 20 * time.Millisecond
-	outQueue            = 128
 )
+
+// outQueue is how many datagrams may wait for a query: a fifth of a
+// second's worth at the resolvers' rate limits. A longer queue holds
+// datagrams past kcp's retransmission timeout, and it sends them again
+// (measured: twice the queries, and chat round trips three times as long).
+func (c *Client) outQueue() int {
+	return max(16, int(c.rate()*float64(len(c.res))/5))
+}
 
 // Client sends datagrams in queries to resolvers and returns those of the
 // answers: a net.PacketConn to the reliable layer above (kcp-go), whose
@@ -86,7 +95,7 @@ type Client struct {
 	nextPoll  time.Time
 	closed    bool
 
-	Sent, Answered, Timeouts, Truncated, Polls atomic.Int64
+	Sent, Answered, Timeouts, Truncated, Polls, Dropped atomic.Int64
 }
 
 type query struct {
@@ -102,6 +111,10 @@ type resolver struct {
 	last     time.Time
 	fails    int
 	asideTil time.Time
+	// aside is set from its setting aside until it answers again: once
+	// asideTil has passed, one query at a time (probe) tries it.
+	aside, probe bool
+	asideFor     time.Duration
 }
 
 // ServerAddr is the address of a Client's one peer.
@@ -160,12 +173,20 @@ func (c *Client) rate() float64 {
 	return c.cfg.Rate
 }
 
-// burst is how many queries a resolver may get at once: a tenth of a
-// second's worth.
-func (c *Client) burst() float64 { return max(1, c.rate()/10) }
+// burst is how many queries a resolver may get at once: a quarter of a
+// second's worth, what 20 chats writing at once need.
+func (c *Client) burst() float64 { return max(1, c.rate()/4) }
 
 // MTU is the largest datagram WriteTo carries.
 func (c *Client) MTU() int { return c.cfg.Zone.MaxData() }
+
+// Window is how many datagrams the layer above should have unacknowledged
+// at most: a quarter of a second's worth at the resolvers' rate limits, a
+// round trip through a distant resolver. More would only wait in the
+// queue, or be dropped from it.
+func (c *Client) Window() int {
+	return max(32, int(c.rate()*float64(len(c.res))/4))
+}
 
 // Cap is the answer size asked for now, lowered by truncated answers.
 func (c *Client) Cap() int {
@@ -184,8 +205,10 @@ func (c *Client) WriteTo(p []byte, _ net.Addr) (int, error) {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	if len(c.out) < outQueue {
+	if len(c.out) < c.outQueue() {
 		c.out = append(c.out, append([]byte(nil), p...))
+	} else {
+		c.Dropped.Add(1)
 	}
 	c.mu.Unlock()
 	c.wake()
@@ -262,11 +285,17 @@ func (c *Client) sendReady(now time.Time) time.Duration {
 		return time.Hour
 	}
 	wait := c.expire(now)
-	data := len(c.out) > 0 && len(c.pending) < cmpOr(c.cfg.MaxInflight, DefaultMaxInflight)
-	poll := !data && len(c.pending) < c.wantPolls
+	// Queries most likely lost (a dead resolver's) hold nothing back.
+	fresh := c.fresh(now)
+	data := len(c.out) > 0 && fresh < cmpOr(c.cfg.MaxInflight, DefaultMaxInflight)
+	poll := !data && fresh < c.wantPolls
 	if poll && now.Before(c.nextPoll) {
 		wait = min(wait, c.nextPoll.Sub(now))
 		poll = false
+	}
+	if !data && !poll && fresh > 0 {
+		// A poll out now may turn stale: look again when it does.
+		wait = min(wait, c.oldestFresh(now))
 	}
 	if !data && !poll {
 		return wait
@@ -311,6 +340,36 @@ func (c *Client) sendReady(now time.Time) time.Duration {
 	return 0
 }
 
+// pollFresh is how long a query counts as a poll out: the server holds it
+// for less, and a resolver passes its answer on within a round trip, so
+// one older is most likely lost, and must not hold back the next poll
+// until QueryTimeout (a dead resolver would stall every session for that
+// long, at each of its queries).
+const pollFresh = time.Second
+
+// fresh counts the queries out for less than pollFresh. It runs under c.mu.
+func (c *Client) fresh(now time.Time) int {
+	n := 0
+	for _, q := range c.pending {
+		if now.Sub(q.sent) < pollFresh {
+			n++
+		}
+	}
+	return n
+}
+
+// oldestFresh is how long until the oldest fresh query turns stale. It
+// runs under c.mu.
+func (c *Client) oldestFresh(now time.Time) time.Duration {
+	wait := time.Hour
+	for _, q := range c.pending {
+		if left := pollFresh - now.Sub(q.sent); left > 0 {
+			wait = min(wait, left)
+		}
+	}
+	return wait
+}
+
 // expire drops the queries unanswered past QueryTimeout, and returns how
 // long until the next one would be. It runs under c.mu.
 func (c *Client) expire(now time.Time) time.Duration {
@@ -332,17 +391,35 @@ func (c *Client) expire(now time.Time) time.Duration {
 	return wait
 }
 
-// failed counts a resolver's failure, and sets it aside at Fails in a row.
+// failed counts a resolver's failure, and sets it aside at Fails in a row,
+// or at once when it was being tried again: then for twice as long as
+// before, up to maxSetAside.
 func (c *Client) failed(r *resolver, now time.Time) {
 	r.fails++
-	if r.fails >= cmpOr(c.cfg.Fails, DefaultFails) {
+	if r.probe || r.fails >= cmpOr(c.cfg.Fails, DefaultFails) {
 		aside := c.cfg.SetAside
 		if aside <= 0 {
 			aside = DefaultSetAside
 		}
+		if r.aside {
+			aside = min(2*r.asideFor, maxSetAside)
+		}
+		r.aside, r.probe, r.asideFor = true, false, aside
 		r.asideTil = now.Add(aside)
 		r.fails = 0
 	}
+}
+
+// answered marks r as answering.
+func (r *resolver) answered() { r.fails, r.aside, r.probe = 0, false, false }
+
+// maxSetAside caps how long a resolver that keeps failing is set aside.
+const maxSetAside = 5 * time.Minute
+
+// usable reports whether r may get a query now: it is not set aside, or
+// its time aside is over and no other query tries it.
+func (r *resolver) usable(now time.Time) bool {
+	return !r.aside || !now.Before(r.asideTil) && !r.probe
 }
 
 // pick returns the next resolver in turn that is not set aside and has a
@@ -355,18 +432,24 @@ func (c *Client) pick(now time.Time) (*resolver, time.Duration) {
 	for _, r := range c.res {
 		r.tokens = min(burst, r.tokens+now.Sub(r.last).Seconds()*rate)
 		r.last = now
-		if !now.Before(r.asideTil) {
+		if r.usable(now) {
 			up++
 		}
 	}
 	wait := time.Hour
 	for i := range c.res {
 		r := c.res[(c.next+i)%len(c.res)]
-		if up > 0 && now.Before(r.asideTil) {
+		if up > 0 && !r.usable(now) {
+			if r.aside && now.Before(r.asideTil) {
+				wait = min(wait, r.asideTil.Sub(now))
+			}
 			continue
 		}
 		if r.tokens >= 1 {
 			r.tokens--
+			if r.aside {
+				r.probe = true
+			}
 			c.next = (c.next + i + 1) % len(c.res)
 			return r, 0
 		}
@@ -411,12 +494,12 @@ func (c *Client) answer(b []byte, from net.Addr, now time.Time) {
 	case errors.Is(err, errTruncated):
 		c.Truncated.Add(1)
 		c.cap = max(MinAnswer, c.cap/2/CapUnit*CapUnit)
-		q.res.fails = 0
+		q.res.answered()
 	case err != nil:
 		// SERVFAIL and the like: the resolver could not reach the server.
 		c.failed(q.res, now)
 	default:
-		q.res.fails = 0
+		q.res.answered()
 	}
 	if len(ds) > 0 {
 		// More is likely queued: poll at once, with one query more out.

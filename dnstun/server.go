@@ -32,8 +32,9 @@ type Server struct {
 	// beyond it a new session's queries get ordinary answers.
 	MaxSessions int
 	// MaxQueued caps a session's downstream bytes waiting for a query (0:
-	// DefaultMaxQueued); beyond it datagrams are dropped, and the reliable
-	// layer sends them again.
+	// DefaultMaxQueued, 0.7 s of answers of 1232 bytes at 100 a second);
+	// beyond it datagrams are dropped, and the reliable layer sends them
+	// again, slower.
 	MaxQueued int
 	// Idle is how long a session lives without a query (0: DefaultIdle).
 	Idle time.Duration
@@ -59,7 +60,7 @@ const (
 	// the measured round trip.
 	DefaultHold        = 200 * time.Millisecond
 	DefaultMaxSessions = 64
-	DefaultMaxQueued   = 256 << 10
+	DefaultMaxQueued   = 64 << 10
 	DefaultIdle        = time.Minute
 	// maxHeld caps the queries one session may have held at once: a
 	// client keeps a few polls out; more come from a resolver's retries.

@@ -62,7 +62,7 @@ func dnsEnd(end End) End {
 // binary sets it once, before its first Listen or NewDialer of a dns URL
 // (cmd/ferry does; tests set it in TestMain).
 type DNSStreams struct {
-	Dial   func(pc net.PacketConn, raddr net.Addr, mtu int) (net.Conn, error)
+	Dial   func(pc net.PacketConn, raddr net.Addr, mtu, window int) (net.Conn, error)
 	Listen func(pc net.PacketConn, mtu func(net.Addr) int) (StreamListener, error)
 }
 
@@ -79,7 +79,7 @@ func SetDNSStreams(s DNSStreams) { dnsStreams = s }
 
 // DNSStreamsOf makes DNSStreams of a package's Dial and Listen:
 // DNSStreamsOf(reliable.Dial, reliable.Listen).
-func DNSStreamsOf[L StreamListener](dial func(net.PacketConn, net.Addr, int) (net.Conn, error), listen func(net.PacketConn, func(net.Addr) int) (L, error)) DNSStreams {
+func DNSStreamsOf[L StreamListener](dial func(net.PacketConn, net.Addr, int, int) (net.Conn, error), listen func(net.PacketConn, func(net.Addr) int) (L, error)) DNSStreams {
 	return DNSStreams{Dial: dial, Listen: func(pc net.PacketConn, mtu func(net.Addr) int) (StreamListener, error) {
 		return listen(pc, mtu)
 	}}
@@ -97,6 +97,8 @@ type DNSDialer struct {
 	// Cap the answer size asked; tests and measurements set them.
 	Rate float64
 	cap  atomic.Int64 // the answer size the last session ended with
+	// Client is the latest session's dnstun client, for tests' counters.
+	Client atomic.Pointer[dnstun.Client]
 }
 
 // newDNSDialer returns a dialer of u, a dns:// URL. Without resolvers in u,
@@ -157,7 +159,8 @@ func (d *DNSDialer) Dial(ctx context.Context) (Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dns dial %s: %w", d.zone, err)
 	}
-	ks, err := dnsStreams.Dial(c, dnstun.ServerAddr, c.MTU())
+	d.Client.Store(c)
+	ks, err := dnsStreams.Dial(c, dnstun.ServerAddr, c.MTU(), c.Window())
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("dns dial %s: %w", d.zone, err)

@@ -96,7 +96,7 @@ func TestDNSListenAndDial(t *testing.T) {
 	ln := dnsListen(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	edge, origin := connect(t, ctx, ln, dnsDialURL(ln))
+	edge, origin := dialAccept(t, ctx, ln, dnsThrough(t, ln, testRate))
 	defer edge.Close()
 	defer origin.Close()
 	carries(t, ctx, edge, origin)
