@@ -103,7 +103,7 @@ type Edge struct {
 	Auth
 	Clients
 	Pool         Count           `envconfig:"FERRY_EDGE_POOL" default:"2" max:"64" form:"a whole number from 1 to 64" desc:"sessions kept to each origin; new clients go to the least busy one"`
-	Origins      TunnelURLs      `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME" desc:"origins to tunnel to, in order of preference (this or FERRY_EDGE_TUNNEL_LISTEN is required)"`
+	Origins      TunnelURLs      `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME; or, listed last, dns://ZONE[?resolver=IP:PORT[,IP:PORT...]] (default: the resolvers of /etc/resolv.conf)" desc:"origins to tunnel to, in order of preference (this or FERRY_EDGE_TUNNEL_LISTEN is required); a dns:// one last is dialled only while none before it is up"`
 	TunnelListen TunnelListeners `envconfig:"FERRY_EDGE_TUNNEL_LISTEN" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT" desc:"reverse mode: tunnel listeners that origins dial (their FERRY_ORIGIN_EDGES); clients' streams still go from edge to origin"`
 }
 
@@ -112,7 +112,7 @@ type Origin struct {
 	Common
 	Auth
 	Upstream
-	Listen  TunnelListeners `envconfig:"FERRY_ORIGIN_LISTEN" default:"ws://:8080/tunnel" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT, or empty for none" desc:"tunnel listeners that edges connect to"`
+	Listen  TunnelListeners `envconfig:"FERRY_ORIGIN_LISTEN" default:"ws://:8080/tunnel" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH, quic://[HOST]:PORT or dns://[HOST]:PORT/ZONE, or empty for none" desc:"tunnel listeners that edges connect to; a dns:// one answers as ZONE's authoritative server"`
 	TLSCert string          `envconfig:"FERRY_ORIGIN_TLS_CERT" form:"path of a PEM certificate file" desc:"certificate for wss and quic listeners (default: a self-signed one for each, made at start, with a random name and a key of a common kind: ECDSA P-256 or P-384, or RSA 2048)"`
 	TLSKey  string          `envconfig:"FERRY_ORIGIN_TLS_KEY" form:"path of a PEM private key file" desc:"private key for FERRY_ORIGIN_TLS_CERT"`
 	Decoy   Decoy           `envconfig:"FERRY_ORIGIN_DECOY" form:"empty, an http(s):// URL, or a readable directory other than a file system's root" desc:"what visitors without the secret see, answered as nginx answers: a built-in web page made for this host, a site reverse-proxied, or files served (no listings, no dotfiles, nothing outside the directory)"`

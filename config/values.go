@@ -253,9 +253,10 @@ func (ts *TunnelListeners) Decode(v string) error {
 		if err != nil {
 			return err
 		}
-		// QUIC listens on UDP, the others on TCP: one port may serve both.
+		// QUIC and DNS listen on UDP, the others on TCP: one port may
+		// serve both.
 		key := t.Host
-		if t.Scheme == "quic" {
+		if t.Scheme == "quic" || t.Scheme == "dns" {
 			key = "udp " + key
 		}
 		if seen[key] {

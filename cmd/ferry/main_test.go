@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"ferry/config"
+	"ferry/dnstun/reliable"
 	"ferry/internal/fake"
 	"ferry/tunnel"
 )
@@ -35,10 +36,15 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	goleak.VerifyTestMain(logs.Main(m), goleak.Cleanup(func(code int) {
+	opts := []goleak.Option{goleak.Cleanup(func(code int) {
 		os.RemoveAll(dir)
 		os.Exit(code)
-	}))
+	})}
+	// kcp-go's process-wide goroutines, for the dns transport (dns.go).
+	for _, f := range reliable.LeakedFunctions {
+		opts = append(opts, goleak.IgnoreAnyFunction(f))
+	}
+	goleak.VerifyTestMain(logs.Main(m), opts...)
 }
 
 const secret = "0123456789abcdef0123456789abcdef-test"
