@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -93,10 +94,13 @@ type DNSDialer struct {
 	resolvers []netip.AddrPort
 	end       End
 	key, dkey []byte
-	// Rate overrides dnstun's default queries per second per resolver, and
-	// Cap the answer size asked; tests and measurements set them.
+	// Rate is the queries a second to each resolver, the URL's rate= (0:
+	// dnstun.DefaultRate); tests set it too.
 	Rate float64
-	cap  atomic.Int64 // the answer size the last session ended with
+	// Cap is the answer size asked for (0: dnstun.DefaultCap), for
+	// measurements.
+	Cap int
+	cap atomic.Int64 // the answer size the last session ended with
 	// Client is the latest session's dnstun client, for tests' counters.
 	Client atomic.Pointer[dnstun.Client]
 }
@@ -129,7 +133,7 @@ func newDNSDialer(u URL, end End) (*DNSDialer, error) {
 			return nil, fmt.Errorf("tunnel URL %s has no resolver=, and %s names none", u, resolvConf)
 		}
 	}
-	return &DNSDialer{zone: z, resolvers: rs, end: dnsEnd(end), key: helloKey(end.Secret), dkey: dnstun.Key(end.Secret)}, nil
+	return &DNSDialer{zone: z, resolvers: rs, Rate: float64(u.Rate), end: dnsEnd(end), key: helloKey(end.Secret), dkey: dnstun.Key(end.Secret)}, nil
 }
 
 // resolvConf is where the system's resolvers are listed.
@@ -155,7 +159,7 @@ func systemResolvers(b []byte) []netip.AddrPort {
 func (d *DNSDialer) Dial(ctx context.Context) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, dnsHandshakeTimeout)
 	defer cancel()
-	c, err := dnstun.NewClient(dnstun.ClientConfig{Zone: d.zone, Key: d.dkey, Resolvers: d.resolvers, Rate: d.Rate, Cap: int(d.cap.Load())})
+	c, err := dnstun.NewClient(dnstun.ClientConfig{Zone: d.zone, Key: d.dkey, Resolvers: d.resolvers, Rate: d.Rate, Cap: cmp.Or(int(d.cap.Load()), d.Cap)})
 	if err != nil {
 		return nil, fmt.Errorf("dns dial %s: %w", d.zone, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"ferry/dnstun"
@@ -29,6 +30,9 @@ type URL struct {
 	// Resolvers are a dns dial URL's resolvers, IP:PORT[,IP:PORT...];
 	// empty means the system's (/etc/resolv.conf).
 	Resolvers string
+	// Rate is a dns dial URL's queries a second to each resolver; 0 means
+	// dnstun.DefaultRate.
+	Rate int
 }
 
 // base is the URL without ferry's options: what is dialled or served.
@@ -47,9 +51,14 @@ func (u URL) String() string {
 	if len(q) > 0 {
 		s += "?" + q.Encode()
 	}
+	sep := "?"
 	if u.Resolvers != "" {
 		// Not escaped: IP:PORT lists read better as they were written.
-		s += "?resolver=" + u.Resolvers
+		s += sep + "resolver=" + u.Resolvers
+		sep = "&"
+	}
+	if u.Rate != 0 {
+		s += sep + "rate=" + strconv.Itoa(u.Rate)
 	}
 	return s
 }
@@ -61,7 +70,8 @@ func (u URL) TLS() bool { return u.Scheme == "wss" || u.Scheme == "quic" || u.Sc
 // ParseURL parses a URL to dial, an origin's or an edge's:
 // ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with
 // the query options connect=IP:PORT and sni=NAME; or
-// dns://ZONE[?resolver=IP:PORT[,IP:PORT...]].
+// dns://ZONE[?resolver=IP:PORT[,IP:PORT...]][&rate=N], N queries a second
+// to each resolver at most.
 func ParseURL(s string) (URL, error) {
 	u, err := parseTunnel(s)
 	if err != nil {
@@ -167,7 +177,7 @@ func parseTunnel(s string) (*url.URL, error) {
 // parseDNSURL parses dns://ZONE[?resolver=IP:PORT[,IP:PORT...]], u being
 // s parsed.
 func parseDNSURL(s string, u *url.URL) (URL, error) {
-	const form = "want dns://ZONE?resolver=IP:PORT[,IP:PORT...]"
+	const form = "want dns://ZONE?resolver=IP:PORT[,IP:PORT...][&rate=QUERIES_PER_SECOND]"
 	if u.Port() != "" || (u.Path != "" && u.Path != "/") {
 		return URL{}, fmt.Errorf("%q: %s (a zone, no port or path)", redact.Value(s), form)
 	}
@@ -177,11 +187,19 @@ func parseDNSURL(s string, u *url.URL) (URL, error) {
 	}
 	t := URL{Scheme: "dns", Host: strings.TrimSuffix(string(z), ".")}
 	for k, vs := range u.Query() {
-		if k != "resolver" {
-			return URL{}, fmt.Errorf("%q: unknown option %q (known: resolver)", redact.Value(s), redact.Value(k))
+		if k != "resolver" && k != "rate" {
+			return URL{}, fmt.Errorf("%q: unknown option %q (known: resolver, rate)", redact.Value(s), redact.Value(k))
 		}
 		if len(vs) != 1 {
-			return URL{}, fmt.Errorf("%q: option resolver is given %d times (list them with commas)", redact.Value(s), len(vs))
+			return URL{}, fmt.Errorf("%q: option %s is given %d times (list resolvers with commas)", redact.Value(s), k, len(vs))
+		}
+		if k == "rate" {
+			n, err := strconv.Atoi(vs[0])
+			if err != nil || n < 1 || n > 10000 {
+				return URL{}, fmt.Errorf("%q: rate %q is not a number of queries a second, 1 to 10000", redact.Value(s), redact.Value(vs[0]))
+			}
+			t.Rate = n
+			continue
 		}
 		var rs []string
 		for r := range strings.SplitSeq(vs[0], ",") {

@@ -15,6 +15,7 @@ func TestParseURL(t *testing.T) {
 		{"quic://h:443/?sni=n", URL{Scheme: "quic", Host: "h:443", SNI: "n"}},
 		{"dns://T.Example.COM.", URL{Scheme: "dns", Host: "t.example.com"}},
 		{"dns://t.example.com/?resolver=192.0.2.1:53,[2001:db8::1]:5353", URL{Scheme: "dns", Host: "t.example.com", Resolvers: "192.0.2.1:53,[2001:db8::1]:5353"}},
+		{"dns://t.example.com?rate=20&resolver=192.0.2.1:53", URL{Scheme: "dns", Host: "t.example.com", Resolvers: "192.0.2.1:53", Rate: 20}},
 	} {
 		got, err := ParseURL(tc.in)
 		if err != nil || got != tc.want {
@@ -70,12 +71,13 @@ func TestParseErrors(t *testing.T) {
 		{true, "quic://:0", `"quic://:0": ":0": port must be 1 to 65535`},
 		{true, "tcp://:80", `"tcp://:80": scheme "tcp" is not ws, wss, quic or dns`},
 		{true, "quic:/x", `"quic:/x": a quic URL has no path`},
-		{false, "dns://t.example:53", `"dns://t.example:53": want dns://ZONE?resolver=IP:PORT[,IP:PORT...] (a zone, no port or path)`},
-		{false, "dns://t.example/x", `"dns://t.example/x": want dns://ZONE?resolver=IP:PORT[,IP:PORT...] (a zone, no port or path)`},
-		{false, "dns://t_x.example", `"dns://t_x.example": want dns://ZONE?resolver=IP:PORT[,IP:PORT...]: zone "t_x.example": label "t_x" is not a host name's`},
+		{false, "dns://t.example:53", `"dns://t.example:53": want dns://ZONE?resolver=IP:PORT[,IP:PORT...][&rate=QUERIES_PER_SECOND] (a zone, no port or path)`},
+		{false, "dns://t.example/x", `"dns://t.example/x": want dns://ZONE?resolver=IP:PORT[,IP:PORT...][&rate=QUERIES_PER_SECOND] (a zone, no port or path)`},
+		{false, "dns://t_x.example", `"dns://t_x.example": want dns://ZONE?resolver=IP:PORT[,IP:PORT...][&rate=QUERIES_PER_SECOND]: zone "t_x.example": label "t_x" is not a host name's`},
 		{false, "dns://t.example?resolver=192.0.2.1", `"dns://t.example?resolver=192.0.2.1": resolver "192.0.2.1" is not IP:PORT`},
-		{false, "dns://t.example?resolver=a:53&resolver=b:53", `"dns://t.example?resolver=a:53&resolver=b:53": option resolver is given 2 times (list them with commas)`},
-		{false, "dns://t.example?sni=x", `"dns://t.example?sni=x": unknown option "sni" (known: resolver)`},
+		{false, "dns://t.example?resolver=a:53&resolver=b:53", `"dns://t.example?resolver=a:53&resolver=b:53": option resolver is given 2 times (list resolvers with commas)`},
+		{false, "dns://t.example?rate=0", `"dns://t.example?rate=xxxxx": rate "0" is not a number of queries a second, 1 to 10000`},
+		{false, "dns://t.example?sni=x", `"dns://t.example?sni=x": unknown option "sni" (known: resolver, rate)`},
 		{true, "dns://:53", `"dns://:53": want dns://[HOST]:PORT/ZONE: zone "": want a domain name of at most 200 characters`},
 		{true, "dns://:53/t.example?resolver=1.1.1.1:53", `"dns://:53/t.example?resolver=1.1.1.1:53": a listener takes no options`},
 	} {
@@ -104,7 +106,7 @@ func TestURLString(t *testing.T) {
 // FuzzParseURL checks that what parses prints back to something that
 // parses the same, as the start's log line and peers' names rely on.
 func FuzzParseURL(f *testing.F) {
-	for _, s := range []string{"wss://a.example/t?connect=1.2.3.4:443&sni=b.example", "ws://[::1]:8080/", "ws://h", "quic://:443", "quic://h:1", "dns://t.example?resolver=127.0.0.1:53", "dns://:53/t.example"} {
+	for _, s := range []string{"wss://a.example/t?connect=1.2.3.4:443&sni=b.example", "ws://[::1]:8080/", "ws://h", "quic://:443", "quic://h:1", "dns://t.example?resolver=127.0.0.1:53&rate=5", "dns://:53/t.example"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
