@@ -20,6 +20,9 @@ import (
 type Peer struct {
 	Name   string // the URL, for logs and metrics; it holds no secret
 	Dialer tunnel.Dialer
+	// Fallback marks the last link: dialled only while no other peer has
+	// a session in service (fallback.go).
+	Fallback bool
 }
 
 // DefaultSize is how many sessions are kept to each peer: one lost session

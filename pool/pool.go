@@ -31,6 +31,7 @@ type Pool struct {
 	mu      sync.Mutex
 	slots   []*slot       // Size per peer, in the peers' order, then one per session dialled in
 	changed chan struct{} // closed and replaced whenever a slot changes
+	untried untried       // fallback.go
 }
 
 // DialledIn is the peer name, in metrics, of sessions that peers dialled.
@@ -115,8 +116,12 @@ func (p *Pool) Run(ctx context.Context) {
 		p.peerMetrics(DialledIn, len(p.Peers))
 	}
 	var wg sync.WaitGroup
+	fallback := p.startFallback(ctx, &wg) // fallback.go
 	for _, sl := range slots {
 		o := p.Peers[sl.peer]
+		if fallback {
+			o = p.wrapDialer(o)
+		}
 		k := &Keeper{Peer: o, Backoff: p.Backoff, Metrics: p.Metrics, Log: p.Log,
 			Hold: func(ctx context.Context, s tunnel.Session) string { return p.hold(ctx, o.Name, sl, s, &wg) }}
 		wg.Go(func() { k.Run(ctx) })

@@ -251,15 +251,20 @@ func tunnelMetrics(m *metrics.Metrics, lns []tunnel.Listener) {
 }
 
 // tunnelPeers returns a peer, named by its URL (which holds no secret), for
-// each URL of variable.
+// each URL of variable; a dns one listed after others is a fallback.
 func tunnelPeers(urls []tunnel.URL, variable string, end tunnel.End) ([]pool.Peer, error) {
 	var peers []pool.Peer
+	other := false // a peer of another transport than dns listed so far
 	for _, u := range urls {
 		d, err := tunnel.NewDialer(u, end)
 		if err != nil {
 			return nil, &config.Error{Var: variable, Err: err}
 		}
-		peers = append(peers, pool.Peer{Name: u.String(), Dialer: d})
+		// A dns peer after others is the last link, for shutdowns: dialled
+		// only while none of them is up (pool/fallback.go).
+		dns := u.Scheme == "dns"
+		peers = append(peers, pool.Peer{Name: u.String(), Dialer: d, Fallback: dns && other})
+		other = other || !dns
 	}
 	return peers, nil
 }
