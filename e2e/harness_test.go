@@ -23,10 +23,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(logs.Main(m),
+	goleak.VerifyTestMain(logs.Main(m), append(dnsMain(),
 		// toxiproxy (TestFaults) can leave a toxic's goroutine blocked
 		// after the toxic is removed; it is the fault injector's, not ours.
-		goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))
+		goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))...)
 }
 
 const secret = "test-secret-0123456789-0123456789-abcdef"
