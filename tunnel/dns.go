@@ -182,6 +182,14 @@ func (d *DNSDialer) Dial(ctx context.Context) (Session, error) {
 	s, err := dnsHellos(ctx, tc, conn, d.key, d.end, true)
 	if err != nil {
 		conn.Close()
+		if c.Answered.Load() == 0 {
+			return nil, fmt.Errorf("dns %s: %w (no resolver answered: wrong resolver= addresses, or DNS blocked?)", d.zone, err)
+		}
+		if !tc.ConnectionState().HandshakeComplete {
+			// The origin answers queries without the secret's MAC as
+			// for any unknown name: nothing comes back.
+			return nil, fmt.Errorf("dns %s: %w (resolvers answer, but not the origin's tunnel: a wrong FERRY_SECRET, the zone not delegated to the origin, or its clock off by more than %v?)", d.zone, err, dnstun.MaxSkew)
+		}
 		return nil, fmt.Errorf("dns %s: %w", d.zone, err)
 	}
 	return s, nil
