@@ -107,7 +107,19 @@ func TestDNSFallback(t *testing.T) {
 	}
 
 	ws.blocked.Store(true) // cut: no new session, and the live ones die
-	w.killSessions()
+	for {
+		// A dial that began before the cut may bring a session up after
+		// the first kill.
+		changed := e.tunnels.Changed()
+		w.killSessions()
+		if e.tunnels.SessionsUp(0) == 0 {
+			break
+		}
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	dnsClient := await("dns", time.Minute)
 
 	ws.blocked.Store(false) // back
