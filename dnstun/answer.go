@@ -158,8 +158,12 @@ func decodeMsg(m *dns.Msg, name string) ([][]byte, error) {
 		}
 		return parseTXT(rd)
 	}
-	return nil, errors.New("dnstun: answer without a TXT record")
+	// An empty NOERROR: what the server answers to a query it does not
+	// take (a retry of one already answered, or a session it ended).
+	return nil, errNoTXT
 }
+
+var errNoTXT = errors.New("dnstun: answer without a TXT record")
 
 // parseTXT splits a TXT record's data into the frames its strings hold.
 func parseTXT(rd []byte) ([][]byte, error) {

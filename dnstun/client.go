@@ -60,6 +60,11 @@ const (
 	DefaultSetAside     = 30 * time.Second
 	DefaultMaxPollDelay = time.Second
 	firstPollDelay      = 20 * time.Millisecond
+	// For replyWait after a datagram went up, polls are at most
+	// replyPollDelay apart: a chat message's answer should not wait for
+	// an idle session's poll, a second away.
+	replyWait      = time.Second
+	replyPollDelay = 50 * time.Millisecond
 )
 
 // outQueue is how many datagrams may wait for a query: a fifth of a
@@ -93,9 +98,10 @@ type Client struct {
 	wantPolls int // queries to keep out while answers bring data
 	empty     int // empty answers in a row
 	nextPoll  time.Time
+	lastData  time.Time // when a datagram last went up
 	closed    bool
 
-	Sent, Answered, Timeouts, Truncated, Polls, Dropped atomic.Int64
+	Sent, Answered, Timeouts, Truncated, Polls, Dropped, NoData atomic.Int64
 }
 
 type query struct {
@@ -311,6 +317,7 @@ func (c *Client) sendReady(now time.Time) time.Duration {
 		c.out = c.out[1:]
 		// The server may answer this one with data; polls start over.
 		c.empty = 0
+		c.lastData = now
 	} else {
 		c.Polls.Add(1)
 	}
@@ -495,6 +502,11 @@ func (c *Client) answer(b []byte, from net.Addr, now time.Time) {
 		c.Truncated.Add(1)
 		c.cap = max(MinAnswer, c.cap/2/CapUnit*CapUnit)
 		q.res.answered()
+	case errors.Is(err, errNoTXT):
+		// The server's answer to a query it did not take: the resolver
+		// works, this query carried nothing.
+		q.res.answered()
+		c.NoData.Add(1)
 	case err != nil:
 		// SERVFAIL and the like: the resolver could not reach the server.
 		c.failed(q.res, now)
@@ -512,6 +524,10 @@ func (c *Client) answer(b []byte, from net.Addr, now time.Time) {
 		maxDelay := c.cfg.MaxPollDelay
 		if maxDelay <= 0 {
 			maxDelay = DefaultMaxPollDelay
+		}
+		if now.Sub(c.lastData) < replyWait {
+			// A reply to what went up is likely on its way.
+			maxDelay = min(maxDelay, replyPollDelay)
 		}
 		d := firstPollDelay << min(c.empty-1, bits.Len(uint(maxDelay/firstPollDelay)))
 		c.nextPoll = now.Add(min(d, maxDelay))

@@ -120,6 +120,7 @@ type serverSession struct {
 
 // heldQuery is a query waiting for downstream data, or its hold's end.
 type heldQuery struct {
+	seq   uint32
 	a     *answerBuilder
 	reply func([]byte)
 	timer *time.Timer
@@ -335,6 +336,10 @@ func (s *Server) tunnel(m *dns.Msg, reply func([]byte)) {
 		return
 	}
 	ss := s.session(u, now, a)
+	if ss != nil && ss.retried(u.Seq, a, reply) {
+		s.mu.Unlock()
+		return
+	}
 	if ss == nil || !ss.accept(u.Seq) {
 		s.mu.Unlock()
 		s.replyNoData(m, reply)
@@ -349,7 +354,7 @@ func (s *Server) tunnel(m *dns.Msg, reply func([]byte)) {
 			s.Dropped.add()
 		}
 	}
-	h := &heldQuery{a: a, reply: reply}
+	h := &heldQuery{seq: u.Seq, a: a, reply: reply}
 	if len(ss.queue) > 0 || s.hold() <= 0 {
 		s.fill(ss, h)
 		s.mu.Unlock()
@@ -444,6 +449,21 @@ func (s *Server) end(ss *serverSession, now time.Time) {
 	if len(s.ended) < maxEnded {
 		s.ended[ss.id] = now.Add(2 * MaxSkew)
 	}
+}
+
+// retried takes the query of seq when one of that seq is held: the
+// resolver gave up waiting for it and asks again (unbound does after as
+// little as 50 ms with a server it knows to be fast), and would ignore the
+// held one's answer. The held query is answered to the new one instead,
+// and goes on waiting. It runs under Server.mu.
+func (ss *serverSession) retried(seq uint32, a *answerBuilder, reply func([]byte)) bool {
+	for _, h := range ss.held {
+		if h.seq == seq && !h.done {
+			h.a, h.reply = a, reply
+			return true
+		}
+	}
+	return false
 }
 
 // accept reports whether seq is new: ahead of the newest seen, or within

@@ -3,6 +3,7 @@ package dnstun
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 	"testing/synctest"
@@ -257,3 +258,43 @@ func FuzzHandle(f *testing.F) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestServerRetried: a resolver that asks again for a query held (it gave
+// up waiting) gets the held query's answer; the first asker gets none, as
+// the resolver would ignore it.
+func TestServerRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &Server{Zone: mustZone(t, "t.example.com"), Key: testKey}
+		defer s.Close()
+		id := testSession()
+		first, second := make(chan []byte, 1), make(chan []byte, 1)
+		q := tunnelQuery(t, s.Zone, testKey, Upstream{Session: id, Seq: 3})
+		b, _ := q.Pack()
+		s.Handle(b, func(r []byte) { first <- r })
+		q.Id++
+		b, _ = q.Pack()
+		s.Handle(b, func(r []byte) { second <- r })
+		s.WriteTo([]byte("down"), SessionAddr(id))
+		synctest.Wait()
+		if len(first) != 0 {
+			t.Error("the query given up was answered")
+		}
+		select {
+		case r := <-second:
+			m := new(dns.Msg)
+			m.Unpack(r)
+			ds, err := DecodeAnswer(r, q.Question[0].Name)
+			if m.Id != q.Id || err != nil || len(ds) != 1 || string(ds[0]) != "down" {
+				t.Errorf("the retry's answer: id %d, %q, %v", m.Id, ds, err)
+			}
+		default:
+			t.Error("the retry was not answered")
+		}
+		// Once answered, the same query again gets an ordinary answer.
+		var got []byte
+		s.Handle(b, func(r []byte) { got = r })
+		if ds, err := DecodeAnswer(got, q.Question[0].Name); !errors.Is(err, errNoTXT) {
+			t.Errorf("a replay after the answer: %q, %v", ds, err)
+		}
+	})
+}

@@ -111,6 +111,7 @@ func measure(t *testing.T, size int, rate float64) {
 		}
 		rtts = append(rtts, time.Since(start))
 	}
+	t.Logf("EDNS %d: round trips in order: %v", size, rtts)
 	slices.Sort(rtts)
 	name := "default rate"
 	if rate > 0 {

@@ -253,6 +253,6 @@ var _ = errors.Is
 // logCounters logs what the client and the server counted.
 func logCounters(t *testing.T, d *DNSDialer, ln *DNSListener) {
 	c, s := d.Client.Load(), ln.Server()
-	t.Logf("client: %d queries sent (%d polls), %d answered, %d timed out, %d truncated, %d datagrams dropped; server: %d tunnel queries, %d datagrams dropped",
-		c.Sent.Load(), c.Polls.Load(), c.Answered.Load(), c.Timeouts.Load(), c.Truncated.Load(), c.Dropped.Load(), s.TunnelQueries.Load(), s.Dropped.Load())
+	t.Logf("client: %d queries sent (%d polls), %d answered (%d empty NOERROR), %d timed out, %d truncated, %d datagrams dropped; server: %d tunnel queries, %d datagrams dropped",
+		c.Sent.Load(), c.Polls.Load(), c.Answered.Load(), c.NoData.Load(), c.Timeouts.Load(), c.Truncated.Load(), c.Dropped.Load(), s.TunnelQueries.Load(), s.Dropped.Load())
 }
