@@ -257,6 +257,7 @@ func (c *dnsTLSConn) Close() error {
 // authoritative server of its zone, on UDP.
 type DNSListener struct {
 	pc  net.PacketConn
+	tcp net.Listener // nil when TCP could not be had
 	srv *dnstun.Server
 	kl  StreamListener
 	key []byte
@@ -296,6 +297,18 @@ func listenDNS(pc net.PacketConn, u URL, o ListenOptions) (*DNSListener, error) 
 		pc: pc, srv: srv, kl: kl, key: helloKey(end.Secret), end: end, queue: newQueue(), refs: 1, ended: make(chan struct{}),
 		tls:      &tls.Config{Certificates: []tls.Certificate{*o.Certificate}, MinVersion: tls.VersionTLS13},
 		refusals: &refusals{log: end.Log, transport: "dns", clientIPs: end.LogClientIPs},
+	}
+	// TCP on the same port, as an authoritative server answers on both;
+	// without it (the port is taken for TCP), UDP alone.
+	if ln, err := net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+		end.Log.Warn("dns tunnel listener: no TCP beside UDP", "addr", pc.LocalAddr().String(), "err", err)
+	} else {
+		l.tcp = ln
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			srv.ServeTCP(ln)
+		}()
 	}
 	l.wg.Add(2)
 	go func() {
@@ -364,6 +377,9 @@ func (l *DNSListener) unref() {
 	if last {
 		l.kl.Close()
 		l.srv.Close()
+		if l.tcp != nil {
+			l.tcp.Close()
+		}
 		go func() {
 			l.wg.Wait()
 			l.refusals.close()

@@ -246,6 +246,13 @@ func TestDNSForgedThroughUnbound(t *testing.T) {
 	if ln.Server().TunnelQueries.Load() != 0 {
 		t.Error("a forged query was taken")
 	}
+	// Over TCP too, straight to the origin, as a scanner would ask.
+	c := &dns.Client{Net: "tcp"}
+	q := new(dns.Msg)
+	q.SetQuestion("t.example.", dns.TypeSOA)
+	if a, _, err := c.Exchange(q, ln.Addr().String()); err != nil || len(a.Answer) != 1 || !a.Authoritative {
+		t.Errorf("SOA over TCP: %v, %v", a, err)
+	}
 }
 
 var _ = errors.Is
