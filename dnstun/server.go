@@ -50,7 +50,7 @@ type Server struct {
 	serving  sync.WaitGroup
 
 	// Counters, for tests and metrics.
-	Queries, TunnelQueries, Refused, Dropped counter
+	Queries, TunnelQueries, Ordinary, Dropped counter
 }
 
 // Defaults of Server's fields.
@@ -274,7 +274,7 @@ func (s *Server) replyCode(m *dns.Msg, rcode int, reply func([]byte)) {
 // as far as a resolver can tell), so that a resolver's minimised queries
 // (RFC 9156) for a tunnel name's parents lead on to the name itself.
 func (s *Server) replyNoData(m *dns.Msg, reply func([]byte)) {
-	s.Refused.add()
+	s.Ordinary.add()
 	s.reply(m, func(r *dns.Msg) { r.Ns = []dns.RR{s.soa()} }, reply)
 }
 

@@ -266,6 +266,10 @@ type DNSListener struct {
 	queue
 	refusals *refusals
 
+	// AuthFailures counts sessions whose hellos did not prove the secret
+	// (their queries did: a replay of an edge's, most likely).
+	AuthFailures atomic.Int64
+
 	mu    sync.Mutex
 	refs  int // the listener's own until Close, and one per session
 	wg    sync.WaitGroup
@@ -347,6 +351,9 @@ func (l *DNSListener) handshake(conn *dnsConn) {
 	defer cancel()
 	s, err := dnsHellos(ctx, tls.Server(conn, l.tls), conn, l.key, l.end, false)
 	if err != nil {
+		if authFailure(err) {
+			l.AuthFailures.Add(1)
+		}
 		// A kcp session exists only for queries with the secret's MAC:
 		// this is an edge (or a replay of one's queries), never a stranger.
 		l.refusals.refused("dns tunnel refused", err, netip.Addr{})

@@ -127,8 +127,8 @@ func TestDNSWrongSecret(t *testing.T) {
 		t.Logf("dial: %v", err)
 	}
 	srv := ln.Server()
-	if srv.TunnelQueries.Load() != 0 || srv.Refused.Load() == 0 {
-		t.Errorf("tunnel queries %d, refused %d", srv.TunnelQueries.Load(), srv.Refused.Load())
+	if srv.TunnelQueries.Load() != 0 || srv.Ordinary.Load() == 0 {
+		t.Errorf("tunnel queries %d, refused %d", srv.TunnelQueries.Load(), srv.Ordinary.Load())
 	}
 }
 

@@ -246,6 +246,11 @@ func tunnelMetrics(m *metrics.Metrics, lns []tunnel.Listener) {
 				func() float64 { return float64(l.DecoyHits.Load()) })
 		case *tunnel.QUICListener:
 			m.TunnelListener(l.Addr().String(), func() float64 { return float64(l.AuthFailures.Load()) }, nil)
+		case *tunnel.DNSListener:
+			// Its decoy is the ordinary answer to what is not a tunnel
+			// query of a session it takes.
+			m.TunnelListener(l.Addr().String(), func() float64 { return float64(l.AuthFailures.Load()) },
+				func() float64 { return float64(l.Server().Ordinary.Load()) })
 		}
 	}
 }
