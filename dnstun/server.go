@@ -49,7 +49,10 @@ type Server struct {
 	in       chan datagram // upstream, for ReadFrom
 	serving  sync.WaitGroup
 
-	// Counters, for tests and metrics.
+	// Counters, for tests and metrics: every query; the tunnel queries
+	// taken; the ordinary answers (NOERROR, nothing) given to what is not a
+	// tunnel query taken, forged and replayed ones included; the datagrams
+	// dropped at a full queue.
 	Queries, TunnelQueries, Ordinary, Dropped counter
 }
 
