@@ -96,6 +96,12 @@ func (s *Server) Run(ctx context.Context) error {
 	streamCtx, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelStreams()
 
+	// The upstream's reachability, and the edges told of it, for as long
+	// as sessions live.
+	var watch sync.WaitGroup
+	watch.Go(func() { s.Upstream.Watch(streamCtx) })
+	watch.Go(func() { s.tellEdges(streamCtx) })
+
 	var accepts sync.WaitGroup
 	for _, e := range s.Edges {
 		for range cmp.Or(s.Pool, pool.DefaultSize) {
@@ -157,6 +163,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.sessionWG.Wait()
 	<-drained
+	watch.Wait()
 	return nil
 }
 
@@ -189,6 +196,8 @@ func (s *Server) serveSession(ctx context.Context, sess tunnel.Session) bool {
 	s.live[sess] = struct{}{}
 	s.sessionWG.Add(1)
 	s.mu.Unlock()
+	// After it is live: a change from now on reaches it through tellEdges.
+	sess.TellUnreachable(s.unreachable())
 	s.sessions.Add(1)
 	s.Log.Info("tunnel up")
 	go func() {

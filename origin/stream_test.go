@@ -74,9 +74,10 @@ func runOrigin(t *testing.T, dial func(ctx context.Context, network, addr string
 	ln := tunneltest.NewListener(tunneltest.Options{})
 	srv := &Server{
 		Listeners: []tunnel.Listener{ln},
-		Upstream:  &upstream.Dialer{Targets: targets, DialContext: dial},
-		Grace:     grace,
-		Log:       slog.New(slog.DiscardHandler),
+		// No probes: the tests count the dials.
+		Upstream: &upstream.Dialer{Targets: targets, DialContext: dial, ProbeEvery: -1},
+		Grace:    grace,
+		Log:      slog.New(slog.DiscardHandler),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{srv: srv, ln: ln, cancel: cancel, ran: make(chan struct{})}

@@ -181,7 +181,14 @@ func (s *session) read() {
 		case ctlDrain:
 			s.peerOnce.Do(func() { close(s.peerDraining) })
 		case ctlReach:
-			s.peerUnreachable.Store(uint64(v))
+			// One line a change and session: an edge keeps a few.
+			switch r := Routes(v); {
+			case Routes(s.peerUnreachable.Swap(uint64(v))) == r:
+			case r != 0:
+				s.log.Warn("the origin cannot reach WhatsApp", "routes", r.String())
+			default:
+				s.log.Info("the origin reaches WhatsApp again")
+			}
 		}
 	}
 }

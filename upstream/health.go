@@ -13,9 +13,13 @@ import (
 )
 
 // A route is down when every alternative of it has failed for DownAfter:
-// each attempt since the first failure (clients' dials and probes) failed,
-// and none answered. The origin is then not ready, says so once in its log
-// and tells its edges; the first attempt that answers brings it back.
+// every attempt (clients' dials and probes) since the latest that answered
+// has failed, and that one started DownAfter ago. When none answered
+// lately (a route nobody dialled, or the process just started), the count
+// starts ProbeEvery before the first failure, as if a probe had answered
+// then: a single failure after a long quiet is not enough. The origin is
+// then not ready, says so once in its log and tells its edges; the first
+// attempt that answers brings it back.
 //
 // Clients' dials are what tell most, and cost nothing; a route nobody
 // dialled for ProbeEvery is probed (a TCP connect, closed at once, with no
@@ -31,14 +35,15 @@ const (
 // the latest failure.
 type RouteDown struct {
 	Route string
-	Since time.Time // the start of the first failed attempt
+	Since time.Time // when it stopped answering
 	Cause error
 }
 
 // health is what the Dialer knows of a route's reachability.
 type health struct {
 	lastStart    time.Time // of the latest attempt, for probes
-	failingSince time.Time // start of the first failed attempt since the latest success; zero while fine
+	lastOK       time.Time // start of the latest attempt that answered
+	failingSince time.Time // when the route stopped answering (see above); zero while it answers
 	cause        error     // the latest failure
 	down         bool
 	probing      bool
@@ -100,7 +105,14 @@ func (d *Dialer) attempt(route, serverName string, start time.Time, err error) {
 	h := d.healthLocked(route)
 	if err != nil {
 		if h.failingSince.IsZero() {
-			h.failingSince = start
+			every := d.ProbeEvery
+			if every <= 0 {
+				every = DefaultProbeEvery
+			}
+			h.failingSince = h.lastOK
+			if s := start.Add(-every); s.After(h.failingSince) {
+				h.failingSince = s
+			}
 			select {
 			case d.kickLocked() <- struct{}{}: // Watch: a new time to mark it down
 			default:
@@ -116,6 +128,7 @@ func (d *Dialer) attempt(route, serverName string, start time.Time, err error) {
 		d.log().Info("route reaches WhatsApp again", "route", route, "down_for", time.Since(h.failingSince).Round(time.Second))
 		d.notifyLocked()
 	}
+	h.lastOK = start
 	h.failingSince, h.cause, h.down = time.Time{}, nil, false
 }
 
@@ -167,7 +180,8 @@ func onlyUnknownNames(err error) bool {
 // Watch keeps the routes' reachability until ctx ends: it probes the
 // routes nobody dialled lately, marks down those whose alternatives have
 // failed for DownAfter (one WARN each), and returns once its probes have
-// ended. Without Watch, Unreachable stays empty.
+// ended; a negative ProbeEvery probes nothing, and only clients' dials
+// tell. Without Watch, Unreachable stays empty.
 func (d *Dialer) Watch(ctx context.Context) {
 	every := cmp.Or(d.ProbeEvery, DefaultProbeEvery)
 	after := cmp.Or(d.DownAfter, DefaultDownAfter)
@@ -192,7 +206,7 @@ func (d *Dialer) Watch(ctx context.Context) {
 		case <-kick:
 		}
 		now := time.Now()
-		next := now.Add(every)
+		next := now.Add(max(every, DefaultProbeEvery))
 		d.mu.Lock()
 		for route, h := range d.health {
 			if !h.failingSince.IsZero() && !h.down {
@@ -205,7 +219,7 @@ func (d *Dialer) Watch(ctx context.Context) {
 					next = due
 				}
 			}
-			if h.probing {
+			if h.probing || every < 0 {
 				continue
 			}
 			if due := h.lastStart.Add(every); now.Before(due) {

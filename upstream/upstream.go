@@ -69,7 +69,8 @@ type Dialer struct {
 	// DialContext dials one address; nil means a net.Dialer's. A test seam.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// DownAfter and ProbeEvery tune Watch (see health.go); zero means
-	// DefaultDownAfter and DefaultProbeEvery.
+	// DefaultDownAfter and DefaultProbeEvery, and a negative ProbeEvery
+	// probes nothing.
 	DownAfter, ProbeEvery time.Duration
 	Metrics               *metrics.Metrics // nil counts nothing
 	Log                   *slog.Logger     // Watch's lines; nil logs nothing

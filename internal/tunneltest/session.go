@@ -213,3 +213,6 @@ func (s *Session) ClientAddress() bool { return s.l.opts.ClientAddress }
 func (s *Session) TellUnreachable(r tunnel.Routes) { s.peer.unreachable.Store(uint64(r)) }
 
 func (s *Session) PeerUnreachable() tunnel.Routes { return tunnel.Routes(s.unreachable.Load()) }
+
+// Peer is the other end of the pair.
+func (s *Session) Peer() *Session { return s.peer }
