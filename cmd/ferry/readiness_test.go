@@ -1,12 +1,19 @@
 package main
 
 import (
+	"encoding/json"
+	"encoding/pem"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"ferry/alert"
 )
 
 // whatsApp is a fake WhatsApp server on loopback that can stop answering
@@ -59,7 +66,8 @@ func (w *whatsApp) down() {
 // stops answering: within 35 s each is not ready and says why (the origin
 // and the standalone naming the route, the edge that its origin cannot
 // reach WhatsApp), with one WARN each, and each is ready again soon after
-// WhatsApp returns, with one line each.
+// WhatsApp returns, with one line each; the origin's webhook gets one event
+// each way.
 func TestReadinessFollowsWhatsApp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and waits 30 s")
@@ -70,8 +78,22 @@ func TestReadinessFollowsWhatsApp(t *testing.T) {
 	originAddr := freeAddr(t)
 	common := []string{"FERRY_SECRET=" + secret}
 	admins := map[string]string{"origin": freeAddr(t), "edge": freeAddr(t), "standalone": freeAddr(t)}
+	events := make(chan alert.RouteEvent, 4)
+	hook := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e alert.RouteEvent
+		if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+			t.Errorf("webhook: %v", err)
+		}
+		events <- e
+	}))
+	defer hook.Close()
+	// The webhook must be HTTPS; the origin trusts its certificate alone.
+	roots := filepath.Join(t.TempDir(), "roots.pem")
+	if err := os.WriteFile(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hook.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	org := start(t, bin, append(common, "FERRY_ORIGIN_LISTEN=ws://"+originAddr+"/t", "FERRY_ORIGIN_TARGETS=chat="+wa.addr,
-		"FERRY_ADMIN="+admins["origin"]), "ferry origin starting", "origin")
+		"FERRY_ADMIN="+admins["origin"], "FERRY_ALERT_WEBHOOK="+hook.URL+"/secret-path", "SSL_CERT_FILE="+roots), "ferry origin starting", "origin")
 	// One session, so that its one line tells the edge's state.
 	edg := start(t, bin, append(common, "FERRY_EDGE_LISTEN=tcp://"+freeAddr(t)+"/chat?decoy=off", "FERRY_EDGE_ORIGINS=ws://"+originAddr+"/t",
 		"FERRY_EDGE_POOL=1", "FERRY_ADMIN="+admins["edge"]), "ferry edge starting", "edge")
@@ -119,6 +141,9 @@ func TestReadinessFollowsWhatsApp(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	if e := <-events; e.Event != "whatsapp_unreachable" || e.Role != "origin" || e.Route != "chat" || !strings.Contains(e.Error, wa.addr) || e.Since.IsZero() {
+		t.Errorf("webhook: %+v, want whatsapp_unreachable of chat", e)
+	}
 
 	wa.up(t)
 	back := time.Now()
@@ -144,4 +169,12 @@ func TestReadinessFollowsWhatsApp(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if e := <-events; e.Event != "whatsapp_reachable" || e.Route != "chat" || e.Error != "" || !e.Since.IsZero() {
+		t.Errorf("webhook: %+v, want whatsapp_reachable of chat", e)
+	}
+	select {
+	case e := <-events:
+		t.Errorf("webhook: one more event: %+v", e)
+	default:
+	}
 }

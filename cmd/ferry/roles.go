@@ -118,6 +118,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	defer stopAdmin()
 	log.Info("ferry standalone starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 	defer startBlockAlerts(ctx, "standalone", cfg.Common, cfg.Clients, site, m, log)()
+	defer startRouteAlerts(ctx, "standalone", cfg.Common, alertHost(cfg.Clients), up, log)()
 	defer watchRoutes(ctx, up)()
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, edge.Direct(up.Dial), m, log)
 	err = srv.Run(ctx)
@@ -169,6 +170,8 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	}
 	defer stopAdmin()
 	log.Info("ferry origin starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
+	host, _ := os.Hostname()
+	defer startRouteAlerts(ctx, "origin", cfg.Common, host, srv.Upstream, log)()
 	err = srv.Run(ctx)
 	log.Info("ferry origin stopped")
 	return err
