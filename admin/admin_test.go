@@ -63,7 +63,7 @@ func TestEndpoints(t *testing.T) {
 		}
 	}
 	code, ctype, body := get(t, ts.URL+"/")
-	for _, want := range []string{"connections_accepted_total", "route=chat", `<img src="/qr.png"`, "https://wa.me/proxy?host=proxy.example&amp;chatPort=443"} {
+	for _, want := range []string{`id="phones">0<`, `src="/qr.png"`, "https://wa.me/proxy?host=proxy.example&amp;chatPort=443"} {
 		if code != 200 || !strings.HasPrefix(ctype, "text/html") || !strings.Contains(body, want) {
 			t.Errorf("stats page lacks %q", want)
 		}
