@@ -90,7 +90,8 @@ func span(n int) string {
 	if n == 0 {
 		return "no figures yet"
 	}
-	return "started " + duration(int64(n)*60) + " ago"
+	// The newest point is the minute now, begun.
+	return "started " + duration(int64(n-1)*60) + " ago"
 }
 
 // duration is secs in words, to the nearest minute: "5 min", "3 h 12

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -135,6 +136,11 @@ func (s *Server) graphs() []graph {
 				draw(up, top, "l2", "from phones: "+byteSize(up.Total())),
 			}, Span: span(len(down.Points))})
 	}
+	for i := range gs {
+		if strings.HasPrefix(gs[i].Peak, "peak 0 ") {
+			gs[i].Peak = "none yet"
+		}
+	}
 	return gs
 }
 
@@ -211,7 +217,7 @@ footer{color:var(--soft);font-size:.9rem;padding:4px}
 {{range .Listeners}}<li><span class="name">{{.Port}}</span><span>{{.Carries}}</span><span class="end {{if .Closed}}bad{{else}}ok{{end}} pill">{{if .Closed}}closed: draining{{else}}listening{{end}}</span></li>
 {{end}}</ul></section>{{end}}
 {{if .Peers}}<section><h2>Tunnels</h2><ul class="rows">
-{{range .Peers}}<li><span class="name">{{.Name}}</span><span class="soft">{{.Transport}}</span><span class="end {{if .Sessions}}ok{{else}}bad{{end}} pill">{{if .Sessions}}{{.Sessions}} up{{else}}none up{{end}}</span>{{if or .RTTText .Note}}<span class="line">{{.RTTText}}{{if and .RTTText .Note}} · {{end}}{{.Note}}</span>{{end}}</li>
+{{range .Peers}}<li><span class="name">{{.Name}}</span><span class="soft">{{.Transport}}</span>{{if ge .Sessions 0}}<span class="end {{if .Sessions}}ok{{else}}bad{{end}} pill">{{if .Sessions}}{{.Sessions}} up{{else}}none up{{end}}</span>{{end}}{{if or .RTTText .Note}}<span class="line">{{.RTTText}}{{if and .RTTText .Note}} · {{end}}{{.Note}}</span>{{end}}</li>
 {{end}}</ul></section>{{end}}
 </div>
 {{if .Link}}<section><h2>Share</h2><p>In WhatsApp: Settings → Storage and data → Proxy, or open this link on the phone:</p>

@@ -37,7 +37,7 @@ type Peer struct {
 	Name      string        // its host and port, or what dials in; no URL path
 	Transport string        // "QUIC", "WebSocket", "WebSocket over TLS"
 	RTT       time.Duration // mean of the latest pings; zero when unknown
-	Sessions  int           // up and in service
+	Sessions  int           // up and in service; negative when not known
 	Note      string        // a line more, may be empty
 }
 

@@ -61,8 +61,10 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	tunnelMetrics(m, tunnels.Listeners)
+	status := newClientStatus(ctx, lns, int(cfg.MaxConns), int(cfg.MaxConnsPerIP), tunnels, cfg.Origins, cfg.TunnelListen)
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "edge", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
+		Status: status.status, History: admin.NewHistory(status.phones, m, true),
 		Ready: readiness(ctx, func() error {
 			if !tunnels.Up() {
 				return errors.New("no tunnel session up")
@@ -80,6 +82,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 
 	defer startBlockAlerts(ctx, "edge", cfg.Common, cfg.Clients, site, m, log)()
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, tunnels.Send, m, log)
+	status.serving(srv)
 	err = edge.Serve(ctx, srv, tunnels)
 	log.Info("ferry edge stopped")
 	return err
@@ -102,8 +105,10 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 		closeAll(lns)
 		return err
 	}
+	status := newClientStatus(ctx, lns, int(cfg.MaxConns), int(cfg.MaxConnsPerIP), nil, nil, nil)
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "standalone", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
+		Status: status.status, History: admin.NewHistory(status.phones, m, true),
 		Ready: readiness(ctx, nil),
 	})
 	if err != nil {
@@ -115,6 +120,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	defer startBlockAlerts(ctx, "standalone", cfg.Common, cfg.Clients, site, m, log)()
 	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m}
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, edge.Direct(up.Dial), m, log)
+	status.serving(srv)
 	err = srv.Run(ctx)
 	log.Info("ferry standalone stopped")
 	return err
@@ -153,8 +159,10 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	m.Origin(func() float64 { return float64(srv.Stats().Sessions) },
 		func() float64 { return float64(srv.Stats().EdgeDraining) },
 		func() float64 { return float64(srv.Stats().Streams) })
+	status := newOriginStatus(ctx, srv, cfg.Listen, cfg.Edges)
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "origin", Version: versionString(), Metrics: m, Log: log,
+		Status: status.status, History: admin.NewHistory(status.phones, m, false),
 		Ready: readiness(ctx, nil),
 	})
 	if err != nil {
