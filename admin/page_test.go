@@ -52,7 +52,7 @@ func statusOf(phones int64) Status {
 			{Port: 8443, Carries: "chat, TLS, PROXY header"}, {Port: 7777, Carries: "media", Closed: true},
 		},
 		Peers: []Peer{
-			{Name: "origin.example:443", Transport: "WebSocket over TLS", RTT: 38 * time.Millisecond, Sessions: 2, Note: "through 203.0.113.7:443"},
+			{Name: "origin.example:443", Transport: "WebSocket over TLS", RTT: 38 * time.Millisecond, Sessions: 2, Note: "dialled at 203.0.113.7:443"},
 			{Name: "origin-b.example:8443", Transport: "QUIC", Note: "redialling"},
 		},
 		Refusals: []Refusal{{Cap: "FERRY_EDGE_MAX_CONNS", Limit: "27,500 at once", Count: 12}, {Cap: "fair share", Count: 0}},
