@@ -46,7 +46,9 @@ func run(t testing.TB, url string, args ...string) []byte {
 	// and out of the way: no first run, no updates, no GPU.
 	args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + filepath.Join(dir, "profile"),
 		"--no-first-run", "--disable-extensions", "--disable-background-networking", "--disable-sync",
-		"--hide-scrollbars", "--force-device-scale-factor=1"}, args...)
+		"--hide-scrollbars", "--force-device-scale-factor=1",
+		// A container's /dev/shm is often 64 MB: too small for a renderer.
+		"--disable-dev-shm-usage"}, args...)
 	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
