@@ -3,7 +3,9 @@ package admin
 import (
 	"image"
 	"image/color"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -37,8 +39,27 @@ func TestBrowser(t *testing.T) {
 	s := &Server{Role: "edge", Version: "ferry v0.9.0", Metrics: m, Log: slog.New(slog.DiscardHandler), History: h,
 		Link:   "https://wa.me/proxy?host=proxy.example.org&chatPort=443&mediaPort=587&chatTLS=1",
 		Status: func() Status { return st }, OriginNote: func() string { return "" }}
-	ts := httptest.NewServer(s.Handler()) // on 127.0.0.1
+	mux := http.NewServeMux()
+	mux.Handle("/", s.Handler())
+	// The page with a script added that paints the background by how
+	// wide the document is laid out: magenta when wider than the window
+	// (a phone would scroll sideways), cyan when not. The page itself has
+	// no script. (--dump-dom lays pages out at least 500 px wide, so the
+	// width is read from a screenshot.)
+	mux.HandleFunc("/wide", func(w http.ResponseWriter, r *http.Request) {
+		_, body := render(t, s)
+		const probe = `<script>document.body.style.background = document.documentElement.scrollWidth > window.innerWidth ? "#f0f" : "#0ff"</script>`
+		io.WriteString(w, strings.Replace(body, "</body>", probe+"</body>", 1))
+	})
+	ts := httptest.NewServer(mux) // on 127.0.0.1
 	defer ts.Close()
+	for _, w := range []int{320, 360, 412} {
+		img, _ := headless.Screenshot(t, ts.URL+"/wide", w, 700)
+		// The left margin, beside the cards.
+		if c := color.RGBAModel.Convert(img.At(3, 400)).(color.RGBA); c != (color.RGBA{0, 0xff, 0xff, 0xff}) {
+			t.Errorf("at %d px wide: the margin is %v, want cyan (magenta: wider than the window)", w, c)
+		}
+	}
 
 	dom := headless.DOM(t, ts.URL+"/", 412)
 	for _, want := range []string{`id="phones">` + count(phones) + "<", "phones connected now", "24 h ago", "now", ">443<", "chat, TLS",
