@@ -92,6 +92,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// for as long as it serves.
 	var wg sync.WaitGroup
 	if s.History != nil {
+		// A first point before the first request: the page never shows
+		// a history with nothing in it.
+		s.History.Sample(time.Now())
 		hctx, cancel := context.WithCancel(ctx)
 		defer wg.Wait()
 		defer cancel()
