@@ -57,28 +57,29 @@ func draw(s history.Series, top int64, class, legend string) line {
 	if first < 0 {
 		return line{Class: class, Legend: legend}
 	}
-	var d strings.Builder
 	y := func(v int64) int {
 		// 2 units of margin keep the top of the stroke inside the box.
 		return graphRows - int((v*(graphRows-2)+top/2)/top)
 	}
-	for c := first; c < graphCols; c++ {
-		if c == first {
-			d.WriteString("M")
-		} else {
-			d.WriteString("L")
+	// Relative steps, one column each ("l1-3"): half the bytes of
+	// absolute points, and a page of four lines is mostly these.
+	steps := make([]byte, 0, 5*graphCols)
+	prev := y(cols[first])
+	for c := first + 1; c < graphCols; c++ {
+		dy := y(cols[c]) - prev
+		prev += dy
+		steps = append(steps, 'l', '1')
+		if dy >= 0 {
+			steps = append(steps, ' ')
 		}
-		d.WriteString(strconv.Itoa(c))
-		d.WriteByte(' ')
-		d.WriteString(strconv.Itoa(y(cols[c])))
+		steps = strconv.AppendInt(steps, int64(dy), 10)
 	}
-	last := graphCols - 1
-	if first == last { // one column: a dot would not show
-		last = graphCols
-		fmt.Fprintf(&d, "L%d %d", last, y(cols[first]))
+	if first == graphCols-1 { // one column: a dot would not show
+		steps = append(steps, 'h', '1')
 	}
-	path := d.String()
-	area := fmt.Sprintf("M%d %dL%sL%d %dZ", first, graphRows, path[1:], last, graphRows)
+	start := fmt.Sprintf("%d %d", first, y(cols[first]))
+	path := "M" + start + string(steps)
+	area := fmt.Sprintf("M%d %dV%d%sV%dZ", first, graphRows, y(cols[first]), steps, graphRows)
 	return line{Class: class, Legend: legend, D: path, Area: area}
 }
 
