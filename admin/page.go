@@ -22,7 +22,7 @@ type pageData struct {
 	Graphs            []graph
 	Routes            []routeRow
 	HasRoutes         bool
-	Refusals          []Refusal
+	Refusals          []refusalRow
 	Listeners         []Listener
 	Peers             []peerRow
 	Link              string
@@ -31,6 +31,11 @@ type pageData struct {
 type routeRow struct {
 	Name, State, Cause string
 	Reachable          bool
+}
+
+type refusalRow struct {
+	Refusal
+	CountText string
 }
 
 type peerRow struct {
@@ -47,6 +52,10 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	// Figures of now: a stale copy would mislead.
 	w.Header().Set("Cache-Control", "no-store")
+	// The page runs no script and fetches nothing but its QR code: say so
+	// to the browser, so that nothing else can, should a name shown on it
+	// ever get past the escaping.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
 	w.Write(buf.Bytes())
 }
 
@@ -88,7 +97,7 @@ func (s *Server) pageData(now time.Time) pageData {
 	}
 	for _, rf := range st.Refusals {
 		if rf.Count > 0 {
-			d.Refusals = append(d.Refusals, rf)
+			d.Refusals = append(d.Refusals, refusalRow{rf, count(rf.Count)})
 		}
 	}
 	if s.Routes != nil {
@@ -210,7 +219,7 @@ footer{color:var(--soft);font-size:.9rem;padding:4px}
 {{range .Routes}}<li><span class="name">{{.Name}}</span><span class="{{if .Reachable}}ok{{else}}bad{{end}} pill">{{.State}}</span>{{with .Cause}}<span class="line">{{.}}</span>{{end}}</li>
 {{end}}</ul>{{else}}<p class="soft">Not tried yet: the first clients will tell.</p>{{end}}</section>{{end}}
 {{if .Refusals}}<section><h2>Refused for a cap, since start</h2><ul class="rows">
-{{range .Refusals}}<li><span class="name">{{.Cap}}</span>{{with .Limit}}<span class="soft">{{.}}</span>{{end}}<span class="end">{{.Count}} refused</span></li>
+{{range .Refusals}}<li><span class="name">{{.Cap}}</span>{{with .Limit}}<span class="soft">{{.}}</span>{{end}}<span class="end">{{.CountText}} refused</span></li>
 {{end}}</ul></section>{{end}}
 <div class="cols">
 {{if .Listeners}}<section><h2>Listeners</h2><ul class="rows">

@@ -55,7 +55,7 @@ func statusOf(phones int64) Status {
 			{Name: "origin.example:443", Transport: "WebSocket over TLS", RTT: 38 * time.Millisecond, Sessions: 2, Note: "dialled at 203.0.113.7:443"},
 			{Name: "origin-b.example:8443", Transport: "QUIC", Note: "redialling"},
 		},
-		Refusals: []Refusal{{Cap: "FERRY_EDGE_MAX_CONNS", Limit: "27,500 at once", Count: 12}, {Cap: "fair share", Count: 0}},
+		Refusals: []Refusal{{Cap: "FERRY_EDGE_MAX_CONNS", Limit: "27,500 at once", Count: 12345}, {Cap: "fair share", Count: 0}},
 	}
 }
 
@@ -83,7 +83,7 @@ func TestPage(t *testing.T) {
 		">443<", "chat, TLS", "PROXY header", "closed: draining", "listening",
 		"origin.example:443", "WebSocket over TLS", "38 ms round trip", "2 up", "QUIC", "none up", "redialling",
 		"&lt;b&gt;origin&lt;/b&gt;",
-		"FERRY_EDGE_MAX_CONNS", "12 refused",
+		"FERRY_EDGE_MAX_CONNS", "12,345 refused",
 		"reachable for 2 h", "not reachable for 3 min", "every alternative failed",
 		`class="note" role="alert">the origin cannot reach WhatsApp (media)<`,
 		`href="/metrics"`,
@@ -152,6 +152,9 @@ func render(t testing.TB, s *Server) (int, string) {
 	body, _ := io.ReadAll(rec.Body)
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
 		t.Fatalf("stats page: %d %s", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script") {
+		t.Errorf("Content-Security-Policy: %q", csp)
 	}
 	return rec.Code, string(body)
 }
