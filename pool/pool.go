@@ -189,12 +189,19 @@ func (p *Pool) accept(ctx context.Context, l tunnel.Listener, wg *sync.WaitGroup
 // Unreachable returns the routes that every session in service says its
 // origin cannot reach: those no client of this edge can get to now. None
 // while no session is in service (see Up).
-func (p *Pool) Unreachable() tunnel.Routes {
+func (p *Pool) Unreachable() tunnel.Routes { return p.unreachable(-1) }
+
+// PeerUnreachable is Unreachable for the sessions of peer i alone; i ==
+// len(Peers) is the sessions dialled in.
+func (p *Pool) PeerUnreachable(i int) tunnel.Routes { return p.unreachable(i) }
+
+// unreachable is Unreachable over peer i's sessions, or all for i < 0.
+func (p *Pool) unreachable(i int) tunnel.Routes {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	all, up := ^tunnel.Routes(0), false
 	for _, sl := range p.slots {
-		if sl.cur != nil && !sl.cur.retired() {
+		if sl.cur != nil && !sl.cur.retired() && (i < 0 || sl.peer == i) {
 			all &= sl.cur.Session.PeerUnreachable()
 			up = true
 		}

@@ -47,6 +47,9 @@ func TestPickReachable(t *testing.T) {
 		if got := p.Unreachable(); got != 0 {
 			t.Errorf("Unreachable = %v while the second origin reaches chat", got)
 		}
+		if a, b := p.PeerUnreachable(0), p.PeerUnreachable(1); a != tunnel.RouteChat || b != 0 {
+			t.Errorf("PeerUnreachable = %v, %v; want chat, none", a, b)
+		}
 		o2.TellUnreachable(tunnel.RouteChat | tunnel.RouteMedia)
 		if pick(tunnel.RouteChat) != o1 {
 			t.Error("with no origin reaching chat, it did not go to the first")

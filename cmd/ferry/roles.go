@@ -61,14 +61,17 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	tunnelMetrics(m, tunnels.Listeners)
+	status := newClientStatus(ctx, lns, int(cfg.MaxConns), int(cfg.MaxConnsPerIP), tunnels, cfg.Origins, cfg.TunnelListen)
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "edge", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
+		Status: status.status, History: admin.NewHistory(status.phones, m, true),
+		OriginNote: func() string { return originNote(tunnels) },
 		Ready: readiness(ctx, func() error {
 			if !tunnels.Up() {
 				return errors.New("no tunnel session up")
 			}
-			if r := tunnels.Unreachable(); r != 0 {
-				return fmt.Errorf("the origin cannot reach WhatsApp (%s)", r)
+			if note := originNote(tunnels); note != "" {
+				return errors.New(note)
 			}
 			return nil
 		}),
@@ -83,6 +86,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 
 	defer startBlockAlerts(ctx, "edge", cfg.Common, cfg.Clients, site, m, log)()
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, tunnels.Send, m, log)
+	status.serving(srv)
 	err = edge.Serve(ctx, srv, tunnels)
 	log.Info("ferry edge stopped")
 	return err
@@ -107,8 +111,10 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	}
 	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m, Log: log}
 	routeMetrics(m, up)
+	status := newClientStatus(ctx, lns, int(cfg.MaxConns), int(cfg.MaxConnsPerIP), nil, nil, nil)
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "standalone", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
+		Status: status.status, History: admin.NewHistory(status.phones, m, true), Routes: routesStatus(up),
 		Ready: readiness(ctx, func() error { return routesReady(up) }),
 	})
 	if err != nil {
@@ -121,6 +127,7 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	defer startRouteAlerts(ctx, "standalone", cfg.Common, alertHost(cfg.Clients), up, log)()
 	defer watchRoutes(ctx, up)()
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, edge.Direct(up.Dial), m, log)
+	status.serving(srv)
 	err = srv.Run(ctx)
 	log.Info("ferry standalone stopped")
 	return err
@@ -160,8 +167,10 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		func() float64 { return float64(srv.Stats().EdgeDraining) },
 		func() float64 { return float64(srv.Stats().Streams) })
 	routeMetrics(m, srv.Upstream)
+	status := newOriginStatus(ctx, srv, cfg.Listen, cfg.Edges)
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "origin", Version: versionString(), Metrics: m, Log: log,
+		Status: status.status, History: admin.NewHistory(status.phones, m, false), Routes: routesStatus(srv.Upstream),
 		Ready: readiness(ctx, func() error { return routesReady(srv.Upstream) }),
 	})
 	if err != nil {
