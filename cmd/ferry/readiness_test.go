@@ -67,7 +67,7 @@ func (w *whatsApp) down() {
 // and the standalone naming the route, the edge that its origin cannot
 // reach WhatsApp), with one WARN each, and each is ready again soon after
 // WhatsApp returns, with one line each; the origin's webhook gets one event
-// each way.
+// each way, and the stats pages say so too.
 func TestReadinessFollowsWhatsApp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and waits 30 s")
@@ -115,12 +115,12 @@ func TestReadinessFollowsWhatsApp(t *testing.T) {
 	lost := time.Now()
 	var wg sync.WaitGroup
 	for _, w := range []struct {
-		role, line, body string
-		p                *proc
+		role, line, body, page string
+		p                      *proc
 	}{
-		{"origin", "route cannot reach WhatsApp", "route chat cannot reach WhatsApp", org},
-		{"standalone", "route cannot reach WhatsApp", "route chat cannot reach WhatsApp", std},
-		{"edge", "the origin cannot reach WhatsApp", "the origin cannot reach WhatsApp (chat)", edg},
+		{"origin", "route cannot reach WhatsApp", "route chat cannot reach WhatsApp", "not reachable for", org},
+		{"standalone", "route cannot reach WhatsApp", "route chat cannot reach WhatsApp", "not reachable for", std},
+		{"edge", "the origin cannot reach WhatsApp", "the origin cannot reach WhatsApp (chat)", "the origin cannot reach WhatsApp (chat)", edg},
 	} {
 		wg.Go(func() {
 			line := w.p.waitFor(t, w.line)
@@ -134,6 +134,9 @@ func TestReadinessFollowsWhatsApp(t *testing.T) {
 			}
 			if code, body := readyz(w.role); code != http.StatusServiceUnavailable || !strings.Contains(body, w.body) {
 				t.Errorf("%s /readyz: %d %q, want 503 %q", w.role, code, body, w.body)
+			}
+			if _, page := httpGet(t, "http://"+admins[w.role]+"/"); !strings.Contains(page, w.page) {
+				t.Errorf("%s stats page does not say %q:\n%s", w.role, w.page, page)
 			}
 		})
 	}
@@ -165,6 +168,9 @@ func TestReadinessFollowsWhatsApp(t *testing.T) {
 			t.Logf("%s: ready %.1f s after WhatsApp returned", w.role, time.Since(back).Seconds())
 			if code, body := readyz(w.role); code != http.StatusOK {
 				t.Errorf("%s /readyz after WhatsApp returned: %d %q", w.role, code, body)
+			}
+			if _, page := httpGet(t, "http://"+admins[w.role]+"/"); strings.Contains(page, "cannot reach") || strings.Contains(page, "not reachable") {
+				t.Errorf("%s stats page still says WhatsApp is out of reach", w.role)
 			}
 		})
 	}
