@@ -72,7 +72,7 @@ func TestStatsPage(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("origin's stats page: %d", code)
 	}
-	check("origin", body, `id="phones">1<`, "ferry origin", ">"+originPort+"<", "tunnel, WebSocket", ">edges<", "Connections through edges")
+	check("origin", body, `id="phones">1<`, "ferry origin", ">"+originPort+"<", "tunnel, WebSocket", ">edges on port "+originPort+"<", " up</span>", "Connections through edges")
 	if _, metrics := httpGet(t, "http://"+edgeAdmin+"/metrics"); !strings.Contains(metrics, "ferry_connections_active") {
 		t.Error("/metrics is gone")
 	}

@@ -119,16 +119,20 @@ func (o *originStatus) phones() int64 { return o.srv.Stats().Streams }
 func (o *originStatus) status() admin.Status {
 	s := o.srv.Stats()
 	st := admin.Status{Phones: s.Streams, Sessions: s.Sessions, Listeners: closedIf(o.listeners, o.ctx.Err() != nil)}
-	// The origin counts its sessions, not whose they are: one line for
-	// all, then the edges it dials.
-	all := admin.Peer{Name: "edges", Transport: transports(append(o.listen, o.edges...)), Sessions: int(s.Sessions)}
-	if s.EdgeDraining > 0 {
-		all.Note = fmt.Sprintf("%d of them from edges that drain", s.EdgeDraining)
+	// The origin knows its edges by their sessions only: a line for each
+	// listener they dial in on, then one for each edge it dials.
+	sources := o.srv.Sources()
+	for i, l := range o.listeners {
+		st.Peers = append(st.Peers, admin.Peer{Name: fmt.Sprintf("edges on port %d", l.Port), Transport: transport(o.listen[i].Scheme),
+			Sessions: sources[i].Sessions, RTT: sources[i].RTT})
 	}
-	st.Peers = append(st.Peers, all)
-	for _, u := range o.edges {
-		st.Peers = append(st.Peers, admin.Peer{Name: u.Host, Transport: transport(u.Scheme), Sessions: -1,
-			Note: "dialled by this origin (reverse mode); its sessions are among the edges'"})
+	for i, u := range o.edges {
+		src := sources[len(o.listeners)+i]
+		st.Peers = append(st.Peers, admin.Peer{Name: u.Host, Transport: transport(u.Scheme), Sessions: src.Sessions, RTT: src.RTT,
+			Note: "dialled by this origin (reverse mode)"})
+	}
+	if s.EdgeDraining > 0 && len(st.Peers) > 0 {
+		st.Peers[0].Note = join(st.Peers[0].Note, fmt.Sprintf("%d of all sessions from edges that drain", s.EdgeDraining))
 	}
 	return st
 }
