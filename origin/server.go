@@ -57,7 +57,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	live     map[tunnel.Session]int // → where it came from (see Sources)
-	draining bool // no new sessions or streams
+	draining bool                   // no new sessions or streams
 	// Live sessions and streams; Add only under mu while not draining, so
 	// that no Add races the drain's Wait.
 	sessionWG, streamWG sync.WaitGroup
