@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"ferry/internal/fake"
 )
 
 // fakeTargets answers dials of the addresses that are up; the others fail
@@ -50,24 +51,6 @@ func (f *fakeTargets) dial(ctx context.Context, _, addr string) (net.Conn, error
 	return c, nil
 }
 
-// syncBuffer is a log that the test reads while Watch writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestRouteDownAndBack checks that an idle route whose alternatives all
 // stop answering is down within DownAfter, with
 // one WARN naming it, and back at the first probe that answers, with one
@@ -75,7 +58,7 @@ func (b *syncBuffer) String() string {
 func TestRouteDownAndBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeTargets{up: map[string]bool{"a:1": true, "b:1": true, "m:1": true}, delay: time.Second}
-		var log syncBuffer
+		var log fake.SyncBuffer
 		d := &Dialer{Targets: targets(t, "chat=a:1|b:1,media=m:1"), DialContext: f.dial,
 			Log: slog.New(slog.NewTextHandler(&log, nil))}
 		ctx, cancel := context.WithCancel(context.Background())
