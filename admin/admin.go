@@ -1,23 +1,23 @@
 // Package admin serves the admin endpoint: Prometheus metrics at /metrics,
-// /healthz, /readyz, and a small stats page at / with the edge's share link
-// and its QR code.
+// /healthz, /readyz, and at / a stats page for the volunteer who runs the
+// process (page.go): phones connected now, the last 24 hours as graphs,
+// listeners, tunnel peers, WhatsApp's reachability, the share link and its
+// QR code.
 package admin
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 
+	"ferry/history"
 	"ferry/link"
 	"ferry/metrics"
 )
@@ -32,6 +32,20 @@ type Server struct {
 	// Link is the edge's share link; empty when not known.
 	Link string
 	Log  *slog.Logger
+
+	// Status is what the stats page shows of the process now; nil shows
+	// only readiness, the graphs and the share link.
+	Status func() Status
+	// History is the graphs' figures (NewHistory); Serve samples it until
+	// its ctx ends. Nil draws no graph.
+	History *history.History
+	// Routes is WhatsApp's reachability, route by route, as an origin or
+	// standalone sees it; nil leaves the section out.
+	Routes func() []Route
+	// OriginNote is, on an edge, what its origins report that the edge
+	// cannot see itself: "" when all is well, else e.g. "the origin cannot
+	// reach WhatsApp (chat)", shown next to readiness. Nil shows nothing.
+	OriginNote func() string
 
 	started time.Time
 }
@@ -74,6 +88,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
+	// The history is kept only where it can be seen: with the endpoint,
+	// for as long as it serves.
+	var wg sync.WaitGroup
+	if s.History != nil {
+		// A first point before the first request: the page never shows
+		// a history with nothing in it.
+		s.History.Sample(time.Now())
+		hctx, cancel := context.WithCancel(ctx)
+		defer wg.Wait()
+		defer cancel()
+		wg.Go(func() { s.History.Run(hctx, 0) })
+	}
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("admin endpoint: %w", err)
 	}
@@ -93,82 +119,3 @@ func (s *Server) qr(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "image/png")
 	w.Write(code.PNG())
 }
-
-// row is one series on the stats page.
-type row struct {
-	Name, Labels, Value string
-}
-
-func (s *Server) page(w http.ResponseWriter, r *http.Request) {
-	fams, err := s.Metrics.Registry.Gather()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	var rows []row
-	for _, f := range fams {
-		name := f.GetName()
-		if !strings.HasPrefix(name, "ferry_") || name == "ferry_build_info" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			rows = append(rows, row{Name: strings.TrimPrefix(name, "ferry_"), Labels: labels(m), Value: value(f.GetType(), m)})
-		}
-	}
-	ready := "ready"
-	if err := s.ready(); err != nil {
-		ready = "not ready: " + err.Error()
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	pageTmpl.Execute(w, map[string]any{
-		"Role": s.Role, "Version": s.Version, "Ready": ready, "Link": s.Link,
-		"Up": time.Since(s.started).Round(time.Second), "Rows": rows,
-	})
-}
-
-func labels(m *dto.Metric) string {
-	var parts []string
-	for _, l := range m.GetLabel() {
-		parts = append(parts, l.GetName()+"="+l.GetValue())
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, " ")
-}
-
-func value(t dto.MetricType, m *dto.Metric) string {
-	switch t {
-	case dto.MetricType_COUNTER:
-		return num(m.GetCounter().GetValue())
-	case dto.MetricType_GAUGE:
-		return num(m.GetGauge().GetValue())
-	case dto.MetricType_HISTOGRAM:
-		h := m.GetHistogram()
-		if h.GetSampleCount() == 0 {
-			return "none yet"
-		}
-		return fmt.Sprintf("%d, mean %s s", h.GetSampleCount(), num(h.GetSampleSum()/float64(h.GetSampleCount())))
-	}
-	return ""
-}
-
-func num(v float64) string {
-	if v == float64(int64(v)) {
-		return fmt.Sprint(int64(v))
-	}
-	return fmt.Sprintf("%.4g", v)
-}
-
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>ferry {{.Role}}</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}td,th{padding:.2em .8em;text-align:left}
-tr:nth-child(even){background:#f4f4f4}code{word-break:break-all}</style></head>
-<body><h1>ferry {{.Role}}</h1>
-<p>{{.Version}} · up {{.Up}} · {{.Ready}}</p>
-{{if .Link}}<h2>Share</h2><p>In WhatsApp: Settings → Storage and data → Proxy, or open:</p>
-<p><code>{{.Link}}</code></p><p><img src="/qr.png" width="256" height="256" alt="QR code of the link"></p>{{end}}
-<h2>Figures</h2><table><tr><th>metric</th><th>labels</th><th>value</th></tr>
-{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Labels}}</td><td>{{.Value}}</td></tr>
-{{end}}</table>
-<p>The same figures, for Prometheus: <a href="/metrics">/metrics</a>.</p></body></html>
-`))

@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"image/png"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -63,7 +65,7 @@ func TestEndpoints(t *testing.T) {
 		}
 	}
 	code, ctype, body := get(t, ts.URL+"/")
-	for _, want := range []string{"connections_accepted_total", "route=chat", `<img src="/qr.png"`, "https://wa.me/proxy?host=proxy.example&amp;chatPort=443"} {
+	for _, want := range []string{`id="phones">0<`, `src="/qr.png"`, "https://wa.me/proxy?host=proxy.example&amp;chatPort=443"} {
 		if code != 200 || !strings.HasPrefix(ctype, "text/html") || !strings.Contains(body, want) {
 			t.Errorf("stats page lacks %q", want)
 		}
@@ -79,5 +81,30 @@ func TestEndpoints(t *testing.T) {
 	}
 	if code, _, _ := get(t, ts.URL+"/elsewhere"); code != 404 {
 		t.Errorf("unknown path: %d", code)
+	}
+}
+
+// TestServeSamples checks that Serve samples the history while it serves,
+// and stops sampling when it returns (goleak checks the goroutine).
+func TestServeSamples(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var phones atomic.Int64
+	phones.Store(3)
+	m := metrics.New("standalone", "test")
+	s := &Server{Role: "standalone", Version: "test", Metrics: m, Log: slog.New(slog.DiscardHandler),
+		History: NewHistory(phones.Load, m, true)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, ln) }()
+	_, _, body := get(t, "http://"+ln.Addr().String()+"/")
+	if !strings.Contains(body, "peak 3 at once") || !strings.Contains(body, "started under a minute ago") {
+		t.Errorf("the page of a history just started:\n%s", body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
 	}
 }

@@ -29,6 +29,24 @@ type Event struct {
 	Usual float64   `json:"usual"`
 }
 
+// RouteEvent is the JSON document a webhook receives when an origin (or
+// standalone) loses a route to WhatsApp or gets it back, e.g.
+//
+//	{"event":"whatsapp_unreachable","role":"origin","host":"origin-1",
+//	 "route":"chat","since":"2026-12-01T17:00:00Z",
+//	 "error":"route chat: dial g.whatsapp.net:5222: i/o timeout"}
+//
+// event is whatsapp_unreachable or whatsapp_reachable (without since and
+// error).
+type RouteEvent struct {
+	Event string    `json:"event"`
+	Role  string    `json:"role"`
+	Host  string    `json:"host"`
+	Route string    `json:"route"`
+	Since time.Time `json:"since,omitzero"`
+	Error string    `json:"error,omitempty"`
+}
+
 // Defaults of Notifier's fields.
 const (
 	DefaultAttempts = 4
@@ -57,12 +75,18 @@ type Notifier struct {
 	Timeout  time.Duration
 	Log      *slog.Logger // nil logs nothing
 
-	queue chan Event
+	queue chan queued
+}
+
+// queued is an event waiting for the webhook: its name and its document.
+type queued struct {
+	event string
+	doc   any
 }
 
 // NewNotifier returns a Notifier for n's fields, ready for Notify and Run.
 func NewNotifier(n Notifier) *Notifier {
-	n.queue = make(chan Event, queueSize)
+	n.queue = make(chan queued, queueSize)
 	return &n
 }
 
@@ -74,10 +98,25 @@ func (n *Notifier) Notify(s State) {
 	} else {
 		e.Since = time.Time{}
 	}
+	n.enqueue(queued{e.Event, e})
+}
+
+// NotifyRoute queues, without blocking, the event of a route that went
+// down (err, the latest failure, not nil; since, when it stopped
+// answering) or came back (err nil).
+func (n *Notifier) NotifyRoute(route string, since time.Time, err error) {
+	e := RouteEvent{Event: "whatsapp_reachable", Role: n.Role, Host: n.Host, Route: route}
+	if err != nil {
+		e.Event, e.Since, e.Error = "whatsapp_unreachable", since.UTC(), err.Error()
+	}
+	n.enqueue(queued{e.Event, e})
+}
+
+func (n *Notifier) enqueue(q queued) {
 	select {
-	case n.queue <- e:
+	case n.queue <- q:
 	default:
-		n.log().Warn("alert webhook: queue full, event dropped", "event", e.Event, "webhook_host", n.URL.Host)
+		n.log().Warn("alert webhook: queue full, event dropped", "event", q.event, "webhook_host", n.URL.Host)
 	}
 }
 
@@ -87,16 +126,16 @@ func (n *Notifier) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case e := <-n.queue:
-			n.send(ctx, e)
+		case q := <-n.queue:
+			n.send(ctx, q)
 		}
 	}
 }
 
-func (n *Notifier) send(ctx context.Context, e Event) {
-	body, err := json.Marshal(e)
+func (n *Notifier) send(ctx context.Context, q queued) {
+	body, err := json.Marshal(q.doc)
 	if err != nil {
-		panic(err) // an Event always marshals
+		panic(err) // an event always marshals
 	}
 	attempts := n.Attempts
 	if attempts <= 0 {
@@ -112,10 +151,10 @@ func (n *Notifier) send(ctx context.Context, e Event) {
 			return
 		}
 		if i >= attempts || ctx.Err() != nil {
-			n.log().Warn("alert webhook: event not delivered", "event", e.Event, "webhook_host", n.URL.Host, "attempts", i, "err", err)
+			n.log().Warn("alert webhook: event not delivered", "event", q.event, "webhook_host", n.URL.Host, "attempts", i, "err", err)
 			return
 		}
-		n.log().Debug("alert webhook: retrying", "event", e.Event, "webhook_host", n.URL.Host, "attempt", i, "retry_in", wait, "err", err)
+		n.log().Debug("alert webhook: retrying", "event", q.event, "webhook_host", n.URL.Host, "attempt", i, "retry_in", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

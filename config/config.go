@@ -57,7 +57,7 @@ type Common struct {
 	// The admin endpoint shows the share link and every counter to whoever
 	// asks: listening beyond loopback is a choice to make in writing.
 	AdminPublic  Bool    `envconfig:"FERRY_ADMIN_PUBLIC" default:"false" form:"true or false" desc:"allow FERRY_ADMIN on an address that is not loopback (all addresses, a pod's, a private network's): the admin endpoint has no authentication, so keep its port off the Internet"`
-	AlertWebhook Webhook `envconfig:"FERRY_ALERT_WEBHOOK" form:"an https:// URL, or empty for none" desc:"gets a small JSON POST when an edge or standalone suspects its address is blocked (new clients stopped coming) and another when they return; its path and query are never logged, so they may hold the webhook's token"`
+	AlertWebhook Webhook `envconfig:"FERRY_ALERT_WEBHOOK" form:"an https:// URL, or empty for none" desc:"gets a small JSON POST when an edge or standalone suspects its address is blocked (new clients stopped coming) and another when they return, and when an origin or standalone cannot reach WhatsApp on a route and another when it can again; its path and query are never logged, so they may hold the webhook's token"`
 }
 
 // Auth holds the secret shared by edges and origins.

@@ -156,6 +156,11 @@ func runOrigin(t testing.TB, srv *origin.Server) *originProc {
 // runOriginProc runs srv as p until the test ends.
 func runOriginProc(t testing.TB, p *originProc, srv *origin.Server) {
 	srv.Log = testLogger(t)
+	if srv.Upstream.ProbeEvery == 0 {
+		// No probes: these tests' targets count and read every
+		// connection. Probes are tested in upstream and cmd/ferry.
+		srv.Upstream.ProbeEvery = -1
+	}
 	p.srv, p.done = srv, make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel

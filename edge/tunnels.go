@@ -184,7 +184,7 @@ func (t *Tunnels) await(ctx context.Context, st *stream, first []byte) error {
 func (t *Tunnels) open(ctx context.Context, route, serverName string, client netip.AddrPort, skip []*pool.Live, lastErr error) (*stream, error) {
 	tried := slices.Clip(skip)
 	for {
-		l, changed := t.Pick(tried)
+		l, changed := t.Pick(tried, tunnel.RouteOf(route))
 		if l != nil {
 			h := tunnel.Header{Route: route, ServerName: serverName}
 			if l.Session.ClientAddress() {

@@ -261,6 +261,13 @@ func (m *Metrics) CertificateExpiry(f func() time.Time) {
 		})
 }
 
+// RouteReachable registers ferry_route_reachable for route, read at scrape
+// time: 0 while every alternative of the route has failed for 30 s
+// (upstream.Dialer.Watch), else 1.
+func (m *Metrics) RouteReachable(route string, f func() float64) {
+	m.gaugeFunc("ferry_route_reachable", "0 while every alternative of the route has failed for 30 s, else 1.", prometheus.Labels{"route": route}, f)
+}
+
 // Origin registers an origin's gauges, read at scrape time: its edges'
 // sessions up, those whose edge said it drains, and the streams relayed.
 func (m *Metrics) Origin(sessions, edgeDraining, streams func() float64) {

@@ -52,3 +52,25 @@ func TestBlockAlertMetrics(t *testing.T) {
 	nm.BlockSuspected(func() float64 { return 1 })
 	nm.CertificateExpiry(time.Now)
 }
+
+// TestTotals checks that Totals sums the accepted connections and the
+// bytes each way over every listener and route.
+func TestTotals(t *testing.T) {
+	m := New("edge", "test")
+	a, b := m.Listener("tcp://:5222/chat", "chat"), m.Listener("tcp://:587/media", "media")
+	a.Accepted()
+	a.Accepted()
+	b.Accepted()
+	up, down := a.Bytes()
+	up.Add(100)
+	down.Add(2000)
+	up, down = m.Route("media")
+	up.Add(5)
+	down.Add(7)
+	if got, want := m.Totals(), (Totals{Accepted: 3, BytesUp: 105, BytesDown: 2007}); got != want {
+		t.Errorf("%+v, want %+v", got, want)
+	}
+	if (*Metrics)(nil).Totals() != (Totals{}) {
+		t.Error("nil metrics")
+	}
+}

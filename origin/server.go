@@ -56,8 +56,8 @@ type Server struct {
 	routeBytes map[string][2]relay.Counter // up and down; set by Run
 
 	mu       sync.Mutex
-	live     map[tunnel.Session]struct{}
-	draining bool // no new sessions or streams
+	live     map[tunnel.Session]int // → where it came from (see Sources)
+	draining bool                   // no new sessions or streams
 	// Live sessions and streams; Add only under mu while not draining, so
 	// that no Add races the drain's Wait.
 	sessionWG, streamWG sync.WaitGroup
@@ -73,6 +73,37 @@ func (s *Server) Stats() Stats {
 	return Stats{Sessions: s.sessions.Load(), Streams: s.streams.Load(), EdgeDraining: s.edgeDraining.Load()}
 }
 
+// Source is the sessions that came one way: accepted by one of Listeners,
+// or dialled to one of Edges.
+type Source struct {
+	Sessions int
+	RTT      time.Duration // their mean; zero before any ping
+}
+
+// Sources returns the live sessions by where they came from: one Source
+// for each of Listeners, then one for each of Edges. The origin does not
+// know its edges but by their sessions.
+func (s *Server) Sources() []Source {
+	out := make([]Source, len(s.Listeners)+len(s.Edges))
+	rtts := make([]time.Duration, len(out))
+	pinged := make([]time.Duration, len(out)) // sessions with an RTT yet
+	s.mu.Lock()
+	for sess, i := range s.live {
+		out[i].Sessions++
+		if rtt := sess.RTT(); rtt > 0 {
+			rtts[i] += rtt
+			pinged[i]++
+		}
+	}
+	s.mu.Unlock()
+	for i := range out {
+		if pinged[i] > 0 {
+			out[i].RTT = rtts[i] / pinged[i]
+		}
+	}
+	return out
+}
+
 // DefaultGrace is how long live streams may finish at a drain.
 const DefaultGrace = 30 * time.Second
 
@@ -83,7 +114,7 @@ const DefaultGrace = 30 * time.Second
 func (s *Server) Run(ctx context.Context) error {
 	grace := max(0, cmp.Or(s.Grace, DefaultGrace))
 	s.mu.Lock()
-	s.live = map[tunnel.Session]struct{}{}
+	s.live = map[tunnel.Session]int{}
 	s.mu.Unlock()
 	// Each route's byte counters, resolved once rather than per stream.
 	s.routeBytes = map[string][2]relay.Counter{}
@@ -96,15 +127,22 @@ func (s *Server) Run(ctx context.Context) error {
 	streamCtx, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelStreams()
 
+	// The upstream's reachability, and the edges told of it, for as long
+	// as sessions live.
+	var watch sync.WaitGroup
+	watch.Go(func() { s.Upstream.Watch(streamCtx) })
+	watch.Go(func() { s.tellEdges(streamCtx) })
+
 	var accepts sync.WaitGroup
-	for _, e := range s.Edges {
+	for i, e := range s.Edges {
+		source := len(s.Listeners) + i
 		for range cmp.Or(s.Pool, pool.DefaultSize) {
 			k := &pool.Keeper{Peer: e, Backoff: s.Backoff, Metrics: s.Metrics, Log: s.Log,
-				Hold: func(ctx context.Context, sess tunnel.Session) string { return s.hold(ctx, streamCtx, sess) }}
+				Hold: func(ctx context.Context, sess tunnel.Session) string { return s.hold(ctx, streamCtx, sess, source) }}
 			accepts.Go(func() { k.Run(ctx) })
 		}
 	}
-	for _, l := range s.Listeners {
+	for source, l := range s.Listeners {
 		accepts.Add(1)
 		go func() {
 			defer accepts.Done()
@@ -116,7 +154,7 @@ func (s *Server) Run(ctx context.Context) error {
 					}
 					return
 				}
-				s.serveSession(streamCtx, sess)
+				s.serveSession(streamCtx, sess, source)
 			}
 		}()
 	}
@@ -157,14 +195,15 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.sessionWG.Wait()
 	<-drained
+	watch.Wait()
 	return nil
 }
 
 // hold serves a session the origin dialled until it ends, its edge drains
 // or ctx ends, and says which; the session then goes on serving its streams
 // while the Keeper dials a replacement.
-func (s *Server) hold(ctx, streamCtx context.Context, sess tunnel.Session) string {
-	if !s.serveSession(streamCtx, sess) {
+func (s *Server) hold(ctx, streamCtx context.Context, sess tunnel.Session, source int) string {
+	if !s.serveSession(streamCtx, sess, source) {
 		return "closed: the origin drains"
 	}
 	select {
@@ -177,18 +216,20 @@ func (s *Server) hold(ctx, streamCtx context.Context, sess tunnel.Session) strin
 	}
 }
 
-// serveSession starts serving a new session, and reports whether it did: a
-// draining origin closes it.
-func (s *Server) serveSession(ctx context.Context, sess tunnel.Session) bool {
+// serveSession starts serving a new session from source (see Sources), and
+// reports whether it did: a draining origin closes it.
+func (s *Server) serveSession(ctx context.Context, sess tunnel.Session, source int) bool {
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
 		sess.Close()
 		return false
 	}
-	s.live[sess] = struct{}{}
+	s.live[sess] = source
 	s.sessionWG.Add(1)
 	s.mu.Unlock()
+	// After it is live: a change from now on reaches it through tellEdges.
+	sess.TellUnreachable(s.unreachable())
 	s.sessions.Add(1)
 	s.Log.Info("tunnel up")
 	go func() {

@@ -59,7 +59,8 @@ func TestServerName(t *testing.T) {
 	var mu sync.Mutex
 	var dialled []string
 	up := &upstream.Dialer{
-		Timeout: time.Second,
+		Timeout:    time.Second,
+		ProbeEvery: -1, // the test counts the dials
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			mu.Lock()
 			dialled = append(dialled, addr)

@@ -74,9 +74,10 @@ func runOrigin(t *testing.T, dial func(ctx context.Context, network, addr string
 	ln := tunneltest.NewListener(tunneltest.Options{})
 	srv := &Server{
 		Listeners: []tunnel.Listener{ln},
-		Upstream:  &upstream.Dialer{Targets: targets, DialContext: dial},
-		Grace:     grace,
-		Log:       slog.New(slog.DiscardHandler),
+		// No probes: the tests count the dials.
+		Upstream: &upstream.Dialer{Targets: targets, DialContext: dial, ProbeEvery: -1},
+		Grace:    grace,
+		Log:      slog.New(slog.DiscardHandler),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{srv: srv, ln: ln, cancel: cancel, ran: make(chan struct{})}
@@ -366,7 +367,7 @@ func testDrain(t *testing.T) {
 }
 
 // TestStatsSessions checks the session gauges: sessions live, and those
-// whose edge said it drains, until they end.
+// whose edge said it drains, until they end; and the sessions by source.
 func TestStatsSessions(t *testing.T) { synctest.Test(t, testStatsSessions) }
 
 func testStatsSessions(t *testing.T) {
@@ -375,6 +376,9 @@ func testStatsSessions(t *testing.T) {
 	synctest.Wait()
 	if s := o.srv.Stats(); s != (Stats{Sessions: 2}) {
 		t.Errorf("stats %+v with two sessions", s)
+	}
+	if src := o.srv.Sources(); len(src) != 1 || src[0].Sessions != 2 {
+		t.Errorf("sources %+v with two sessions on the one listener", src)
 	}
 	a.Drain()
 	synctest.Wait()
@@ -390,5 +394,8 @@ func testStatsSessions(t *testing.T) {
 	synctest.Wait()
 	if s := o.srv.Stats(); s != (Stats{}) {
 		t.Errorf("stats %+v after both ended", s)
+	}
+	if src := o.srv.Sources(); src[0].Sessions != 0 {
+		t.Errorf("sources %+v after both ended", src)
 	}
 }

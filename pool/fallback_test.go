@@ -48,7 +48,7 @@ func TestFallback(t *testing.T) {
 		ws.down.Store(true)
 		ws.last.Load().Close()
 		waitUp(p, 1, 1)
-		l, _ := p.Pick(nil)
+		l, _ := p.Pick(nil, 0)
 		if l == nil || l.Session == nil {
 			t.Fatal("no session lent while only dns is up")
 		}
@@ -62,7 +62,7 @@ func TestFallback(t *testing.T) {
 		ws.down.Store(false)
 		waitUp(p, 0, 1)
 		waitUp(p, 1, 0)
-		if l2, _ := p.Pick(nil); l2 == nil || l2 == l {
+		if l2, _ := p.Pick(nil, 0); l2 == nil || l2 == l {
 			t.Fatal("a new stream did not go to ws")
 		} else {
 			p.Release(l2)

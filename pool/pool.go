@@ -191,6 +191,32 @@ func (p *Pool) accept(ctx context.Context, l tunnel.Listener, wg *sync.WaitGroup
 	}
 }
 
+// Unreachable returns the routes that every session in service says its
+// origin cannot reach: those no client of this edge can get to now. None
+// while no session is in service (see Up).
+func (p *Pool) Unreachable() tunnel.Routes { return p.unreachable(-1) }
+
+// PeerUnreachable is Unreachable for the sessions of peer i alone; i ==
+// len(Peers) is the sessions dialled in.
+func (p *Pool) PeerUnreachable(i int) tunnel.Routes { return p.unreachable(i) }
+
+// unreachable is Unreachable over peer i's sessions, or all for i < 0.
+func (p *Pool) unreachable(i int) tunnel.Routes {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	all, up := ^tunnel.Routes(0), false
+	for _, sl := range p.slots {
+		if sl.cur != nil && !sl.cur.retired() && (i < 0 || sl.peer == i) {
+			all &= sl.cur.Session.PeerUnreachable()
+			up = true
+		}
+	}
+	if !up {
+		return 0
+	}
+	return all
+}
+
 // Up reports whether at least one session is in service.
 func (p *Pool) Up() bool {
 	p.mu.Lock()
@@ -282,29 +308,44 @@ func (p *Pool) idleLocked(l *Live) {
 	}
 }
 
-// Pick lends out a stream's place on a session: of the first peer with a
-// session in service, the session with the fewest streams, passing over
-// those in skip. It returns nil when none is in service, and a channel
-// closed at the next change. Each Live it returns is given back with
-// Release.
-func (p *Pool) Pick(skip []*Live) (*Live, <-chan struct{}) {
+// Pick lends out a stream's place on a session for route: of the first
+// peer with a session in service whose origin has not said it cannot
+// reach route (or, failing that, of the first peer with a session in
+// service), the session with the fewest streams, passing over those in
+// skip. It returns nil when none is in service, and a channel closed at
+// the next change. Each Live it returns is given back with Release.
+func (p *Pool) Pick(skip []*Live, route tunnel.Routes) (*Live, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.initLocked()
+	best := p.pickLocked(skip, route)
+	if best == nil && route != 0 {
+		best = p.pickLocked(skip, 0)
+	}
+	if best != nil {
+		best.streams++
+	}
+	return best, p.changed
+}
+
+// pickLocked is Pick's choice among the sessions whose origin reaches
+// avoid's routes, for a holder of p.mu.
+func (p *Pool) pickLocked(skip []*Live, avoid tunnel.Routes) *Live {
 	var best *Live
 	bestPeer := -1
 	for _, sl := range p.slots { // grouped by peer, in order
 		if bestPeer >= 0 && sl.peer != bestPeer {
 			break
 		}
-		if l := sl.cur; l != nil && !l.retired() && !slices.Contains(skip, l) && (best == nil || l.streams < best.streams) {
+		l := sl.cur
+		if l == nil || l.retired() || slices.Contains(skip, l) || l.Session.PeerUnreachable()&avoid != 0 {
+			continue
+		}
+		if best == nil || l.streams < best.streams {
 			best, bestPeer = l, sl.peer
 		}
 	}
-	if best != nil {
-		best.streams++
-	}
-	return best, p.changed
+	return best
 }
 
 // Release gives back a place Pick lent out.

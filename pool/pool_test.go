@@ -58,7 +58,7 @@ func TestLeastBusy(t *testing.T) {
 		count := map[*Live]int{}
 		var lent []*Live
 		for range 6 {
-			l, _ := p.Pick(nil)
+			l, _ := p.Pick(nil, 0)
 			if l == nil {
 				t.Fatal("no session lent")
 			}
@@ -90,7 +90,7 @@ func TestDrain(t *testing.T) {
 		p := &Pool{Peers: []Peer{{Name: "o", Dialer: d}}, Size: 2, Log: slog.New(slog.DiscardHandler)}
 		cancel, ran := run(p)
 		waitUp(p, 0, 2)
-		busy, _ := p.Pick(nil)
+		busy, _ := p.Pick(nil, 0)
 		a, b := <-d.made, <-d.made
 		cancel()
 		synctest.Wait()
@@ -101,7 +101,7 @@ func TestDrain(t *testing.T) {
 				t.Error("a peer was not told of the drain")
 			}
 		}
-		if l, _ := p.Pick(nil); l != nil {
+		if l, _ := p.Pick(nil, 0); l != nil {
 			t.Error("a draining pool lent a place")
 		}
 		open := 0
@@ -140,12 +140,12 @@ func TestRetired(t *testing.T) {
 			Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}}
 		cancel, ran := run(p)
 		waitUp(p, 0, 1)
-		old, _ := p.Pick(nil)
+		old, _ := p.Pick(nil, 0)
 		first := <-d.made
 		old.Retire()
 		second := <-d.made // the replacement
 		waitUp(p, 0, 1)
-		if l, _ := p.Pick(nil); l == nil || l == old {
+		if l, _ := p.Pick(nil, 0); l == nil || l == old {
 			t.Error("the replacement is not lent out")
 		} else {
 			p.Release(l)

@@ -23,8 +23,10 @@ import (
 //	+------+------------------------+
 //
 // ping carries the sender's clock and is answered by a pong with the same
-// value; drain (value 0) says that the sender drains. Other types are
-// skipped, so that a later version may add some.
+// value; drain (value 0) says that the sender drains; unreachable, from an
+// origin, carries the Routes it cannot reach (sent when the session starts
+// if any, then at each change). Other types are skipped, so that a later
+// version may add some: an edge of an older version ignores unreachable.
 //
 // Each end pings every KeepAlive. The pings are the traffic that keeps a
 // proxy with an idle timeout from cutting an idle session, they give the
@@ -34,6 +36,7 @@ const (
 	ctlPing  = 1
 	ctlPong  = 2
 	ctlDrain = 3
+	ctlReach = 4 // unreachable
 	ctlLen   = 9
 )
 
@@ -84,7 +87,11 @@ type session struct {
 	drainOnce    sync.Once
 	peerDraining chan struct{}
 	peerOnce     sync.Once
-	wg           sync.WaitGroup
+	// What this end tells (an origin's routes it cannot reach, sent by the
+	// pinger when kicked) and what the peer told.
+	unreachable, peerUnreachable atomic.Uint64
+	reachKick                    chan struct{} // capacity 1
+	wg                           sync.WaitGroup
 }
 
 // newSession runs a session set up by the hellos, in which the peer sent
@@ -99,6 +106,7 @@ func newSession(m muxer, ctl Stream, end End, peerFlags byte) *session {
 		muxer: m, ctl: ctl, clientAddr: clientAddr, log: end.Log,
 		keepAlive: cmp.Or(end.KeepAlive, KeepAlive), pingTimeout: cmp.Or(end.PingTimeout, PingTimeout), start: time.Now(),
 		lastPong: -1, pong: make(chan struct{}), drain: make(chan struct{}), peerDraining: make(chan struct{}),
+		reachKick: make(chan struct{}, 1),
 	}
 	s.wg.Add(2)
 	go s.read()
@@ -109,6 +117,19 @@ func newSession(m muxer, ctl Stream, end End, peerFlags byte) *session {
 func (s *session) ClientAddress() bool           { return s.clientAddr }
 func (s *session) PeerDraining() <-chan struct{} { return s.peerDraining }
 func (s *session) RTT() time.Duration            { return time.Duration(s.rtt.Load()) }
+func (s *session) PeerUnreachable() Routes       { return Routes(s.peerUnreachable.Load()) }
+
+// TellUnreachable returns at once; the pinger sends the latest set, so that
+// a stalled link holds no caller and a burst of changes costs one message.
+func (s *session) TellUnreachable(r Routes) {
+	if Routes(s.unreachable.Swap(uint64(r))) == r {
+		return
+	}
+	select {
+	case s.reachKick <- struct{}{}:
+	default: // already kicked: the pinger sends the latest
+	}
+}
 
 // Close ends the session and waits for its control goroutines.
 func (s *session) Close() error {
@@ -159,6 +180,15 @@ func (s *session) read() {
 			s.pmu.Unlock()
 		case ctlDrain:
 			s.peerOnce.Do(func() { close(s.peerDraining) })
+		case ctlReach:
+			// One line a change and session: an edge keeps a few.
+			switch r := Routes(v); {
+			case Routes(s.peerUnreachable.Swap(uint64(v))) == r:
+			case r != 0:
+				s.log.Warn("the origin cannot reach WhatsApp", "routes", r.String())
+			default:
+				s.log.Info("the origin reaches WhatsApp again")
+			}
 		}
 	}
 }
@@ -176,6 +206,12 @@ func (s *session) ping() {
 		case <-drain:
 			drain = nil
 			if s.send(ctlDrain, 0) != nil {
+				s.muxer.Close()
+				return
+			}
+			continue
+		case <-s.reachKick:
+			if s.send(ctlReach, int64(s.unreachable.Load())) != nil {
 				s.muxer.Close()
 				return
 			}

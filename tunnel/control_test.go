@@ -268,3 +268,35 @@ func TestProbe(t *testing.T) {
 		}
 	})
 }
+
+// TestControlUnreachable checks that the routes an origin says it cannot
+// reach reach its edge, each change, and that repeating one sends nothing.
+func TestControlUnreachable(t *testing.T) {
+	edge, origin := pairSessions(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Each probe is a round trip on the control stream, behind which the
+	// notice arrives: no sleeping.
+	await := func(want Routes) {
+		t.Helper()
+		for edge.PeerUnreachable() != want {
+			if err := edge.Probe(ctx); err != nil {
+				t.Fatalf("PeerUnreachable = %v, want %v: %v", edge.PeerUnreachable(), want, err)
+			}
+		}
+	}
+	if got := edge.PeerUnreachable(); got != 0 {
+		t.Fatalf("PeerUnreachable = %v before any notice", got)
+	}
+	origin.TellUnreachable(RouteChat | RouteOther)
+	await(RouteChat | RouteOther)
+	if got := edge.PeerUnreachable().String(); got != "chat, another route" {
+		t.Errorf("String = %q", got)
+	}
+	origin.TellUnreachable(RouteChat | RouteOther)
+	origin.TellUnreachable(0)
+	await(0)
+	if got := origin.PeerUnreachable(); got != 0 {
+		t.Errorf("the origin's PeerUnreachable = %v", got)
+	}
+}

@@ -108,6 +108,12 @@ type Session interface {
 	// in stream headers. It asks only when it sends them on in a PROXY
 	// header; otherwise they never leave the edge.
 	ClientAddress() bool
+	// TellUnreachable tells the peer, an edge, which routes this end, an
+	// origin, cannot reach now (none: zero); it returns at once.
+	TellUnreachable(Routes)
+	// PeerUnreachable is what the peer, an origin, told last: the routes
+	// it cannot reach.
+	PeerUnreachable() Routes
 }
 
 // End describes this end of the sessions a dialer or listener makes: the

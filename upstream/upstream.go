@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -67,10 +68,18 @@ type Dialer struct {
 	HoldDown time.Duration
 	// DialContext dials one address; nil means a net.Dialer's. A test seam.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
-	Metrics     *metrics.Metrics // nil counts nothing
+	// DownAfter and ProbeEvery tune Watch (see health.go); zero means
+	// DefaultDownAfter and DefaultProbeEvery, and a negative ProbeEvery
+	// probes nothing.
+	DownAfter, ProbeEvery time.Duration
+	Metrics               *metrics.Metrics // nil counts nothing
+	Log                   *slog.Logger     // Watch's lines; nil logs nothing
 
-	mu     sync.Mutex
-	failed map[string]time.Time // address → when it failed
+	mu      sync.Mutex
+	failed  map[string]time.Time // address → when it failed
+	health  map[string]*health   // route → its reachability
+	changed chan struct{}        // closed and replaced when a route goes down or back up
+	kick    chan struct{}        // wakes Watch; capacity 1
 }
 
 // Dial connects to route for a client at client (the zero value when
@@ -88,12 +97,31 @@ func (d *Dialer) Dial(ctx context.Context, route, serverName string, client neti
 	if err != nil {
 		return nil, err
 	}
+	version := byte(d.Targets.ProxyProtocol(route, config.ProxyProtocol(d.ProxyProtocol)))
+	start := d.started(route)
+	c, err := d.dialFirst(ctx, route, alts)
+	if ctx.Err() == nil {
+		// A dial cut short by its caller says nothing of the route.
+		d.attempt(route, serverName, start, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := sendProxyHeader(c, version, client); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("route %s: %s: send PROXY header: %w", route, c.RemoteAddr(), err)
+	}
+	return c, nil
+}
+
+// dialFirst dials alts, those that failed lately last, until one answers,
+// and returns it, or every failure joined.
+func (d *Dialer) dialFirst(ctx context.Context, route string, alts []candidate) (net.Conn, error) {
 	dial := d.DialContext
 	if dial == nil {
 		dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
 	}
 	timeout := cmp.Or(d.Timeout, DialTimeout)
-	version := byte(d.Targets.ProxyProtocol(route, config.ProxyProtocol(d.ProxyProtocol)))
 	var errs []error
 	for _, a := range d.order(alts) {
 		actx, cancel := context.WithTimeout(ctx, timeout)
@@ -105,10 +133,6 @@ func (d *Dialer) Dial(ctx context.Context, route, serverName string, client neti
 			d.Metrics.TargetDial(route, a.label, err)
 		}
 		if err == nil {
-			if err := sendProxyHeader(c, version, client); err != nil {
-				c.Close()
-				return nil, fmt.Errorf("route %s: %s: send PROXY header: %w", route, a.addr, err)
-			}
 			return c, nil
 		}
 		errs = append(errs, fmt.Errorf("route %s: dial %s: %w", route, a.addr, err))

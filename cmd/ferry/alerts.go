@@ -13,6 +13,7 @@ import (
 	"ferry/alert"
 	"ferry/config"
 	"ferry/metrics"
+	"ferry/upstream"
 )
 
 // startBlockAlerts has the block detector of an edge or standalone (role)
@@ -38,6 +39,45 @@ func startBlockAlerts(ctx context.Context, role string, cc config.Common, c conf
 	m.NewClients(d.Add)
 	m.BlockSuspected(d.Suspected)
 	wg.Go(func() { d.Run(ctx) })
+	return func() { cancel(); wg.Wait() }
+}
+
+// startRouteAlerts posts, with FERRY_ALERT_WEBHOOK, each route of up (an
+// origin's or a standalone's, role) that goes down or comes back, until
+// ctx ends or the returned stop is called.
+func startRouteAlerts(ctx context.Context, role string, cc config.Common, host string, up *upstream.Dialer, log *slog.Logger) (stop func()) {
+	u := cc.AlertWebhook.URL
+	if u == nil {
+		return func() {}
+	}
+	n := alert.NewNotifier(alert.Notifier{URL: u, Role: role, Host: host, Client: &http.Client{}, Log: log})
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { n.Run(ctx) })
+	wg.Go(func() {
+		down := map[string]bool{}
+		for {
+			changed := up.Changed()
+			now := map[string]bool{}
+			for _, d := range up.Unreachable() {
+				now[d.Route] = true
+				if !down[d.Route] {
+					n.NotifyRoute(d.Route, d.Since, d.Cause)
+				}
+			}
+			for route := range down {
+				if !now[route] {
+					n.NotifyRoute(route, time.Time{}, nil)
+				}
+			}
+			down = now
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
 	return func() { cancel(); wg.Wait() }
 }
 

@@ -61,11 +61,17 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 		return err
 	}
 	tunnelMetrics(m, tunnels.Listeners)
+	status := newClientStatus(ctx, lns, int(cfg.MaxConns), int(cfg.MaxConnsPerIP), tunnels, cfg.Origins, cfg.TunnelListen)
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "edge", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
+		Status: status.status, History: admin.NewHistory(status.phones, m, true),
+		OriginNote: func() string { return originNote(tunnels) },
 		Ready: readiness(ctx, func() error {
 			if !tunnels.Up() {
 				return errors.New("no tunnel session up")
+			}
+			if note := originNote(tunnels); note != "" {
+				return errors.New(note)
 			}
 			return nil
 		}),
@@ -80,6 +86,7 @@ func runEdge(ctx context.Context, logw io.Writer) error {
 
 	defer startBlockAlerts(ctx, "edge", cfg.Common, cfg.Clients, site, m, log)()
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, tunnels.Send, m, log)
+	status.serving(srv)
 	err = edge.Serve(ctx, srv, tunnels)
 	log.Info("ferry edge stopped")
 	return err
@@ -102,9 +109,13 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 		closeAll(lns)
 		return err
 	}
+	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m, Log: log}
+	routeMetrics(m, up)
+	status := newClientStatus(ctx, lns, int(cfg.MaxConns), int(cfg.MaxConnsPerIP), nil, nil, nil)
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "standalone", Version: versionString(), Metrics: m, Link: shareLink(cfg.Clients), Log: log,
-		Ready: readiness(ctx, nil),
+		Status: status.status, History: admin.NewHistory(status.phones, m, true), Routes: routesStatus(up),
+		Ready: readiness(ctx, func() error { return routesReady(up) }),
 	})
 	if err != nil {
 		closeAll(lns)
@@ -113,8 +124,10 @@ func runStandalone(ctx context.Context, logw io.Writer) error {
 	defer stopAdmin()
 	log.Info("ferry standalone starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
 	defer startBlockAlerts(ctx, "standalone", cfg.Common, cfg.Clients, site, m, log)()
-	up := &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m}
+	defer startRouteAlerts(ctx, "standalone", cfg.Common, alertHost(cfg.Clients), up, log)()
+	defer watchRoutes(ctx, up)()
 	srv := newEdgeServer(cfg.Common, cfg.Clients, site, lns, edge.Direct(up.Dial), m, log)
+	status.serving(srv)
 	err = srv.Run(ctx)
 	log.Info("ferry standalone stopped")
 	return err
@@ -137,7 +150,7 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 		Edges:    edges,
 		Pool:     int(cfg.Pool),
 		Grace:    grace(cfg.Common),
-		Upstream: &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m},
+		Upstream: &upstream.Dialer{Targets: cfg.Targets, ProxyProtocol: byte(cfg.ProxyProtocol), Metrics: m, Log: log},
 		Metrics:  m,
 		// The addresses of stream headers, sent only for PROXY headers.
 		LogClientIPs: bool(cfg.LogClientIPs),
@@ -153,9 +166,12 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	m.Origin(func() float64 { return float64(srv.Stats().Sessions) },
 		func() float64 { return float64(srv.Stats().EdgeDraining) },
 		func() float64 { return float64(srv.Stats().Streams) })
+	routeMetrics(m, srv.Upstream)
+	status := newOriginStatus(ctx, srv, cfg.Listen, cfg.Edges)
 	stopAdmin, err := startAdmin(cfg.Common, &admin.Server{
 		Role: "origin", Version: versionString(), Metrics: m, Log: log,
-		Ready: readiness(ctx, nil),
+		Status: status.status, History: admin.NewHistory(status.phones, m, false), Routes: routesStatus(srv.Upstream),
+		Ready: readiness(ctx, func() error { return routesReady(srv.Upstream) }),
 	})
 	if err != nil {
 		closeAll(srv.Listeners)
@@ -163,6 +179,8 @@ func runOrigin(ctx context.Context, logw io.Writer) error {
 	}
 	defer stopAdmin()
 	log.Info("ferry origin starting", "version", versionString(), slog.Group("config", config.Attrs(&cfg)...))
+	host, _ := os.Hostname()
+	defer startRouteAlerts(ctx, "origin", cfg.Common, host, srv.Upstream, log)()
 	err = srv.Run(ctx)
 	log.Info("ferry origin stopped")
 	return err
@@ -202,6 +220,50 @@ func readiness(ctx context.Context, more func() error) func() error {
 			return more()
 		}
 		return nil
+	}
+}
+
+// routesReady says which of up's routes cannot reach WhatsApp, and why;
+// nil when none.
+func routesReady(up *upstream.Dialer) error {
+	var errs []string
+	for _, d := range up.Unreachable() {
+		cause := strings.ReplaceAll(d.Cause.Error(), "\n", "; ")
+		errs = append(errs, fmt.Sprintf("route %s cannot reach WhatsApp (every alternative failed for %s): %s",
+			d.Route, time.Since(d.Since).Round(time.Second), cause))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(errs, "; "))
+}
+
+// watchRoutes keeps up's routes' reachability (a standalone's: an origin's
+// Server does it itself) until ctx ends or the returned stop is called.
+func watchRoutes(ctx context.Context, up *upstream.Dialer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		up.Watch(ctx)
+		close(done)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// routeMetrics registers ferry_route_reachable for each of up's routes.
+func routeMetrics(m *metrics.Metrics, up *upstream.Dialer) {
+	for route := range up.Targets {
+		m.RouteReachable(route, func() float64 {
+			for _, d := range up.Unreachable() {
+				if d.Route == route {
+					return 0
+				}
+			}
+			return 1
+		})
 	}
 }
 

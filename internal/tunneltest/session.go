@@ -56,6 +56,7 @@ type Session struct {
 
 	full, silent  atomic.Bool
 	opens, probes atomic.Int64
+	unreachable   atomic.Uint64 // what the peer told, at once
 }
 
 var _ tunnel.Session = (*Session)(nil)
@@ -206,3 +207,12 @@ func (s *Session) Probe(ctx context.Context) error {
 }
 
 func (s *Session) ClientAddress() bool { return s.l.opts.ClientAddress }
+
+// TellUnreachable tells the peer at once, as the control stream does after
+// a round trip.
+func (s *Session) TellUnreachable(r tunnel.Routes) { s.peer.unreachable.Store(uint64(r)) }
+
+func (s *Session) PeerUnreachable() tunnel.Routes { return tunnel.Routes(s.unreachable.Load()) }
+
+// Peer is the other end of the pair.
+func (s *Session) Peer() *Session { return s.peer }
