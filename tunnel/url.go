@@ -166,9 +166,9 @@ func parseTunnel(s string) (*url.URL, error) {
 	default:
 		return nil, fmt.Errorf("%q: scheme %q is not ws, wss, quic or dns", redact.Value(s), redact.Value(u.Scheme))
 	}
-	if u.RawPath != "" {
-		// Path is kept decoded: an escaped one would neither print back as
-		// the URL given nor be dialled as written.
+	if u.RawPath != "" || u.EscapedPath() != u.Path {
+		// Path is kept decoded: an escaped one (%00 as much as %2F) would
+		// neither print back as the URL given nor be dialled as written.
 		return nil, fmt.Errorf("%q: the path must not be escaped", redact.Value(s))
 	}
 	return u, nil
