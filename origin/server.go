@@ -308,6 +308,9 @@ func (s *Server) openStream(ctx context.Context, st tunnel.Stream) (net.Conn, st
 		refuse(st, tunnel.ReplyBadHeader)
 		return nil, "", netip.AddrPort{}
 	}
+	if r, ok := s.Upstream.Targets[h.Route]; ok && r.IsMedia(h.Route) {
+		tunnel.SetBulk(st) // a download gives way to chat on a slow link
+	}
 	up, err := s.Upstream.Dial(ctx, h.Route, h.ServerName, h.Client)
 	if err != nil {
 		s.Log.Debug("stream refused", "route", h.Route, s.errAttr(err, h.Client))

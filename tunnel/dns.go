@@ -223,7 +223,7 @@ func dnsHellos(ctx context.Context, tc *tls.Conn, conn *dnsConn, key []byte, end
 		return nil, errors.Join(err, ctx.Err())
 	}
 	conn.Conn.SetDeadline(time.Time{})
-	return newYamux(ctx, &dnsTLSConn{Conn: tc, under: conn}, end, pflags)
+	return newYamux(ctx, &dnsTLSConn{Conn: tc, under: conn}, end, pflags, true)
 }
 
 // dnsConn is a kcp session that ends what runs under it when it closes:

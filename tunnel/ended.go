@@ -31,7 +31,7 @@ func (s *yamuxStream) SetReadDeadline(t time.Time) error {
 func (s *yamuxStream) SetDeadline(t time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.readDeadline = t
+	s.readDeadline, s.writeDeadline = t, t
 	return s.Stream.SetDeadline(t)
 }
 

@@ -249,6 +249,9 @@ func Open(ctx context.Context, s Session, h Header) (*EdgeStream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
+	if RouteOf(h.Route) == RouteMedia {
+		SetBulk(st) // a phone's upload gives way to chat on a slow link
+	}
 	return &EdgeStream{Stream: st, pending: hdr}, nil
 }
 

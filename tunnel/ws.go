@@ -151,7 +151,7 @@ func wsSession(ctx context.Context, c *websocket.Conn, conn net.Conn, key, ekm, 
 	if err != nil {
 		return nil, errors.Join(err, ctx.Err())
 	}
-	return newYamux(ctx, newFrameConn(mc, c.CloseNow, conn), end, pflags)
+	return newYamux(ctx, newFrameConn(mc, c.CloseNow, conn), end, pflags, false)
 }
 
 // msgConn is a byte stream of binary messages, as websocket.NetConn is,

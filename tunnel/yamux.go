@@ -142,9 +142,17 @@ func (s *span) Done() {
 // newYamux runs a yamux session over conn, set up by the hellos: the client
 // side on the edge, the server side on the origin. ctx bounds the wait for
 // the control stream.
-func newYamux(ctx context.Context, conn net.Conn, end End, peerFlags byte) (Session, error) {
+//
+// On a slow transport (paced) bulk streams give way to the others (see
+// pace.go).
+func newYamux(ctx context.Context, conn net.Conn, end End, peerFlags byte, paced bool) (Session, error) {
 	cfg := yamuxConfig(end.Log)
 	b := newBudget(SessionBudget)
+	var pc *paceConn
+	if paced {
+		pc = newPaceConn(conn)
+		conn = pc
+	}
 	hc := &heardConn{Conn: conn}
 	hc.heard.Store(time.Now().UnixNano())
 	conn = hc
@@ -158,13 +166,13 @@ func newYamux(ctx context.Context, conn net.Conn, end End, peerFlags byte) (Sess
 			s.Close()
 			return nil, fmt.Errorf("open control stream: %w", err)
 		}
-		return newSession(&yamuxSession{s: s, heard: hc}, &yamuxStream{Stream: ctl}, end, peerFlags), nil
+		return newSession(&yamuxSession{s: s, heard: hc, pace: pc}, &yamuxStream{Stream: ctl}, end, peerFlags), nil
 	}
 	s, err := yamux.Server(conn, cfg, b.span)
 	if err != nil {
 		return nil, err
 	}
-	y := &yamuxSession{s: s, heard: hc}
+	y := &yamuxSession{s: s, heard: hc, pace: pc}
 	ctl, err := y.AcceptStream(ctx)
 	if err != nil {
 		s.Close()
@@ -192,6 +200,7 @@ func (c *heardConn) Read(p []byte) (int, error) {
 type yamuxSession struct {
 	s     *yamux.Session
 	heard *heardConn
+	pace  *paceConn // nil but on a slow transport
 
 	acceptOnce sync.Once
 	accepted   chan *yamux.Stream
@@ -202,7 +211,7 @@ func (y *yamuxSession) OpenStream(ctx context.Context) (Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &yamuxStream{Stream: st}, nil
+	return &yamuxStream{Stream: st, session: y}, nil
 }
 
 // AcceptStream waits for the next stream or the end of ctx. yamux's own
@@ -216,7 +225,7 @@ func (y *yamuxSession) AcceptStream(ctx context.Context) (Stream, error) {
 	})
 	select {
 	case st := <-y.accepted:
-		return &yamuxStream{Stream: st}, nil
+		return &yamuxStream{Stream: st, session: y}, nil
 	case <-y.s.CloseChan():
 		return nil, yamux.ErrSessionShutdown
 	case <-ctx.Done():
@@ -255,11 +264,38 @@ const yamuxAbortCode = 1
 // ErrStreamReset.
 type yamuxStream struct {
 	*yamux.Stream
+	session *yamuxSession // nil for the control stream
+	pace    *pacer        // set by SetBulk on a slow transport; the writer's
 
-	mu           sync.Mutex
-	wroteClosed  bool
-	readEnded    bool
-	readDeadline time.Time // the last one set, for PeerEnded to put back
+	mu            sync.Mutex
+	wroteClosed   bool
+	readEnded     bool
+	readDeadline  time.Time // the last one set, for PeerEnded to put back
+	writeDeadline time.Time // the last one set, for a paced write's wait
+}
+
+// SetBulk marks the stream as one that carries bulk (media): on a slow
+// transport it then gives way to the session's other streams (pace.go);
+// elsewhere it changes nothing. Call it before the stream's first Write,
+// from its writer.
+func (s *yamuxStream) SetBulk() {
+	if s.session == nil || s.session.pace == nil || s.pace != nil {
+		return
+	}
+	s.pace = newPacer(s.session.pace, s.Stream.StreamID(), s.session.s.CloseChan())
+}
+
+func (s *yamuxStream) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.writeDeadline = t
+	s.mu.Unlock()
+	return s.Stream.SetWriteDeadline(t)
+}
+
+func (s *yamuxStream) deadline() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeDeadline
 }
 
 func (s *yamuxStream) Read(p []byte) (int, error) {
@@ -277,7 +313,13 @@ func (s *yamuxStream) Read(p []byte) (int, error) {
 }
 
 func (s *yamuxStream) Write(p []byte) (int, error) {
-	n, err := s.Stream.Write(p)
+	var n int
+	var err error
+	if s.pace != nil {
+		n, err = s.pace.write(p, s.Stream.Write, s.deadline)
+	} else {
+		n, err = s.Stream.Write(p)
+	}
 	if err != nil {
 		err = resetError(err)
 	}
@@ -292,6 +334,9 @@ func (s *yamuxStream) CloseWrite() error {
 }
 
 func (s *yamuxStream) Close() error {
+	if s.pace != nil {
+		s.pace.close()
+	}
 	s.mu.Lock()
 	clean := s.wroteClosed && s.readEnded
 	s.wroteClosed = true
