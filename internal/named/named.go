@@ -4,18 +4,17 @@
 package named
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"ferry/internal/daemon"
 )
 
 // Server is a BIND run by one test on loopback, authoritative for Zone,
@@ -78,7 +77,7 @@ func RandomSecret() string {
 func (n *Server) start(t testing.TB, bin string) bool {
 	t.Helper()
 	dir := t.TempDir()
-	port := freeUDPTCPPort(t)
+	port := daemon.FreeUDPTCPPort(t)
 	n.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	n.KeyFile = filepath.Join(dir, "ferry-test.key")
 	key := fmt.Sprintf("key %q {\n\talgorithm hmac-sha256;\n\tsecret %q;\n};\n", Key, n.Secret)
@@ -126,7 +125,7 @@ other	IN A 192.0.2.99
 		args = append(args, "-u", "root")
 	}
 	cmd := exec.Command(bin, args...)
-	out := &readyWriter{ready: make(chan struct{}), marker: []byte("running\n")}
+	out := daemon.NewOutput("running\n")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -137,7 +136,7 @@ other	IN A 192.0.2.99
 		close(exited)
 	}()
 	select {
-	case <-out.ready:
+	case <-out.Ready:
 	case <-exited:
 		if strings.Contains(out.String(), "address in use") {
 			t.Logf("named: port %d taken, trying another", port)
@@ -157,52 +156,4 @@ other	IN A 192.0.2.99
 		}
 	})
 	return true
-}
-
-// freeUDPTCPPort returns a loopback port free for both UDP and TCP now.
-func freeUDPTCPPort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return 0
-}
-
-// readyWriter keeps named's output and closes ready once a line ends in
-// marker ("running", which named -g logs once every zone is loaded and it
-// listens).
-type readyWriter struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	marker []byte
-	ready  chan struct{}
-	closed bool
-}
-
-func (w *readyWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if !w.closed && bytes.Contains(w.buf.Bytes(), w.marker) {
-		w.closed = true
-		close(w.ready)
-	}
-	return len(p), nil
-}
-
-func (w *readyWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

@@ -7,7 +7,6 @@
 package unbound
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"ferry/internal/daemon"
 )
 
 // Resolver is an unbound run by one test.
@@ -28,7 +29,7 @@ type Resolver struct {
 	conf string
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	out  *readyWriter
+	out  *daemon.Output
 	exit chan struct{}
 }
 
@@ -65,7 +66,7 @@ func Start(t testing.TB, zone, stub string, o Options) *Resolver {
 	// exits, and another port is tried.
 	for range 3 {
 		dir := t.TempDir()
-		p := freeUDPTCPPort(t)
+		p := daemon.FreeUDPTCPPort(t)
 		r.Addr = fmt.Sprintf("127.0.0.1:%d", p)
 		r.conf = filepath.Join(dir, "unbound.conf")
 		edns := ""
@@ -121,7 +122,7 @@ forward-zone:
 // start runs unbound and waits until it serves.
 func (r *Resolver) start() error {
 	cmd := exec.Command(r.bin, "-d", "-c", r.conf)
-	out := &readyWriter{ready: make(chan struct{}), marker: []byte("start of service")}
+	out := daemon.NewOutput("start of service")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return err
@@ -132,7 +133,7 @@ func (r *Resolver) start() error {
 		close(exit)
 	}()
 	select {
-	case <-out.ready:
+	case <-out.Ready:
 	case <-exit:
 		return fmt.Errorf("unbound exited:\n%s", out.String())
 	case <-time.After(30 * time.Second):
@@ -170,50 +171,4 @@ func (r *Resolver) Restart() {
 	if err := r.start(); err != nil {
 		r.t.Fatal(err)
 	}
-}
-
-// freeUDPTCPPort returns a loopback port free for both UDP and TCP now.
-func freeUDPTCPPort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return 0
-}
-
-// readyWriter keeps unbound's output and closes ready once it holds marker.
-type readyWriter struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	marker []byte
-	ready  chan struct{}
-	closed bool
-}
-
-func (w *readyWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if !w.closed && bytes.Contains(w.buf.Bytes(), w.marker) {
-		w.closed = true
-		close(w.ready)
-	}
-	return len(p), nil
-}
-
-func (w *readyWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }
