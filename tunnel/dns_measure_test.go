@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,46 +49,9 @@ func measureBeside(t *testing.T, size int) {
 	defer edge.Close()
 	defer origin.Close()
 
-	// The download: the origin writes until the chat is done.
-	bulk, err := edge.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bulk.Close()
-	bulk.Write([]byte{1})
-	in, err := origin.AcceptStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	io.ReadFull(in, make([]byte, 1))
-	SetBulk(in) // as the origin marks a media stream
-	done := make(chan struct{})
-	var got atomic.Int64
-	go func() {
-		b := make([]byte, 16<<10)
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if _, err := in.Write(b); err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		b := make([]byte, 32<<10)
-		for {
-			n, err := bulk.Read(b)
-			got.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
-	}()
-	time.Sleep(3 * time.Second) // the download under way, its queues full
+	dl := startDownload(t, ctx, edge, origin)
+	<-dl.underway
+	got := &dl.got
 
 	go echo(ctx, origin)
 	st, err := edge.OpenStream(ctx)
@@ -109,7 +71,6 @@ func measureBeside(t *testing.T, size int) {
 		rtts = append(rtts, time.Since(s))
 		time.Sleep(time.Second)
 	}
-	close(done)
 	t.Logf("EDNS %d: round trips beside a download, in order: %v", size, rtts)
 	slices.Sort(rtts)
 	t.Logf("EDNS %4d, default rate, beside a download: 200-byte RTT median %v max %v (download %.1f KB/s meanwhile)",

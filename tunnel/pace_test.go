@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -138,54 +139,11 @@ func TestDNSChatBesideDownload(t *testing.T) {
 	defer edge.Close()
 	defer origin.Close()
 
-	bulk, err := edge.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bulk.Close()
-	bulk.Write([]byte{1})
-	in, err := origin.AcceptStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	io.ReadFull(in, make([]byte, 1))
-	SetBulk(in)
-	stop := make(chan struct{})
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		b := make([]byte, 16<<10)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := in.Write(b); err != nil {
-				return
-			}
-		}
-	}()
-	var got atomic.Int64
-	read, underway := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(read)
-		b := make([]byte, 32<<10)
-		for {
-			n, err := bulk.Read(b)
-			if got.Add(int64(n)) >= 512<<10 && got.Load()-int64(n) < 512<<10 {
-				close(underway) // its queues full by now
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	dl := startDownload(t, ctx, edge, origin)
 	select {
-	case <-underway:
+	case <-dl.underway:
 	case <-ctx.Done():
-		t.Fatalf("the download stalled at %d bytes", got.Load())
+		t.Fatalf("the download stalled at %d bytes", dl.got.Load())
 	}
 
 	go echo(ctx, origin)
@@ -202,18 +160,65 @@ func TestDNSChatBesideDownload(t *testing.T) {
 	// without SetBulk, under 90 KiB with it).
 	const limit = 128 << 10
 	for i := range 5 {
-		before := got.Load()
+		before := dl.got.Load()
 		st.Write(msg)
 		if _, err := io.ReadFull(st, msg); err != nil {
 			t.Fatalf("echo %d: %v", i, err)
 		}
-		if behind := got.Load() - before; behind > limit {
+		if behind := dl.got.Load() - before; behind > limit {
 			t.Errorf("echo %d came after %d bytes of the download, want at most %d", i, behind, limit)
 		}
 	}
-	close(stop)
-	bulk.Close()
-	in.Close()
-	<-wrote
-	<-read
+}
+
+// download is a media download on a stream of its own: the origin writes
+// (a bulk stream, as it marks a media one), the edge reads, until the test
+// ends. got counts what the edge read; underway is closed once 512 KiB
+// came, the queues full by then.
+type download struct {
+	got      atomic.Int64
+	underway chan struct{}
+}
+
+func startDownload(t *testing.T, ctx context.Context, edge, origin Session) *download {
+	t.Helper()
+	bulk, err := edge.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bulk.Write([]byte{1})
+	in, err := origin.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(in, make([]byte, 1))
+	SetBulk(in)
+	dl := &download{underway: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		b := make([]byte, 16<<10)
+		for {
+			if _, err := in.Write(b); err != nil {
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		b := make([]byte, 32<<10)
+		for {
+			n, err := bulk.Read(b)
+			if dl.got.Add(int64(n)) >= 512<<10 && dl.got.Load()-int64(n) < 512<<10 {
+				close(dl.underway)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	t.Cleanup(func() {
+		bulk.Close()
+		in.Close()
+		wg.Wait()
+	})
+	return dl
 }
