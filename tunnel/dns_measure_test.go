@@ -93,16 +93,7 @@ func measure(t *testing.T, size int, rate float64) {
 
 	// Down: the origin writes, the edge reads.
 	const down, up = 512 << 10, 64 << 10
-	st, err := edge.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Write([]byte{1})
-	in, err := origin.AcceptStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadFull(in, make([]byte, 1))
+	st, in := streamPair(t, ctx, edge, origin)
 	q0, start := queries(), time.Now()
 	go func() {
 		b := make([]byte, down)

@@ -182,16 +182,7 @@ type download struct {
 
 func startDownload(t *testing.T, ctx context.Context, edge, origin Session) *download {
 	t.Helper()
-	bulk, err := edge.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bulk.Write([]byte{1})
-	in, err := origin.AcceptStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadFull(in, make([]byte, 1))
+	bulk, in := streamPair(t, ctx, edge, origin)
 	SetBulk(in)
 	dl := &download{underway: make(chan struct{})}
 	var wg sync.WaitGroup
@@ -221,4 +212,21 @@ func startDownload(t *testing.T, ctx context.Context, edge, origin Session) *dow
 		wg.Wait()
 	})
 	return dl
+}
+
+// streamPair opens a stream on edge and returns it with the origin's end of
+// it, once a first byte has crossed.
+func streamPair(t *testing.T, ctx context.Context, edge, origin Session) (Stream, Stream) {
+	t.Helper()
+	st, err := edge.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte{1})
+	in, err := origin.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(in, make([]byte, 1))
+	return st, in
 }
