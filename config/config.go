@@ -103,7 +103,7 @@ type Edge struct {
 	Auth
 	Clients
 	Pool         Count           `envconfig:"FERRY_EDGE_POOL" default:"2" max:"64" form:"a whole number from 1 to 64" desc:"sessions kept to each origin; new clients go to the least busy one"`
-	Origins      TunnelURLs      `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME; or, listed last, dns://ZONE[?resolver=IP:PORT[,IP:PORT...]] (default: the resolvers of /etc/resolv.conf)" desc:"origins to tunnel to, in order of preference (this or FERRY_EDGE_TUNNEL_LISTEN is required); a dns:// one last is dialled only while none before it is up"`
+	Origins      TunnelURLs      `envconfig:"FERRY_EDGE_ORIGINS" form:"comma-separated ws://HOST[:PORT]/PATH, wss://HOST[:PORT]/PATH or quic://HOST:PORT, with optional ?connect=IP:PORT&sni=NAME; or, listed last, dns://ZONE[?resolver=IP:PORT[,IP:PORT...]][&rate=QUERIES_PER_SECOND] (default: the resolvers of /etc/resolv.conf, 100 queries a second to each)" desc:"origins to tunnel to, in order of preference (this or FERRY_EDGE_TUNNEL_LISTEN is required); a dns:// one last is dialled only while none before it is up"`
 	TunnelListen TunnelListeners `envconfig:"FERRY_EDGE_TUNNEL_LISTEN" form:"comma-separated ws://[HOST]:PORT/PATH, wss://[HOST]:PORT/PATH or quic://[HOST]:PORT" desc:"reverse mode: tunnel listeners that origins dial (their FERRY_ORIGIN_EDGES); clients' streams still go from edge to origin"`
 }
 
