@@ -62,23 +62,7 @@ func TestDNSFallback(t *testing.T) {
 		{Name: "dns", Dialer: dialer(t, dnsURL), Fallback: true},
 	}}}, &edge.Server{}, lspec{name: "chat", route: "chat"})
 
-	via := func() (net.Conn, string) {
-		ws, dns := w.srv.Stats().Streams, d.srv.Stats().Streams
-		c := e.dial(t, "chat")
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if got, err := echoOnce(c, []byte("ping")); err != nil || string(got) != "ping" {
-			c.Close()
-			return nil, "none"
-		}
-		c.SetDeadline(time.Time{})
-		switch {
-		case w.srv.Stats().Streams > ws:
-			return c, "ws"
-		case d.srv.Stats().Streams > dns:
-			return c, "dns"
-		}
-		return c, "none"
-	}
+	via := func() (net.Conn, string) { return e.via(t, 5*time.Second, carrier{"ws", w}, carrier{"dns", d}) }
 	await := func(want string, limit time.Duration) net.Conn {
 		t.Helper()
 		since := time.Now()
@@ -89,9 +73,7 @@ func TestDNSFallback(t *testing.T) {
 				t.Logf("clients go via %s after %v", want, time.Since(since).Round(10*time.Millisecond))
 				return c
 			}
-			if c != nil {
-				c.Close()
-			}
+			c.Close()
 			if time.Since(since) > limit {
 				t.Fatalf("clients still go via %s after %v, want %s", got, limit, want)
 			}

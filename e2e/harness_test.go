@@ -320,6 +320,36 @@ func (e *edgeProc) dial(t testing.TB, route string) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
+// carrier is an origin that may carry a client, by the name via gives it.
+type carrier struct {
+	name string
+	o    *originProc
+}
+
+// via connects a client to the edge's chat listener, echoes once within
+// timeout, and says which of origins carried it, by the streams each
+// counted: "none" when the echo failed or none counted one. The client stays
+// open until the test ends, unless the caller closes it.
+func (e *edgeProc) via(t testing.TB, timeout time.Duration, origins ...carrier) (net.Conn, string) {
+	t.Helper()
+	before := make([]int64, len(origins))
+	for i, c := range origins {
+		before[i] = c.o.srv.Stats().Streams
+	}
+	c := e.dial(t, "chat")
+	c.SetDeadline(time.Now().Add(timeout))
+	if got, err := echoOnce(c, []byte("ping")); err != nil || string(got) != "ping" {
+		return c, "none"
+	}
+	c.SetDeadline(time.Time{})
+	for i, o := range origins {
+		if o.o.srv.Stats().Streams > before[i] {
+			return c, o.name
+		}
+	}
+	return c, "none"
+}
+
 // echoOnce writes msg on c and reads the same number of bytes back.
 func echoOnce(c net.Conn, msg []byte) ([]byte, error) {
 	if _, err := c.Write(msg); err != nil {

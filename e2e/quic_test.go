@@ -309,22 +309,7 @@ func TestFallback(t *testing.T) {
 
 	// via connects a client, echoes once within a second, and says which
 	// origin carried it; the client stays open until the test ends.
-	via := func() (net.Conn, string) {
-		qs, ws := q.srv.Stats().Streams, w.srv.Stats().Streams
-		c := e.dial(t, "chat")
-		c.SetDeadline(time.Now().Add(time.Second))
-		if got, err := echoOnce(c, []byte("ping")); err != nil || string(got) != "ping" {
-			return c, "none"
-		}
-		c.SetDeadline(time.Time{})
-		switch {
-		case q.srv.Stats().Streams > qs:
-			return c, "quic"
-		case w.srv.Stats().Streams > ws:
-			return c, "ws"
-		}
-		return c, "none"
-	}
+	via := func() (net.Conn, string) { return e.via(t, time.Second, carrier{"quic", q}, carrier{"ws", w}) }
 	// await waits until a new client goes via want, within limit of since.
 	await := func(want string, since time.Time, limit time.Duration) net.Conn {
 		t.Helper()
