@@ -40,7 +40,14 @@ func (b *blockable) Dial(ctx context.Context) (tunnel.Session, error) {
 	if b.blocked.Load() {
 		return nil, errors.New("blocked")
 	}
-	return b.Dialer.Dial(ctx)
+	s, err := b.Dialer.Dial(ctx)
+	if err == nil && b.blocked.Load() {
+		// A dial begun before the cut brings no session up after it, as
+		// on a link that was cut.
+		s.Close()
+		return nil, errors.New("blocked")
+	}
+	return s, err
 }
 
 // TestDNSFallback: an edge whose origins are ws, then dns last, as
